@@ -1,0 +1,91 @@
+"""Throughput of pipeline.extract.extract_many against plain single-process trafilatura.
+
+Run ``python benchmarks/extraction_speed.py [--shared PATH] [--rounds N] [--workers N]``. The
+fundus pages (see extraction_quality.py) are decompressed into memory first so that neither side
+pays for disk or gzip. Each round times, in the same process and run:
+
+* ``trafilatura``: ``trafilatura.extract(html, url=url)`` page after page (its defaults, text
+  only, no metadata: the cheapest plain call, so the hardest baseline);
+* ``trafilatura+meta``: the same with ``with_metadata=True`` (what extract gives back);
+* ``newsagg``: ``list(extract_many(...))`` with all cores, pool start-up included.
+
+The best round of each is reported as pages per second, with the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import extraction_quality as quality  # noqa: E402
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(shared: Path | None = None, rounds: int = 1, workers: int = 0) -> dict[str, float]:
+    """Pages per second of each contender (best of ``rounds``); FileNotFoundError without data."""
+    import trafilatura
+
+    from pipeline.extract import extract_many
+
+    fundus = quality.data_dir(shared)
+    if fundus is None:
+        raise FileNotFoundError(f"fundus data not found under {shared or quality.DEFAULT_SHARED}")
+    pages = [(case.html(), case.url) for case in quality.load_cases(fundus)]
+
+    def plain() -> None:
+        for html, url in pages:
+            trafilatura.extract(html, url=url)
+
+    def plain_meta() -> None:
+        for html, url in pages:
+            trafilatura.extract(html, url=url, with_metadata=True)
+
+    def ours() -> None:
+        for _ in extract_many(((i, html, url) for i, (html, url) in enumerate(pages)),
+                              workers=workers):
+            pass
+
+    best = {"trafilatura": float("inf"), "trafilatura+meta": float("inf"),
+            "newsagg": float("inf")}
+    for _ in range(rounds):
+        best["newsagg"] = min(best["newsagg"], _time(ours))
+        best["trafilatura"] = min(best["trafilatura"], _time(plain))
+        best["trafilatura+meta"] = min(best["trafilatura+meta"], _time(plain_meta))
+    return {name: len(pages) / seconds for name, seconds in best.items()} | {"pages": len(pages)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=None,
+                        help=f"shared directory (default {quality.DEFAULT_SHARED})")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds, best one counts")
+    parser.add_argument("--workers", type=int, default=0, help="0: all cores")
+    args = parser.parse_args(argv)
+    if quality.data_dir(args.shared) is None:
+        where = (args.shared or quality.DEFAULT_SHARED) / quality.FUNDUS
+        print(f"skipped: no fundus data at {where} (pass --shared PATH)")
+        return 0
+    rates = measure(args.shared, args.rounds, args.workers)
+    print(f"{int(rates['pages'])} pages, {os.cpu_count()} cores, best of {args.rounds} round(s)")
+    for name in ("trafilatura", "trafilatura+meta", "newsagg"):
+        print(f"{name:<17} {rates[name]:7.1f} pages/s")
+    print(f"ratio newsagg / trafilatura:      {rates['newsagg'] / rates['trafilatura']:.2f}x")
+    print(f"ratio newsagg / trafilatura+meta: {rates['newsagg'] / rates['trafilatura+meta']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

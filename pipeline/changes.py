@@ -1,0 +1,126 @@
+"""The change feed: every committed insert, update or delete of a story or an article gets the
+next number of one store-wide sequence, so a consumer can page with
+``WHERE change_seq > :cursor ORDER BY change_seq`` and never miss a change.
+
+The number is taken at the very end of the write transaction, from inside SQLAlchemy's ``commit``
+event: ``UPDATE change_counter SET last_seq = last_seq + n ... RETURNING last_seq``. That
+statement row-locks the single counter row until the transaction ends, so a second writer that
+reaches its commit meanwhile waits for the first one to commit (or roll back) before it can
+number its own changes. Hence numbers are handed out in commit order, and a number is visible to
+readers only after every smaller number is: a cursor never passes a change still in flight. On
+SQLite a write transaction already holds the database's single write lock, which gives the same
+order. A rolled-back transaction also rolls back its counter update, so numbers stay dense.
+
+The write methods of :class:`pipeline.store.Store` call :func:`note_change`; nothing else is
+needed from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event, select
+
+from pipeline.schema import articles, change_counter, changes, stories
+
+_PENDING = "newsagg_pending_changes"
+KINDS = ("story", "article")
+_TABLES = {"story": (stories, stories.c.story_id), "article": (articles, articles.c.article_id)}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    change_seq: int
+    kind: str  # story | article
+    id: str
+    op: str  # insert | update | delete
+    changed_at: datetime | None
+
+
+def note_change(conn: Connection, kind: str, entity_id: str, op: str) -> None:
+    """Remember that this transaction wrote ``entity_id``; it is numbered when it commits."""
+    if kind not in _TABLES or op not in ("insert", "update", "delete"):
+        raise ValueError(f"bad change {kind!r} {op!r}")
+    install(conn.engine)
+    pending: dict[tuple[str, str], str] = conn.info.setdefault(_PENDING, {})
+    key = (kind, entity_id)
+    previous = pending.get(key)
+    if previous == "insert" and op == "delete":
+        del pending[key]  # born and gone in one transaction: nobody ever saw it
+        return
+    if previous == "insert" and op == "update":
+        op = "insert"
+    if previous == "delete" and op == "insert":
+        op = "update"  # readers saw it before; for them it changed
+    pending[key] = op
+
+
+def stamp(conn: Connection) -> list[int]:
+    """Number this transaction's pending changes now (normally called by the commit hook).
+
+    Holds the counter row lock until the transaction ends; call it last.
+    """
+    pending: dict[tuple[str, str], str] | None = conn.info.pop(_PENDING, None)
+    if not pending:
+        return []
+    items = sorted(pending.items())
+    last = conn.execute(change_counter.update().where(change_counter.c.id == 1)
+                        .values(last_seq=change_counter.c.last_seq + len(items))
+                        .returning(change_counter.c.last_seq)).scalar_one()
+    first = last - len(items) + 1
+    when = datetime.now(UTC)
+    log: list[dict[str, Any]] = []
+    for offset, ((kind, entity_id), op) in enumerate(items):
+        seq = first + offset
+        if op != "delete":
+            table, key = _TABLES[kind]
+            conn.execute(table.update().where(key == entity_id).values(change_seq=seq))
+        log.append({"change_seq": seq, "kind": kind, "entity_id": entity_id, "op": op,
+                    "changed_at": when})
+    conn.execute(changes.insert(), log)
+    return list(range(first, last + 1))
+
+
+def _on_commit(conn: Connection) -> None:
+    stamp(conn)
+
+
+def _on_rollback(conn: Connection) -> None:
+    conn.info.pop(_PENDING, None)
+
+
+def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+    record.info.pop(_PENDING, None)
+
+
+def install(engine: Engine) -> None:
+    """Hook the stamping into ``engine``'s commits (idempotent)."""
+    if not event.contains(engine, "commit", _on_commit):
+        event.listen(engine, "commit", _on_commit)
+        event.listen(engine, "rollback", _on_rollback)
+        event.listen(engine.pool, "checkin", _on_checkin)
+
+
+def changes_after(conn: Connection, after: int, limit: int = 100) -> list[Change]:
+    """One page of the feed, as a consumer reads it (through the v1 view's columns)."""
+    rows = conn.execute(select(changes).where(changes.c.change_seq > after)
+                        .order_by(changes.c.change_seq).limit(limit))
+    return [Change(r.change_seq, r.kind, r.entity_id, r.op, _utc(r.changed_at)) for r in rows]
+
+
+def last_seq(conn: Connection) -> int:
+    """The newest number handed out (committed or not yet committed)."""
+    value = conn.execute(select(change_counter.c.last_seq)
+                         .where(change_counter.c.id == 1)).scalar_one_or_none()
+    return int(value or 0)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+__all__ = ["Change", "changes_after", "install", "last_seq", "note_change", "stamp"]

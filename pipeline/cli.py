@@ -1,0 +1,384 @@
+"""The ``newsagg`` command. Flags are the last layer of configuration (see pipeline.config)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings, load_settings
+from pipeline.errors import ConfigError, NewsaggError, StoreError
+
+log = logging.getLogger("newsagg")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--since: not an ISO date or datetime: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        "store_url": getattr(args, "store", None),
+        "sources": getattr(args, "sources", None),
+    }
+    if getattr(args, "allow_private_network", False):
+        overrides["allow_private_network"] = True
+    return load_settings(overrides)
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", metavar="URL",
+                   help="SQLAlchemy URL of the store "
+                        "(default: NEWSAGG_STORE_URL, then the embedded SQLite file)")
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sources", metavar="FILE",
+                   help="source registry YAML (default: NEWSAGG_SOURCES, then ./sources.yaml)")
+    _store_arg(p)
+    p.add_argument("--since", metavar="ISO-DATE", help="only take articles published since then")
+    p.add_argument("--only", metavar="NAME", nargs="+", action="extend", help="only these sources")
+    p.add_argument("--allow-private-network", action="store_true",
+                   help="allow fetching from loopback and private addresses (demo, tests, intranets)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsagg", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="the whole pipeline once")
+    _source_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("crawl", help="crawl sitemap and section-page sources with Scrapy")
+    _source_args(p)
+    p.set_defaults(func=cmd_crawl)
+
+    p = sub.add_parser("stories", help="print the canonical stories")
+    _store_arg(p)
+    p.add_argument("--since", metavar="ISO-DATE", help="only stories updated since then")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="a JSON array")
+    p.set_defaults(func=cmd_stories)
+
+    p = sub.add_parser("extract", help="clean saved HTML pages without the network")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--url", help="the pages' URL (for relative links and metadata)")
+    p.add_argument("--json", action="store_true", required=True, help="JSON lines (the only format)")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("cluster", help="cluster a JSONL file of documents into stories, offline")
+    p.add_argument("--input", required=True, type=Path)
+    p.add_argument("--output", required=True, type=Path)
+    p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser("recluster", help="re-cluster the whole store (keeps story ids where it can)")
+    _store_arg(p)
+    p.set_defaults(func=cmd_recluster)
+
+    p = sub.add_parser("demo", help="serve the bundled sample news web and run the pipeline on it")
+    p.add_argument("--store", metavar="URL", help="store URL (default: a fresh SQLite file)")
+    p.add_argument("--json", action="store_true", help="print the stories as JSON")
+    p.set_defaults(func=cmd_demo)
+
+    # -- the read contract (issue 7): serve, export, token, db ---------------------------------
+    p = sub.add_parser("serve", help="the read API and story page (FastAPI + uvicorn)")
+    _store_arg(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", help="stories or articles changed after a cursor, to a file")
+    _store_arg(p)
+    p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
+    p.add_argument("--kind", choices=["stories", "articles"], default="stories")
+    p.add_argument("--since-seq", type=int, default=None, metavar="N",
+                   help="only rows whose change_seq is above N (default 0, or the cursor file)")
+    p.add_argument("--output", type=Path, metavar="PATH", help="file to write (default stdout)")
+    p.add_argument("--cursor-file", type=Path, metavar="PATH",
+                   help="read --since-seq from it and record the new cursor in it afterwards")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("token", help="bearer tokens for the read API")
+    token_sub = p.add_subparsers(dest="token_command", required=True)
+    for name, text in (("create", "make a token and print it once"),
+                       ("revoke", "revoke a token"), ("list", "list tokens (never the tokens)")):
+        tp = token_sub.add_parser(name, help=text)
+        _store_arg(tp)
+        if name != "list":
+            tp.add_argument("name", metavar="NAME")
+        tp.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("db", help="database administration")
+    db_sub = p.add_subparsers(dest="db_command", required=True)
+    dp = db_sub.add_parser("grant-reader",
+                           help="PostgreSQL: create or update a role that can only read the "
+                                "newsagg_v1_* views")
+    _store_arg(dp)
+    dp.add_argument("role", metavar="ROLE")
+    dp.add_argument("--login", action="store_true",
+                    help="let the role log in (no password is set; pg_hba.conf decides)")
+    dp.set_defaults(func=cmd_db_grant_reader)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("trafilatura", "htmldate", "courlan", "charset_normalizer", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"newsagg: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:
+        print(f"newsagg: store failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except NewsaggError as exc:
+        print(f"newsagg: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run(settings: Settings, only: list[str] | None, since: datetime | None) -> int:
+    from pipeline.context import open_context
+    from pipeline.progress import Progress
+    from pipeline.run import run_pipeline
+    from pipeline.sources import load_registry, select
+
+    sources = select(load_registry(settings.sources), only)
+    if not sources:
+        raise ConfigError("no enabled sources selected")
+    with open_context(settings) as ctx:
+        summary = run_pipeline(ctx, sources, since, Progress())
+    print("\n".join(summary.lines()))
+    return EXIT_FAILED if summary.nothing_done else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run(_settings(args), args.only, parse_since(args.since))
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    from pipeline.context import open_context
+    from pipeline.crawl import run_crawl
+    from pipeline.sources import load_registry, select
+
+    settings = _settings(args)
+    sources = select(load_registry(settings.sources), args.only, kinds=("sitemap", "html"))
+    if not sources:
+        raise ConfigError("no enabled sitemap or html sources selected")
+    with open_context(settings):
+        pass  # migrate before the subprocess writes
+    result = run_crawl(settings, sources, parse_since(args.since))
+    print(json.dumps({"ok": result.ok, "failed": result.failed, "discovered": result.discovered,
+                      "stats": result.stats}, indent=2, default=str))
+    return EXIT_FAILED if result.failed and not result.ok else EXIT_OK
+
+
+def _print_stories(settings: Settings, since: datetime | None, as_json: bool,
+                   limit: int | None = None) -> None:
+    from pipeline.dedup import story_to_json
+    from pipeline.store import Store
+
+    store = Store(settings.resolved_store_url)
+    try:
+        store.migrate()
+        stories = store.stories(since=since, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        json.dump([story_to_json(s) for s in stories], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return
+    for story in stories:
+        outlets = sorted({a.source for a in story.articles})
+        print(f"\n{story.title or '(untitled)'}")
+        print(f"  {story.story_id} · {len(story.articles)} reports from {', '.join(outlets)} · "
+              f"first {story.first_seen:%Y-%m-%d %H:%M}Z, updated {story.last_updated:%Y-%m-%d %H:%M}Z")
+        if story.summary:
+            print(f"  {story.summary}")
+        timeline: dict[str, list[str]] = {}
+        for fig in story.figures:
+            if fig.kind == "place":
+                continue
+            when = f"{fig.reported_at:%d %b %H:%M}" if fig.reported_at else "?"
+            timeline.setdefault(fig.kind, []).append(f"{fig.value} ({fig.source} {when})")
+        for kind in ("killed", "injured", "missiles", "drones", "intercepted"):
+            if kind in timeline:
+                print(f"  {kind}: " + " → ".join(timeline[kind]))
+        places = sorted({f.value for f in story.figures if f.kind == "place"})
+        if places:
+            print("  places: " + ", ".join(places))
+    print(f"\n{len(stories)} stories")
+
+
+def cmd_stories(args: argparse.Namespace) -> int:
+    _print_stories(_settings(args), parse_since(args.since), args.json, args.limit)
+    return EXIT_OK
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    import gzip
+
+    from pipeline.errors import ExtractionError
+    from pipeline.extract import extract
+
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            raw = path.read_bytes()
+            if path.suffix == ".gz":
+                raw = gzip.decompress(raw)
+            result = extract(raw, args.url)
+        except (OSError, EOFError, ExtractionError) as exc:
+            print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
+            status = EXIT_FAILED
+            continue
+        print(json.dumps({"file": str(path), "title": result.title, "text": result.text,
+                          "authors": list(result.authors),
+                          "published_at": result.published_at.isoformat() if result.published_at else None,
+                          "language": result.language}, ensure_ascii=False), flush=True)
+    return status
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from pipeline.cluster import cluster_file
+
+    count = cluster_file(args.input, args.output)
+    print(f"clustered {count} documents into {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_recluster(args: argparse.Namespace) -> int:
+    from pipeline.context import open_context
+    from pipeline.dedup import dedup
+
+    with open_context(_settings(args)) as ctx, ctx.store.run_lock():
+        outcome = dedup(ctx, recluster=True)
+    print(f"reclustered: {outcome.articles} articles moved; stories "
+          + ", ".join(f"{v} {k}" for k, v in sorted(outcome.stories.items())))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from pipeline.sampleweb.server import SampleWeb, sources_yaml
+
+    with tempfile.TemporaryDirectory(prefix="newsagg-demo-") as tmp, SampleWeb() as web:
+        registry = Path(tmp) / "sources.yaml"
+        registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
+        store = args.store or f"sqlite:///{Path(tmp) / 'demo.db'}"
+        settings = load_settings({"store_url": store, "sources": str(registry),
+                                  "allow_private_network": True})
+        print(f"sample news web on {web.base_url}; store {store}", file=sys.stderr)
+        status = _run(settings, None, None)
+        _print_stories(settings, None, args.json)
+    return status
+
+
+# -- the read contract (issue 7) ---------------------------------------------------------------
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from pipeline.store import Store
+
+    store = Store(_settings(args).resolved_store_url)
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pipeline.readapi import serve
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port: {args.port} is not a TCP port")
+    store = _open_store(args)
+    try:
+        print(f"newsagg read API on http://{args.host}:{args.port}/ (store {store.safe_url})",
+              file=sys.stderr)
+        serve(store, args.host, args.port)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pipeline.export import export, read_cursor, write_cursor
+
+    since = args.since_seq
+    if since is None:
+        since = read_cursor(args.cursor_file) if args.cursor_file else 0
+    output = None if args.output is None or str(args.output) == "-" else args.output
+    store = _open_store(args)
+    try:
+        result = export(store, args.format, output, since, args.kind)
+    finally:
+        store.close()
+    if args.cursor_file:
+        write_cursor(args.cursor_file, result)
+    print(f"exported {result.rows} {args.kind} (change_seq {result.since_seq} < seq <= "
+          f"{result.last_seq}) to {result.output}; continue with --since-seq {result.last_seq}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from pipeline.tokens import create_token, list_tokens, revoke_token
+
+    store = _open_store(args)
+    try:
+        if args.token_command == "create":
+            token = create_token(store, args.name)
+            print(token)
+            print(f"token {args.name!r} created; it is shown only now. Send it as "
+                  "'Authorization: Bearer <token>'.", file=sys.stderr)
+        elif args.token_command == "revoke":
+            revoke_token(store, args.name)
+            print(f"token {args.name!r} revoked", file=sys.stderr)
+        else:
+            for info in list_tokens(store):
+                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}Z" if info.revoked_at \
+                    else "active"
+                print(f"{info.name}\tcreated {info.created_at:%Y-%m-%d %H:%M}Z\t{state}")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_db_grant_reader(args: argparse.Namespace) -> int:
+    from pipeline.tokens import grant_reader
+
+    store = _open_store(args)
+    try:
+        warnings = grant_reader(store, args.role, login=args.login)
+    finally:
+        store.close()
+    for warning in warnings:
+        print(f"newsagg: warning: {warning}", file=sys.stderr)
+    print(f"role {args.role} ({'LOGIN, no password' if args.login else 'NOLOGIN'}) may read "
+          "the newsagg_v1_* views and nothing else in this database", file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

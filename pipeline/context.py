@@ -1,0 +1,47 @@
+"""What every stage needs: settings, the store and the HTTP client, opened once per run or task."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pipeline.config import Settings
+from pipeline.store import Store
+
+if TYPE_CHECKING:
+    from pipeline.http import HttpClient
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    _http: HttpClient | None = None
+
+    @property
+    def http(self) -> HttpClient:
+        """Created on first use so store-only stages (clean, dedup) never open sockets."""
+        if self._http is None:
+            from pipeline.http import HttpClient
+
+            self._http = HttpClient(self.settings)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+        self.store.close()
+
+
+@contextlib.contextmanager
+def open_context(settings: Settings, migrate: bool = True) -> Iterator[Context]:
+    store = Store(settings.resolved_store_url)
+    ctx = Context(settings, store)
+    try:
+        if migrate:
+            store.migrate()
+        yield ctx
+    finally:
+        ctx.close()

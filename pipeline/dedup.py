@@ -1,0 +1,189 @@
+"""The dedup stage: new and changed articles join open stories or open new ones.
+
+Layer 1 (exact: canonical URL, content hash) happens on upsert; here layer 2 (near-duplicate wire
+copies, :mod:`pipeline.neardup`) and layer 3 (event clustering, :mod:`pipeline.cluster`) run over
+the changed articles and the articles published within ``story_window_hours`` of them, never the
+whole store. Existing articles keep their story; a story id, once given, is never renamed.
+
+The best report of a story (its title and summary) is the original report (not a copy) that gives
+the most kinds of figures, then the most recent, then the longest: the most complete and freshest
+account a reader can be shown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipeline.cluster import Doc, assign_story_ids, cluster_docs
+from pipeline.context import Context
+from pipeline.figures import extract_figures
+from pipeline.models import Figure, Story, StoryArticle
+from pipeline.neardup import find_copies
+from pipeline.store import dedup_signature
+
+SUMMARY_CHARS = 300
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass
+class DedupOutcome:
+    articles: int = 0  # articles (re)assigned in this run
+    stories: Counter[str] = field(default_factory=Counter)  # new / updated / unchanged
+
+
+def _when(row: dict[str, Any]) -> datetime:
+    value = row["published_at"] or row["fetched_at"]
+    assert isinstance(value, datetime)
+    return value
+
+
+def to_doc(row: dict[str, Any]) -> Doc:
+    return Doc(id=row["article_id"], text=row["text"], title=row["title"], url=row["url"],
+               published_at=row["published_at"], source=row["source"], language=row["language"])
+
+
+def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
+    """Assign stories to what changed since the last run (or to everything, with ``recluster``)."""
+    store = ctx.store
+    window = timedelta(hours=ctx.settings.story_window_hours)
+    changed = store.articles_between(None, None) if recluster else store.articles_to_dedup()
+    outcome = DedupOutcome()
+    if not changed:
+        return outcome
+    times = [_when(r) for r in changed]
+    context = {r["article_id"]: r for r in store.articles_between(min(times) - window,
+                                                                  max(times) + window)}
+    for row in changed:
+        context[row["article_id"]] = row
+    rows = sorted(context.values(), key=lambda r: r["article_id"])
+    changed_ids = {r["article_id"] for r in changed}
+    existing = {} if recluster else {
+        r["article_id"]: r["story_id"] for r in rows
+        if r["story_id"] and r["article_id"] not in changed_ids
+    }
+    # Changed articles that already had a story keep it: an update at the same URL updates its
+    # story rather than opening a new one.
+    keep = {r["article_id"]: r["story_id"] for r in changed if r["story_id"] and not recluster}
+    docs = [to_doc(r) for r in rows]
+    partition = cluster_docs(docs)
+    copies = find_copies(docs)
+    exact = {r["article_id"]: r["duplicate_of"] for r in rows
+             if r["duplicate_of"] and r["duplicate_of"] in context}
+    # An exact duplicate belongs wherever its original is.
+    for dup, original in exact.items():
+        if original in partition:
+            partition[dup] = partition[original]
+    story_ids = assign_story_ids(partition, {**existing, **keep} if not recluster else
+                                 {r["article_id"]: r["story_id"] for r in rows if r["story_id"]})
+    assignments: dict[str, tuple[str, str | None, str | None]] = {}
+    targets = changed_ids if not recluster else set(context)
+    for row in rows:
+        article_id = row["article_id"]
+        if article_id not in targets:
+            continue
+        story_id = keep.get(article_id) or story_ids[article_id]
+        copy_of = exact.get(article_id) or copies.get(article_id)
+        assignments[article_id] = (story_id, copy_of, dedup_signature(row))
+    touched = {a[0] for a in assignments.values()}
+    with store.begin() as conn:
+        outcome.articles = store.assign(conn, assignments)
+        previous = {r["story_id"] for r in changed if r["story_id"]}
+        touched |= previous
+    for story_id in sorted(touched):
+        members = store.articles_of_stories([story_id])
+        with store.begin() as conn:
+            if not members:
+                continue
+            story, best, figs = build_story(story_id, members)
+            outcome.stories[store.save_story(conn, story, best, figs)] += 1
+    with store.begin() as conn:
+        store.delete_empty_stories(conn)
+    return outcome
+
+
+def _best(members: list[dict[str, Any]], figures: dict[str, list[Figure]]) -> dict[str, Any]:
+    originals = [m for m in members if not m["copy_of"] and not m["duplicate_of"]] or members
+    return max(originals, key=lambda m: (len({f.kind for f in figures[m["article_id"]]}),
+                                         _when(m), len(m["text"]), m["article_id"]))
+
+
+def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """Leading sentences of the best report, cut at a sentence end within ``limit``.
+
+    Paragraphs without closing punctuation (standfirsts, datelines) are skipped while a later
+    paragraph reads as prose, so the summary never runs two fragments together.
+    """
+    paragraphs = [p.strip() for p in text.splitlines() if p.strip()]
+    prose = [p for p in paragraphs if p[-1] in ".!?\"'»”…"] or paragraphs
+    summary = ""
+    for sentence in (s for p in prose for s in _SENTENCE_END.split(p)):
+        if summary and len(summary) + 1 + len(sentence) > limit:
+            break
+        summary = f"{summary} {sentence}".strip()
+    if len(summary) > limit:
+        summary = summary[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return summary
+
+
+def build_story(story_id: str, members: list[dict[str, Any]]
+                ) -> tuple[Story, str, list[tuple[str, Figure]]]:
+    members = sorted(members, key=lambda m: (_when(m), m["article_id"]))
+    per_article: dict[str, list[Figure]] = defaultdict(list)
+    all_figures: list[tuple[str, Figure]] = []
+    for m in members:
+        seen: set[tuple[str, str]] = set()
+        for kind, value in extract_figures(m["text"], m["title"]):
+            if (kind, value) in seen:
+                continue
+            seen.add((kind, value))
+            fig = Figure(kind=kind, value=value, source=m["source"], url=m["url"],
+                         reported_at=_reported_at(m))
+            per_article[m["article_id"]].append(fig)
+            all_figures.append((m["article_id"], fig))
+    best = _best(members, per_article)
+    first_seen = min(_when(m) for m in members)
+    last_updated = max(_reported_at(m) for m in members)
+    story = Story(
+        story_id=story_id, title=best["title"], summary=summarise(best["text"]),
+        first_seen=first_seen, last_updated=last_updated,
+        articles=tuple(StoryArticle(m["article_id"], m["url"], m["source"], m["title"],
+                                    m["published_at"], m["copy_of"] or m["duplicate_of"])
+                       for m in members),
+    )
+    return story, best["article_id"], all_figures
+
+
+def _reported_at(row: dict[str, Any]) -> datetime:
+    """When this version of a report was out: its revision time if it was revised after the
+    first fetch, else its publication time."""
+    revised = row["updated_at"] if row["updated_at"] and row["updated_at"] > row["fetched_at"] else None
+    return max(x for x in (_when(row), revised) if x is not None)
+
+
+def story_to_json(story: Story) -> dict[str, Any]:
+    """The shape of ``newsagg stories --json`` (and the read API)."""
+    def iso(value: datetime | None) -> str | None:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "story_id": story.story_id,
+        "title": story.title,
+        "summary": story.summary,
+        "first_seen": iso(story.first_seen),
+        "last_updated": iso(story.last_updated),
+        "articles": [{"article_id": a.article_id, "url": a.url, "source": a.source,
+                      "title": a.title, "published_at": iso(a.published_at), "copy_of": a.copy_of}
+                     for a in story.articles],
+        "figures": [{"kind": f.kind, "value": _value(f), "source": f.source, "url": f.url,
+                     "reported_at": iso(f.reported_at)} for f in story.figures],
+    }
+
+
+def _value(fig: Figure) -> int | str:
+    return int(fig.value) if fig.kind != "place" and fig.value.isdigit() else fig.value
+
+

@@ -1,0 +1,99 @@
+"""The typed models: one per thing (Source, Article, Story and the parts of a Story).
+
+They are plain frozen dataclasses so that every stage, the store and the CLI agree on one shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+SourceKind = Literal["rss", "sitemap", "html"]
+SOURCE_KINDS: tuple[str, ...] = ("rss", "sitemap", "html")
+
+FigureKind = Literal["killed", "injured", "missiles", "drones", "intercepted", "place"]
+FIGURE_KINDS: tuple[str, ...] = ("killed", "injured", "missiles", "drones", "intercepted", "place")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One outlet entry of the source registry."""
+
+    name: str
+    kind: SourceKind
+    url: str
+    language: str | None = None
+    links: str | None = None  # html: CSS (or "xpath:" prefixed XPath) selector of article links
+    next_page: str | None = None  # html: selector of the pagination link
+    max_pages: int = 5  # html: page limit per run
+    delay: float | None = None  # politeness override: seconds between requests to this host
+    enabled: bool = True
+
+
+def article_id_for(canonical_url: str) -> str:
+    """A stable article id derived from the canonical URL, so reruns address the same row."""
+    return hashlib.sha256(canonical_url.encode("utf-8")).hexdigest()[:20]
+
+
+def content_hash_for(text: str) -> str:
+    """Hash of the normalised body text; equal hashes mean the same article text."""
+    normalised = " ".join(text.split()).casefold()
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A cleaned article as it is stored."""
+
+    url: str  # canonical URL
+    source: str
+    title: str | None
+    authors: tuple[str, ...]
+    published_at: datetime | None
+    language: str | None
+    text: str
+    content_hash: str
+    fetched_at: datetime
+    article_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.article_id:
+            object.__setattr__(self, "article_id", article_id_for(self.url))
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One number one report gives, kept even when outlets disagree."""
+
+    kind: str  # one of FIGURE_KINDS
+    value: str  # a count ("12") or, for kind "place", the place name
+    source: str
+    url: str
+    reported_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryArticle:
+    """An article's membership in a story."""
+
+    article_id: str
+    url: str
+    source: str
+    title: str | None
+    published_at: datetime | None
+    copy_of: str | None = None  # article_id of the report this one is a copy of
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """The canonical story of one real-world event."""
+
+    story_id: str
+    title: str | None
+    summary: str | None
+    first_seen: datetime
+    last_updated: datetime
+    articles: tuple[StoryArticle, ...] = field(default_factory=tuple)
+    figures: tuple[Figure, ...] = field(default_factory=tuple)

@@ -1,0 +1,119 @@
+"""One whole pipeline run, as ``newsagg run`` does it: discover, fetch, clean, dedup.
+
+The DAG calls the same stage functions one task at a time; this module only sequences them and
+builds the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pipeline.clean import clean_pending
+from pipeline.context import Context
+from pipeline.dedup import dedup
+from pipeline.ingest import fetch_pending, pull_feed
+from pipeline.models import Source
+from pipeline.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    sources_ok: list[str] = field(default_factory=list)
+    sources_failed: dict[str, str] = field(default_factory=dict)
+    feed_warnings: dict[str, str] = field(default_factory=dict)
+    discovered: int = 0
+    fetch: Counter[str] = field(default_factory=Counter)
+    articles: Counter[str] = field(default_factory=Counter)
+    drops: dict[str, str] = field(default_factory=dict)
+    stories: Counter[str] = field(default_factory=Counter)
+    crawl_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nothing_done(self) -> bool:
+        return bool(self.sources_failed) and not self.sources_ok
+
+    def lines(self) -> list[str]:
+        failed = "".join(f"\n  failed {name}: {why}" for name, why in sorted(self.sources_failed.items()))
+        warned = "".join(f"\n  warning {name}: {why}" for name, why in sorted(self.feed_warnings.items()))
+        dropped = Counter(self.drops.values())
+        reasons = "".join(f"\n  dropped {n}× {why}" for why, n in dropped.most_common())
+        out = [
+            f"sources: {len(self.sources_ok)} ok, {len(self.sources_failed)} failed{failed}{warned}",
+            f"urls: {self.discovered} new discovered; fetch: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.fetch.items())) if self.fetch
+            else f"urls: {self.discovered} new discovered; fetch: nothing to fetch",
+            "articles: " + ", ".join(f"{self.articles.get(k, 0)} {k}" for k in
+                                     ("new", "updated", "unchanged", "dropped")) + reasons,
+            "stories: " + ", ".join(f"{self.stories.get(k, 0)} {k}" for k in ("new", "updated")),
+        ]
+        if self.crawl_stats:
+            keys = ("downloader/request_count", "downloader/response_count", "item_scraped_count",
+                    "robotstxt/forbidden", "log_count/ERROR", "finish_reason")
+            out.append("crawl: " + ", ".join(f"{k}={self.crawl_stats[k]}" for k in keys
+                                             if k in self.crawl_stats))
+        return out
+
+
+def run_pipeline(ctx: Context, sources: Sequence[Source], since: datetime | None = None,
+                 progress: Progress | None = None) -> RunSummary:
+    progress = progress or Progress(enabled=False)
+    summary = RunSummary()
+    with ctx.store.run_lock():
+        feeds = [s for s in sources if s.kind == "rss"]
+        crawled = [s for s in sources if s.kind != "rss"]
+        with progress.stage("feeds", len(feeds)) as bar:
+            for source in feeds:
+                outcome = pull_feed(ctx, source, since)
+                if outcome.ok:
+                    summary.sources_ok.append(source.name)
+                    if outcome.error:
+                        summary.feed_warnings[source.name] = outcome.error
+                else:
+                    summary.sources_failed[source.name] = outcome.error or "failed"
+                summary.discovered += outcome.new + outcome.requeued
+                bar.advance()
+        if crawled:
+            crawl_sources(ctx, crawled, since, summary)
+        with progress.stage("fetch") as bar:
+            last = [0]
+
+            def fetched(done: int, total: int) -> None:
+                bar.total(total)
+                bar.advance(done - last[0])
+                last[0] = done
+
+            # Crawled sources fetch their own articles under Scrapy's robots.txt rules; what
+            # they leave pending waits for their next crawl.
+            fetch = fetch_pending(ctx, feeds, on_progress=fetched)
+        summary.fetch.update(fetch.counts)
+        summary.drops.update(fetch.failures)
+        with progress.stage("clean") as bar:
+            cleaned = clean_pending(ctx, sources, on_progress=bar.advance)
+        summary.articles.update(cleaned.counts)
+        summary.articles["dropped"] += fetch.counts.get("failed", 0) + fetch.counts.get("dropped", 0)
+        summary.drops.update(cleaned.drops)
+        with progress.stage("dedup") as bar:
+            result = dedup(ctx)
+            bar.advance(result.articles)
+        summary.stories.update(result.stories)
+    return summary
+
+
+def crawl_sources(ctx: Context, sources: Sequence[Source], since: datetime | None,
+                  summary: RunSummary) -> None:
+    """Sitemap and section-page sources go through the Scrapy crawl (in a subprocess)."""
+    from pipeline.crawl import run_crawl
+
+    result = run_crawl(ctx.settings, sources, since)
+    summary.crawl_stats = result.stats
+    for name in result.ok:
+        summary.sources_ok.append(name)
+    summary.sources_failed.update(result.failed)
+    summary.discovered += result.discovered

@@ -1,0 +1,395 @@
+"""A local HTTP server for the bundled sample news web (standard library only).
+
+Six fictional outlets live under ``site/``: ``wire`` (RSS), ``ledger`` (Atom), ``herald`` (RSS with
+``content:encoded``), ``courier`` (RSS, one article in Ukrainian), ``monitor`` (no feed: a gzipped
+Google News sitemap inside a sitemap index) and ``gazette`` (no feed: a paginated HTML section).
+``site/manifest.json`` is the ground truth the tests check against.
+
+Serving rules:
+
+* Text files (html, xml, rss, atom, txt, json) have ``{{BASE}}`` replaced with :attr:`base_url`.
+* ``/x.xml.gz`` is produced from the template ``x.xml`` (substituted, then gzipped).
+* ``/dir/`` serves ``dir/index.html``; an extensionless path serves ``path.html``.
+* Editions: after :meth:`SampleWeb.set_edition` ``(n)``, a file ``name.vK.ext`` (highest K <= n)
+  is served instead of ``name.ext`` at the same URL. Variant files are never served directly.
+* Every 200 carries a strong ETag (hash of the served bytes) and a fixed Last-Modified (from the
+  manifest for articles, otherwise a constant per edition); a matching If-None-Match, or an
+  If-Modified-Since not older than Last-Modified, gets 304 with no body.
+* ``/faults/garbage-feed.xml`` (200, not a feed), ``/faults/500`` (always 500),
+  ``/faults/not-html`` (200, ``application/pdf``) and the feed ``/faults/feed.xml`` that links to
+  one good article, the 500 and the PDF.
+* ``/robots.txt`` disallows ``/private/`` (one page exists there, linked from the gazette section).
+* Anything else is 404. Nothing is logged.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SITE_DIR = PACKAGE_DIR / "site"
+SOURCES_TEMPLATE = PACKAGE_DIR / "sources.yaml"
+PLACEHOLDER = "{{BASE}}"
+
+# Fault routes and the feed that leads to them (not part of sources_yaml()).
+FAULTS_FEED_PATH = "/faults/feed.xml"
+FAULT_GOOD_ARTICLE_PATH = "/faults/articles/lviv-library-reopens.html"
+FAULT_GARBAGE_FEED_PATH = "/faults/garbage-feed.xml"
+FAULT_500_PATH = "/faults/500"
+FAULT_NOT_HTML_PATH = "/faults/not-html"
+PRIVATE_PAGE_PATH = "/private/embargoed-casualty-report.html"
+
+TEXT_TYPES = {
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".xml": "application/xml",
+    ".rss": "application/rss+xml",
+    ".atom": "application/atom+xml",
+    ".txt": "text/plain",
+    ".json": "application/json",
+}
+GZIP_TYPE = "application/gzip"
+
+# Last-Modified of files that are not articles (feeds, sitemaps, section pages, robots.txt),
+# by the edition of the variant served.
+SITE_LAST_MODIFIED = {
+    1: datetime(2026, 11, 20, 16, 0, tzinfo=UTC),
+    2: datetime(2026, 11, 20, 17, 0, tzinfo=UTC),
+}
+
+_VARIANT_RE = re.compile(r"\.v\d+\.[^./]+$")
+_HIDDEN = {"manifest.json"}
+
+_GARBAGE_FEED = (
+    b"\x00\x01\x02GARBAGE\xff\xfe{not: a feed} <<<<< ]]> &&& \x1b[31m\n" * 8
+    + b"Service temporarily unavailable; please retry later.\n"
+)
+_FAKE_PDF = (
+    b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+    b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
+    + bytes(range(256))
+    + b"\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+)
+
+
+def load_manifest(site_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The ground-truth list of articles (see the package docstring for the fields)."""
+    path = (site_dir or SITE_DIR) / "manifest.json"
+    data: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def sources_yaml(base_url: str) -> str:
+    """The source registry (YAML text) for a sample web served at ``base_url``."""
+    base = base_url.rstrip("/")
+    lines = SOURCES_TEMPLATE.read_text(encoding="utf-8").splitlines()
+    while lines and (lines[0].startswith("#") or not lines[0].strip()):
+        lines.pop(0)
+    text = "\n".join(lines) + "\n"
+    text = re.sub(r'"\{\{BASE\}\}([^"]*)"', lambda m: base + m.group(1), text)
+    text = text.replace(PLACEHOLDER, base)
+    return f"# newsagg sample news web at {base}\n{text}"
+
+
+def _parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request the server answered."""
+
+    method: str
+    path: str  # as sent, query string included
+    headers: dict[str, str]
+    status: int
+    time: float  # time.monotonic() when the answer was decided
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    last_modified: datetime | None = None
+    location: str | None = None
+
+
+class SampleWeb:
+    """The sample news web on a local port; a context manager.
+
+    >>> with SampleWeb() as web:
+    ...     registry = sources_yaml(web.base_url)
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, site_dir: Path | None = None):
+        self.host = host
+        self.port = port
+        self.site_dir = (site_dir or SITE_DIR).resolve()
+        self._edition = 1
+        self._base_url: str | None = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._requests: list[RequestRecord] = []
+        self._last_modified = self._article_dates()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("SampleWeb is not started; call start() first")
+        return self._base_url
+
+    def url(self, path: str) -> str:
+        """Absolute URL of a path on this server."""
+        return self.base_url + "/" + path.lstrip("/")
+
+    def sources_yaml(self) -> str:
+        return sources_yaml(self.base_url)
+
+    @property
+    def edition(self) -> int:
+        return self._edition
+
+    def set_edition(self, n: int) -> None:
+        if n < 1:
+            raise ValueError("edition numbers start at 1")
+        with self._lock:
+            self._edition = n
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of the request log, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def start(self) -> SampleWeb:
+        if self._server is not None:
+            return self
+        web = self
+
+        class Handler(_Handler):
+            sample_web = web
+
+        server = _Server((self.host, self.port), Handler)
+        self._server = server
+        port = server.server_address[1]
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        self._base_url = f"http://{host}:{port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"sampleweb-{port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> SampleWeb:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ internals
+
+    def _article_dates(self) -> dict[str, datetime]:
+        """Last-Modified of article files, keyed by path relative to the site directory."""
+        dates: dict[str, datetime] = {}
+        manifest = self.site_dir / "manifest.json"
+        if not manifest.is_file():
+            return dates
+        for entry in load_manifest(self.site_dir):
+            dates[entry["path"]] = _parse_iso(entry.get("modified_at") or entry["published_at"])
+            for edition in entry.get("editions", []):
+                dates[edition["path"]] = _parse_iso(edition["modified_at"])
+        return dates
+
+    def _record(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._requests.append(record)
+
+    def _variants(self, rel: str) -> Iterator[tuple[str, int]]:
+        """Candidate files for ``rel`` under the current edition, best first."""
+        stem, dot, ext = rel.rpartition(".")
+        if dot and "/" not in ext:
+            for k in range(self._edition, 1, -1):
+                yield f"{stem}.v{k}.{ext}", k
+        yield rel, 1
+
+    def _file(self, rel: str) -> tuple[Path, int] | None:
+        for candidate, edition in self._variants(rel):
+            path = (self.site_dir / candidate).resolve()
+            if not path.is_relative_to(self.site_dir):
+                return None
+            if path.is_file():
+                return path, edition
+        return None
+
+    def _text(self, path: Path) -> bytes:
+        text = path.read_text(encoding="utf-8")
+        return text.replace(PLACEHOLDER, self.base_url).encode("utf-8")
+
+    def _last_modified_for(self, path: Path, edition: int) -> datetime:
+        rel = path.relative_to(self.site_dir).as_posix()
+        return self._last_modified.get(rel) or SITE_LAST_MODIFIED.get(
+            edition, SITE_LAST_MODIFIED[max(SITE_LAST_MODIFIED)])
+
+    def _fault(self, path: str) -> _Response | None:
+        fixed = SITE_LAST_MODIFIED[1]
+        if path == FAULT_500_PATH:
+            return _Response(500, b"Internal Server Error\n", "text/plain; charset=utf-8")
+        if path == FAULT_GARBAGE_FEED_PATH:
+            return _Response(200, _GARBAGE_FEED, "application/rss+xml", fixed)
+        if path == FAULT_NOT_HTML_PATH:
+            return _Response(200, _FAKE_PDF, "application/pdf", fixed)
+        return None
+
+    def _resolve(self, raw_path: str) -> _Response:
+        path = unquote(urlsplit(raw_path).path)
+        if "\x00" in path or not path.startswith("/") or ".." in path.split("/"):
+            return _Response(404)
+        fault = self._fault(path)
+        if fault is not None:
+            return fault
+        rel = path.lstrip("/")
+        if rel == "" or rel.endswith("/"):
+            rel += "index.html"
+        name = rel.rsplit("/", 1)[-1]
+        if rel in _HIDDEN or _VARIANT_RE.search(name):
+            return _Response(404)
+        if (self.site_dir / rel).is_dir():
+            return _Response(301, location=self.base_url + path + "/")
+        candidates = [rel]
+        if "." not in name:
+            candidates.append(rel + ".html")
+        for candidate in candidates:
+            found = self._file(candidate)
+            if found is not None:
+                file, edition = found
+                suffix = file.suffix.lower()
+                if suffix in TEXT_TYPES:
+                    body = self._text(file)
+                    ctype = f"{TEXT_TYPES[suffix]}; charset=utf-8"
+                else:
+                    body, ctype = file.read_bytes(), "application/octet-stream"
+                return _Response(200, body, ctype, self._last_modified_for(file, edition))
+        if rel.endswith(".gz"):
+            found = self._file(rel[:-3])
+            if found is not None:
+                file, edition = found
+                body = gzip.compress(self._text(file), mtime=0)
+                return _Response(200, body, GZIP_TYPE, self._last_modified_for(file, edition))
+        return _Response(404)
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _not_modified(headers: Any, etag: str, last_modified: datetime | None) -> bool:
+    inm = headers.get("If-None-Match")
+    if inm is not None:
+        tags = [t.strip() for t in inm.split(",")]
+        return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+    ims = headers.get("If-Modified-Since")
+    if ims and last_modified is not None:
+        try:
+            since = parsedate_to_datetime(ims)
+        except (TypeError, ValueError, IndexError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return since >= last_modified
+    return False
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 stalls concurrent clients for a second
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # quiet: a client hanging up is not worth a traceback on stderr
+
+
+class _Handler(BaseHTTPRequestHandler):
+    sample_web: SampleWeb
+    protocol_version = "HTTP/1.1"
+    server_version = "newsagg-sampleweb/1.0"
+    sys_version = ""
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, send_body: bool) -> None:
+        web = self.sample_web
+        try:
+            response = web._resolve(self.path)
+        except Exception:
+            response = _Response(500, b"Internal Server Error\n", "text/plain; charset=utf-8")
+        status = response.status
+        etag = None
+        if status == 200:
+            etag = _etag(response.body)
+            if _not_modified(self.headers, etag, response.last_modified):
+                status = 304
+        web._record(RequestRecord(self.command, self.path, dict(self.headers.items()), status,
+                                  time.monotonic()))
+        body = response.body
+        if status == 404:
+            body = b"Not Found\n"
+        elif status in (301, 304):
+            body = b""
+        try:
+            self.send_response(status)
+            if etag is not None:
+                self.send_header("ETag", etag)
+            if response.last_modified is not None and status in (200, 304):
+                self.send_header("Last-Modified", format_datetime(response.last_modified,
+                                                                  usegmt=True))
+            if response.location is not None:
+                self.send_header("Location", response.location)
+            if status != 304:
+                self.send_header("Content-Type", response.content_type
+                                 or "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if send_body and body:
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True

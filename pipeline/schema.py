@@ -1,0 +1,157 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations in ``pipeline/migrations`` create
+them; a test checks the migrations and this metadata agree.
+
+Internal tables may change between versions; downstream consumers read the versioned views.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+TS = DateTime(timezone=True)
+
+# Conditional-GET state per feed / sitemap / section URL.
+feed_state = Table(
+    "feed_state", metadata,
+    Column("url", String(2048), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("etag", String(512)),
+    Column("last_modified", String(128)),
+)
+
+# The frontier: every article URL discovered, and where it stands.
+urls = Table(
+    "urls", metadata,
+    Column("url", String(2048), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("discovered_at", TS, nullable=False),
+    Column("hint_title", Text),
+    Column("hint_published_at", TS),
+    Column("lastmod", TS),  # the feed's or sitemap's last-modified claim for this URL
+    Column("status", String(16), nullable=False),  # pending | fetched | failed | dropped
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Index("ix_urls_status", "status"),
+)
+
+# Raw pages, compressed, so cleaning can be re-run without fetching again.
+pages = Table(
+    "pages", metadata,
+    Column("url", String(2048), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("final_url", String(2048), nullable=False),
+    Column("fetched_at", TS, nullable=False),
+    Column("content_type", String(128)),
+    Column("charset", String(64)),
+    Column("etag", String(512)),
+    Column("last_modified", String(128)),
+    Column("body_sha256", String(64), nullable=False),
+    Column("body_gz", LargeBinary, nullable=False),
+    Column("cleaned_sha256", String(64)),  # body_sha256 at the last clean; differs: clean again
+)
+
+articles = Table(
+    "articles", metadata,
+    Column("article_id", String(32), primary_key=True),
+    Column("url", String(2048), nullable=False, unique=True),
+    Column("source", String(64), nullable=False),
+    Column("title", Text),
+    Column("authors", Text, nullable=False),  # JSON list
+    Column("published_at", TS),
+    Column("language", String(16)),
+    Column("text", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("fetched_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Column("duplicate_of", String(32)),  # exact copy (same content hash) of this article
+    Column("copy_of", String(32)),  # near-duplicate (syndicated copy) of this article
+    Column("story_id", String(32)),
+    Column("dedup_sig", String(64)),  # signature at the last dedup; differs: dedup again
+    Column("change_seq", BigInteger),  # change feed: seq of the last change (pipeline.changes)
+    Index("ix_articles_content_hash", "content_hash"),
+    Index("ix_articles_story_id", "story_id"),
+    Index("ix_articles_published_at", "published_at"),
+    Index("ix_articles_change_seq", "change_seq"),
+)
+
+# Why an URL did not become an article (the latest reason per URL and stage).
+drops = Table(
+    "drops", metadata,
+    Column("url", String(2048), primary_key=True),
+    Column("stage", String(16), primary_key=True),  # feed | fetch | clean
+    Column("source", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("at", TS, nullable=False),
+)
+
+stories = Table(
+    "stories", metadata,
+    Column("story_id", String(32), primary_key=True),
+    Column("title", Text),
+    Column("summary", Text),
+    Column("best_article_id", String(32)),
+    Column("first_seen", TS, nullable=False),
+    Column("last_updated", TS, nullable=False),
+    Column("article_count", Integer, nullable=False),
+    Column("change_seq", BigInteger),  # change feed: seq of the last change (pipeline.changes)
+    Index("ix_stories_last_updated", "last_updated"),
+    Index("ix_stories_change_seq", "change_seq"),
+)
+
+figures = Table(
+    "figures", metadata,
+    Column("article_id", String(32), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("value", String(256), primary_key=True),
+    Column("story_id", String(32), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("reported_at", TS),
+    Index("ix_figures_story_id", "story_id"),
+)
+
+# The change feed (migration 0002, pipeline.changes): one row per committed change of a story or
+# an article, numbered in commit order from the single counter row.
+changes = Table(
+    "changes", metadata,
+    Column("change_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), nullable=False),  # story | article
+    Column("entity_id", String(32), nullable=False),
+    Column("op", String(8), nullable=False),  # insert | update | delete
+    Column("changed_at", TS, nullable=False),
+)
+
+change_counter = Table(
+    "change_counter", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("last_seq", BigInteger, nullable=False),
+)
+
+# Read-API bearer tokens (pipeline.tokens): only the SHA-256 of a token is kept.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS),
+)
+
+# The read contract (docs/store.md): views consumers may rely on; created by migration 0002.
+READ_VIEWS = ("newsagg_v1_stories", "newsagg_v1_articles", "newsagg_v1_story_articles",
+              "newsagg_v1_story_figures", "newsagg_v1_changes")
+
+__all__ = ["READ_VIEWS", "api_tokens", "articles", "change_counter", "changes", "drops",
+           "feed_state", "figures", "metadata", "pages", "stories", "urls"]

@@ -1,0 +1,25 @@
+"""Small helpers shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, select
+
+from pipeline.schema import metadata
+from pipeline.store import normalise_url
+
+
+def dump_store(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every newsagg table, ordered: two equal dumps mean no row changed."""
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            return {
+                table.name: sorted(
+                    (tuple(str(v) for v in row) for row in conn.execute(select(table))),
+                )
+                for table in metadata.sorted_tables
+            }
+    finally:
+        engine.dispose()
