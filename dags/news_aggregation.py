@@ -195,8 +195,8 @@ def news_aggregation() -> None:
         """Only runs when a task failed: marks the run failed although the rest was published."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        raise AirflowFailException("a task of this run failed (see the red tasks in the grid); "
-                                   "what succeeded was stored and published")
+        raise AirflowFailException("a task of this run failed (see the failed tasks in the "
+                                   "grid); what the other tasks stored and published stays")
 
     plan = load_sources()
     feeds = feed_sources(plan["rss"])

@@ -1,4 +1,4 @@
-# Airflow targets, included by the Makefile (`-include mk/*.mk`). See docs/airflow.md.
+# Airflow targets, included by the Makefile (`-include mk/*.mk`). See "Running on Airflow" in the README.
 .PHONY: airflow airflow-demo airflow-test
 
 # The Airflow UI on http://127.0.0.1:$(AIRFLOW_PORT)/ with your registry and a local store.

@@ -931,8 +931,12 @@ def _canonical(docs: Sequence[Doc]) -> tuple[list[Doc], list[str]]:
 
 
 def _cluster_key(doc: Doc) -> str:
-    stamp = _as_utc(doc.published_at).isoformat() if doc.published_at else ""
-    return hashlib.sha256(f"{stamp}\x1f{doc.id}".encode()).hexdigest()[:20]
+    """``<UTC time of the earliest member>-<hash of its time and id>``: derived from the
+    earliest member, and sorting by time ("undated" after any date)."""
+    stamp = (_as_utc(doc.published_at).strftime("%Y%m%dT%H%M%SZ") if doc.published_at
+             else "undated")
+    digest = hashlib.sha256(f"{stamp}\x1f{doc.id}".encode()).hexdigest()[:16]
+    return f"{stamp}-{digest}"
 
 
 def cluster_docs(docs: Sequence[Doc], params: ClusterParams = DEFAULT_PARAMS) -> dict[str, str]:
@@ -974,18 +978,22 @@ def cluster_docs(docs: Sequence[Doc], params: ClusterParams = DEFAULT_PARAMS) ->
 
 
 def _new_story_id(key: str, salt: int = 0) -> str:
+    """``st-<time of the earliest member>-<hash>``: of two stories, the smaller id is the
+    older one."""
+    stamp = key.split("-", 1)[0]
     raw = key if salt == 0 else f"{key}\x1f{salt}"
-    return "st_" + hashlib.sha256(("story\x1f" + raw).encode()).hexdigest()[:20]
+    return f"st-{stamp}-" + hashlib.sha256(("story\x1f" + raw).encode()).hexdigest()[:12]
 
 
 def assign_story_ids(partition: Mapping[str, str], existing: Mapping[str, str]) -> dict[str, str]:
     """Doc id -> story id for the docs of the open window.
 
-    A doc that already has a story keeps it: stories are never renamed and stored articles never
-    move. New docs join the story their cluster already has; when the cluster spans several
-    stories they join the smallest story id (deterministic, whatever the order). A cluster
-    without stored docs gets an id derived from its cluster key, i.e. from its earliest member,
-    so reruns, reorderings and backfills give the same id.
+    A cluster with stored docs keeps their story id; when its stored docs are in several
+    stories the whole cluster goes to the smallest id (deterministic; for ids made here the
+    smallest is the oldest story), and the others lose those docs but are never renamed. A
+    cluster without stored docs gets an id derived from its cluster key, i.e. from its earliest
+    member, so reruns, reorderings and backfills give the same id; a derived id that a stored
+    story already uses is salted.
     """
     clusters: dict[str, list[str]] = {}
     for doc_id, key in partition.items():
@@ -1000,12 +1008,12 @@ def assign_story_ids(partition: Mapping[str, str], existing: Mapping[str, str]) 
         else:
             salt = 0
             target = _new_story_id(key)
-            while target in taken:  # a derived id already used by another stored story
+            while target in taken:
                 salt += 1
                 target = _new_story_id(key, salt)
             taken.add(target)
         for d in members:
-            out[d] = existing.get(d, target)
+            out[d] = target
     return out
 
 
@@ -1029,38 +1037,47 @@ def read_docs(input_path: Path) -> list[Doc]:
     docs: list[Doc] = []
     seen: dict[str, int] = {}
     try:
-        fh = input_path.open(encoding="utf-8")
+        fh = input_path.open("rb")  # decoded line by line, so a bad byte is given its line
     except OSError as exc:
         raise ConfigError(f"cannot read {input_path}: {exc.strerror or exc}") from None
     with fh:
-        for lineno, line in enumerate(fh, start=1):
+        for lineno, raw in enumerate(fh, start=1):
             where = f"{input_path}:{lineno}"
-            if not line.strip():
-                raise ConfigError(f"{where}: empty line (expected one JSON object per line)")
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise ConfigError(f"{where}: expected a JSON object")
-            doc_id, text = obj.get("id"), obj.get("text")
-            if not isinstance(doc_id, str) or not doc_id:
-                raise ConfigError(f"{where}: \"id\" must be a non-empty string")
-            if not isinstance(text, str):
-                raise ConfigError(f"{where}: \"text\" must be a string")
-            if doc_id in seen:
-                raise ConfigError(f"{where}: duplicate id {doc_id!r} (first on line "
-                                  f"{seen[doc_id]})")
-            seen[doc_id] = lineno
-            extra = {}
-            for field in ("title", "url", "source", "language"):
-                v = obj.get(field)
-                if v is not None and not isinstance(v, str):
-                    raise ConfigError(f"{where}: \"{field}\" must be a string or null")
-                extra[field] = v
-            docs.append(Doc(id=doc_id, text=text,
-                            published_at=_parse_time(obj.get("published_at"), where), **extra))
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"{where}: not UTF-8") from None
+            docs.append(_parse_line(line, where, lineno, seen))
     return docs
+
+
+def _parse_line(line: str, where: str, lineno: int, seen: dict[str, int]) -> Doc:
+    """One input line; ``seen`` maps the ids so far to their line."""
+    if not line.strip():
+        raise ConfigError(f"{where}: empty line (expected one JSON object per line)")
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{where}: expected a JSON object")
+    doc_id, text = obj.get("id"), obj.get("text")
+    if not isinstance(doc_id, str) or not doc_id:
+        raise ConfigError(f"{where}: \"id\" must be a non-empty string")
+    if not isinstance(text, str):
+        raise ConfigError(f"{where}: \"text\" must be a string")
+    if doc_id in seen:
+        raise ConfigError(f"{where}: duplicate id {doc_id!r} (first on line "
+                          f"{seen[doc_id]})")
+    seen[doc_id] = lineno
+    extra = {}
+    for field in ("title", "url", "source", "language"):
+        v = obj.get(field)
+        if v is not None and not isinstance(v, str):
+            raise ConfigError(f"{where}: \"{field}\" must be a string or null")
+        extra[field] = v
+    return Doc(id=doc_id, text=text,
+               published_at=_parse_time(obj.get("published_at"), where), **extra)
 
 
 def cluster_file(input_path: Path, output_path: Path) -> int:
@@ -1069,10 +1086,14 @@ def cluster_file(input_path: Path, output_path: Path) -> int:
     docs = read_docs(Path(input_path))
     stories = assign_story_ids(cluster_docs(docs), {})
     tmp = Path(output_path).with_name(Path(output_path).name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        for d in docs:
-            out.write(json.dumps({"id": d.id, "story_id": stories[d.id]}) + "\n")
-    tmp.replace(output_path)
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            for d in docs:
+                out.write(json.dumps({"id": d.id, "story_id": stories[d.id]}) + "\n")
+        tmp.replace(output_path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {output_path}: {exc.strerror or exc}") from None
     return len(docs)
 
 

@@ -19,14 +19,15 @@ from __future__ import annotations
 import itertools
 import re
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 import numpy as np
 
-__all__ = ["NearDupParams", "find_copies", "shingles", "signatures"]
+__all__ = ["DEFAULT_NEARDUP", "NearDupParams", "copy_groups", "find_copies", "shingles",
+           "signatures"]
 
 
 class _Report(Protocol):
@@ -174,8 +175,3 @@ def find_copies(docs: Iterable[_Report], params: NearDupParams = DEFAULT_NEARDUP
         for doc_id in group[1:]:
             out[doc_id] = group[0]
     return out
-
-
-def originals(copies: Mapping[str, str], doc_ids: Iterable[str]) -> dict[str, str]:
-    """Every doc id -> the id of its original (itself when it is one)."""
-    return {d: copies.get(d, d) for d in doc_ids}

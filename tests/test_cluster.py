@@ -134,9 +134,10 @@ def test_strike_scenario() -> None:
     assert groups(part) == {
         frozenset(d.id for d in NIGHT1), frozenset(d.id for d in NIGHT2), frozenset({"odesa-wire"}),
     }
-    # the key derives from the earliest member
+    # the key derives from the earliest member, and starts with its time
     assert part["n1-local"] == part["n1-wire"]
-    assert len(part["n1-wire"]) == 20
+    assert part["n1-wire"].startswith("20240313T051000Z-")
+    assert part["n2-wire"] > part["n1-wire"]
 
 
 def test_far_apart_in_time_merges_only_when_nearly_identical() -> None:
@@ -258,6 +259,7 @@ def test_duplicate_ids_rejected_and_empty_input() -> None:
 def test_story_ids_stable_across_rerun_and_reorder() -> None:
     first = assign_story_ids(cluster_docs(STRIKES), {})
     assert len(set(first.values())) == 3
+    assert first["n1-wire"].startswith("st-20240313T051000Z-")
     assert assign_story_ids(cluster_docs(STRIKES), first) == first
     assert assign_story_ids(cluster_docs(list(reversed(STRIKES))), {}) == first
 
@@ -275,11 +277,16 @@ def test_backfill_of_an_earlier_day_renames_nothing() -> None:
         stored["n1-national-a"]
 
 
-def test_cluster_spanning_two_stories_keeps_both() -> None:
-    partition = {"a": "k1", "b": "k1", "c": "k1"}
-    existing = {"a": "st_zzz", "b": "st_aaa"}
+def test_cluster_spanning_two_stories_goes_to_the_oldest() -> None:
+    partition = {"a": "k1", "b": "k1", "c": "k1", "d": "k2"}
+    existing = {"a": "st-20240314T000000Z-bbb", "b": "st-20240313T000000Z-aaa",
+                "d": "st-20240314T000000Z-bbb"}
     out = assign_story_ids(partition, existing)
-    assert out == {"a": "st_zzz", "b": "st_aaa", "c": "st_aaa"}
+    assert out == {"a": "st-20240313T000000Z-aaa", "b": "st-20240313T000000Z-aaa",
+                   "c": "st-20240313T000000Z-aaa", "d": "st-20240314T000000Z-bbb"}
+    # a stored story split over two clusters stays one story
+    assert set(assign_story_ids({"a": "k1", "d": "k2"}, existing).values()) == {
+        "st-20240314T000000Z-bbb"}
 
 
 def test_new_story_id_never_collides_with_a_stored_one() -> None:
@@ -349,6 +356,16 @@ def test_cluster_file_bad_line(tmp_path: Path, second_line: str, message: str) -
     assert message in str(err.value)
     assert isinstance(err.value, NewsaggError)
     assert not out.exists()
+
+
+def test_cluster_file_undecodable_and_unwritable(tmp_path: Path) -> None:
+    inp = tmp_path / "in.jsonl"
+    inp.write_bytes(b'{"id": "a", "text": "fine"}\n{"id": "b", "text": "\xff\xfe"}\n')
+    with pytest.raises(ConfigError, match=r":2: not UTF-8"):
+        cluster_file(inp, tmp_path / "out.jsonl")
+    inp.write_text('{"id": "a", "text": "fine"}\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="cannot write"):
+        cluster_file(inp, tmp_path / "missing-dir" / "out.jsonl")
 
 
 def test_module_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
