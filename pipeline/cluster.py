@@ -472,7 +472,7 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _REL = re.compile(
     r"\b(?:(?P<night>last\s+night|overnight|during\s+the\s+night|in\s+the\s+(?:early|small)\s+"
-    r"hours|tonight)"
+    r"hours|tonight|(?:second|third|fourth|fifth|another)\s+(?:straight\s+|consecutive\s+)?night)"
     r"|(?P<yday>yesterday|the\s+day\s+before)(?:\s+(?P<ypart>morning|afternoon|evening|night))?"
     r"|(?P<today>today|this\s+(?:morning|afternoon|evening)|earlier\s+today)"
     r"|(?:on\s+|late\s+|early\s+)?(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|"

@@ -42,8 +42,10 @@ def _when(row: dict[str, Any]) -> datetime:
 
 
 def to_doc(row: dict[str, Any]) -> Doc:
+    # An undated report is placed at its fetch time: close to publication for a nightly run,
+    # and far better than no time evidence at all.
     return Doc(id=row["article_id"], text=row["text"], title=row["title"], url=row["url"],
-               published_at=row["published_at"], source=row["source"], language=row["language"])
+               published_at=_when(row), source=row["source"], language=row["language"])
 
 
 def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
@@ -73,8 +75,8 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
     copies = find_copies(docs)
     exact = {r["article_id"]: r["duplicate_of"] for r in rows
              if r["duplicate_of"] and r["duplicate_of"] in context}
-    # An exact duplicate belongs wherever its original is.
-    for dup, original in exact.items():
+    # An exact duplicate or a wire copy belongs wherever its original is, however late it ran.
+    for dup, original in {**copies, **exact}.items():
         if original in partition:
             partition[dup] = partition[original]
     story_ids = assign_story_ids(partition, {**existing, **keep} if not recluster else

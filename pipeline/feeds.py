@@ -7,7 +7,10 @@ and read local files. A malformed feed (bozo) still yields what it can; the reas
 from __future__ import annotations
 
 import calendar
+import hashlib
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +27,7 @@ class FeedEntry:
     title: str | None
     published_at: datetime | None
     updated_at: datetime | None = None  # the entry's own update time; moves when it is revised
+    fingerprint: str | None = None  # hash of what the entry says; changes when it is revised
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +64,40 @@ def _entry_url(entry: Any, base: str) -> str | None:
     return None
 
 
+# Internal entities feedparser keeps (its "safe" form) and expands itself in its loose parser when
+# expat refuses a document (e.g. over expat's amplification limit): a few short declarations
+# referenced many times would expand to gigabytes (the quadratic blow-up).
+_ENTITY_DECL = re.compile(r'<!ENTITY\s+(\w+)\s+"([^&"]*)"')
+_ENTITY_REF = re.compile(r"&(\w+);")
+MAX_ENTITY_EXPANSION = 1_000_000  # characters that internal entities may add to a feed
+
+
+def _entity_expansion(body: bytes) -> int:
+    """Characters the document's internal entity references would add, as feedparser expands them."""
+    head = body[:4]
+    encodings = ["latin-1"]  # ASCII-compatible: enough to see declarations and references
+    if b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        encodings = ["utf-16", "utf-16-le", "utf-16-be", "utf-32"]
+    worst = 0
+    for encoding in encodings:
+        try:
+            text = bytes(body).decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "<!ENTITY" not in text:
+            continue
+        uses = Counter(_ENTITY_REF.findall(text))
+        worst = max(worst, sum(len(value) * uses[name] for name, value in _ENTITY_DECL.findall(text)))
+    return worst
+
+
 def parse_feed(body: bytes, url: str, content_type: str | None = None) -> FeedResult:
     """Parse feed bytes; never raises on bad input, the reason lands in ``bozo_reason``."""
     if not isinstance(body, bytes | bytearray):
         raise TypeError("parse_feed takes the fetched bytes, never a URL or path")
+    if _entity_expansion(body) > MAX_ENTITY_EXPANSION:
+        return FeedResult(title=None, entries=(), bozo_reason="not a feed (refused: internal "
+                          f"entities would expand it by over {MAX_ENTITY_EXPANSION:,} characters)")
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
@@ -79,8 +113,11 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> FeedRe
         title = entry.get("title")
         updated = _when(dict.get(entry, "updated_parsed"))  # no fallback to published
         published = _when(entry.get("published_parsed")) or updated
+        summary = entry.get("summary")
+        said = "\x1f".join(str(x) for x in (title, summary, published, updated))
         entries.append(FeedEntry(url=entry_url, title=title.strip() if isinstance(title, str) else None,
-                                 published_at=published, updated_at=updated))
+                                 published_at=published, updated_at=updated,
+                                 fingerprint=hashlib.sha256(said.encode("utf-8")).hexdigest()))
     reason = None
     exc = parsed.get("bozo_exception")
     # A wrong Content-Type header is the server's mislabel, not a malformed feed.

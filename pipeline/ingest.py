@@ -61,7 +61,7 @@ def pull_feed(ctx: Context, source: Source, since: datetime | None = None) -> Fe
         return FeedOutcome(source.name, ok=False, error=result.bozo_reason)
     since_utc = utc(since)
     found = [Discovered(url=e.url, source=source.name, title=e.title, published_at=e.published_at,
-                        lastmod=e.updated_at or e.published_at)
+                        lastmod=e.updated_at or e.published_at, fingerprint=e.fingerprint)
              for e in result.entries
              if since_utc is None or e.published_at is None or e.published_at >= since_utc]
     new, requeued = store.discover(found)

@@ -41,6 +41,7 @@ urls = Table(
     Column("hint_title", Text),
     Column("hint_published_at", TS),
     Column("lastmod", TS),  # the feed's or sitemap's last-modified claim for this URL
+    Column("fingerprint", String(64)),  # hash of the feed entry; when it changes, refetch
     Column("status", String(16), nullable=False),  # pending | fetched | failed | dropped
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),

@@ -58,6 +58,7 @@ class Discovered:
     title: str | None = None
     published_at: datetime | None = None
     lastmod: datetime | None = None
+    fingerprint: str | None = None  # what the feed said of it; a change means the article changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +199,7 @@ class Store:
         with self.begin() as conn:
             for chunk in _chunks(found, 500):
                 known = {r.url: r for r in conn.execute(
-                    select(urls.c.url, urls.c.lastmod, urls.c.status)
+                    select(urls.c.url, urls.c.lastmod, urls.c.status, urls.c.fingerprint)
                     .where(urls.c.url.in_([d.url for d in chunk])))}
                 inserts = []
                 for d in chunk:
@@ -206,14 +207,19 @@ class Store:
                     if row is None:
                         inserts.append({"url": d.url, "source": d.source, "discovered_at": now(),
                                         "hint_title": d.title, "hint_published_at": utc(d.published_at),
-                                        "lastmod": utc(d.lastmod), "status": "pending",
+                                        "lastmod": utc(d.lastmod), "fingerprint": d.fingerprint,
+                                        "status": "pending",
                                         "attempts": 0, "error": None})
                         continue
                     old, moved = utc(row.lastmod), utc(d.lastmod)
-                    if moved is not None and (old is None or moved > old) \
-                            and row.status in ("fetched", "dropped"):
+                    newer = moved is not None and (old is None or moved > old)
+                    # Many feeds revise an entry (headline, summary) without any date: the
+                    # entry's fingerprint changing is then the only sign the article changed.
+                    revised = d.fingerprint is not None and row.fingerprint not in (None, d.fingerprint)
+                    if (newer or revised) and row.status in ("fetched", "dropped"):
                         conn.execute(urls.update().where(urls.c.url == d.url).values(
-                            lastmod=utc(d.lastmod), status="pending", attempts=0, error=None))
+                            lastmod=moved if newer else old, fingerprint=d.fingerprint or row.fingerprint,
+                            status="pending", attempts=0, error=None))
                         requeued += 1
                 if inserts:
                     conn.execute(urls.insert(), inserts)

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("hint_title", sa.Text()),
         sa.Column("hint_published_at", TS),
         sa.Column("lastmod", TS),
+        sa.Column("fingerprint", sa.String(64)),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("error", sa.Text()),

@@ -1,0 +1,99 @@
+"""Issue 3's scenario on the sample news web: one story per real-world event.
+
+The Kyiv strike of the night of 18-19 November, reported by all six outlets with different
+headlines and changing figures, is one story; the strike on Kyiv the next night is another, and
+so is the strike on Odesa the same night. Ground truth is the sample web's manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.sampleweb.server import SampleWeb, load_manifest, sources_yaml
+from pipeline.urls import canonicalize
+from tests.helpers import dump_store
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path]:
+    tmp = tmp_path_factory.mktemp("scenario")
+    with SampleWeb() as web:
+        registry = tmp / "sources.yaml"
+        registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
+        store = f"sqlite:///{tmp / 'store.db'}"
+        assert main(["run", "--sources", str(registry), "--store", store,
+                     "--allow-private-network"]) == 0
+        yield store, web.base_url, registry
+
+
+def stories(store: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    capsys.readouterr()
+    assert main(["stories", "--store", store, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def by_event(base: str) -> dict[str, set[str]]:
+    events: dict[str, set[str]] = defaultdict(set)
+    for entry in load_manifest():
+        events[entry["event"]].add(canonicalize(base + entry["url_path"]))
+    return events
+
+
+def test_one_story_per_event(demo_store: tuple[str, str, Path],
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    store, base, _ = demo_store
+    got = {s["story_id"]: {a["url"] for a in s["articles"]} for s in stories(store, capsys)}
+    expected = by_event(base)
+    assert set().union(*expected.values()) <= set().union(*got.values())
+    for event, urls in expected.items():
+        holding = [sid for sid, members in got.items() if members & urls]
+        assert len(holding) == 1, f"{event} is split over {len(holding)} stories"
+        assert got[holding[0]] == urls, f"{event}: story holds {sorted(got[holding[0]] ^ urls)} wrongly"
+
+
+def test_strike_story_has_every_outlet_and_a_figures_timeline(
+        demo_store: tuple[str, str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    store, base, _ = demo_store
+    urls = by_event(base)["kyiv-strike-2026-11-19"]
+    [story] = [s for s in stories(store, capsys) if {a["url"] for a in s["articles"]} & urls]
+    assert {a["source"] for a in story["articles"]} == {"wire", "ledger", "herald", "courier",
+                                                        "monitor", "gazette"}
+    killed = [(f["value"], f["source"]) for f in story["figures"] if f["kind"] == "killed"]
+    assert (1, "wire") in killed and (2, "ledger") in killed  # "1 killed" became "2 killed"
+    injured = {(f["value"], f["source"]) for f in story["figures"] if f["kind"] == "injured"}
+    assert (14, "ledger") in injured and (16, "monitor") in injured  # outlets disagree: both kept
+    for figure in story["figures"]:
+        assert set(figure) == {"kind", "value", "source", "url", "reported_at"}
+        assert figure["reported_at"]
+    copies = [a for a in story["articles"] if a["copy_of"]]
+    assert [a["source"] for a in copies] == ["herald"]  # the syndicated wire report
+
+
+def test_updated_article_updates_its_story_and_rerun_changes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with SampleWeb() as web:
+        registry = tmp_path / "sources.yaml"
+        registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
+        store = f"sqlite:///{tmp_path / 'store.db'}"
+        args = ["run", "--sources", str(registry), "--store", store, "--allow-private-network",
+                "--only", "wire", "ledger", "herald", "courier"]
+        assert main(args) == 0
+        before = {s["story_id"]: s for s in stories(store, capsys)}
+        dump = dump_store(store)
+        assert main(args) == 0
+        assert dump_store(store) == dump
+        web.set_edition(2)
+        assert main(args) == 0
+        after = {s["story_id"]: s for s in stories(store, capsys)}
+    assert set(after) == set(before), "an update at the same URL must not open or rename stories"
+    wire_urls = {e["url_path"] for e in load_manifest() if e.get("editions")}
+    changed = [sid for sid, s in after.items()
+               if {a["url"] for a in s["articles"]} & {web.base_url + p for p in wire_urls}]
+    [sid] = changed
+    assert after[sid]["figures"] != before[sid]["figures"]
+    assert after[sid]["last_updated"] > before[sid]["last_updated"]
