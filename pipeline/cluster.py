@@ -988,31 +988,40 @@ def _new_story_id(key: str, salt: int = 0) -> str:
 def assign_story_ids(partition: Mapping[str, str], existing: Mapping[str, str]) -> dict[str, str]:
     """Doc id -> story id for the docs of the open window.
 
-    A cluster with stored docs keeps their story id; when its stored docs are in several
-    stories the whole cluster goes to the smallest id (deterministic; for ids made here the
-    smallest is the oldest story), and the others lose those docs but are never renamed. A
-    cluster without stored docs gets an id derived from its cluster key, i.e. from its earliest
-    member, so reruns, reorderings and backfills give the same id; a derived id that a stored
-    story already uses is salted.
+    Each stored story id goes to at most one cluster: the cluster holding most of its docs (ties:
+    the smaller cluster key), so a story is never renamed and never duplicated; a cluster that
+    merges several stories keeps the oldest (smallest) id it can claim. A cluster left without a
+    stored id gets one derived from its cluster key, i.e. from its earliest member, so reruns,
+    reorderings and backfills give the same id; a derived id that is already in use is salted.
     """
     clusters: dict[str, list[str]] = {}
     for doc_id, key in partition.items():
         clusters.setdefault(key, []).append(doc_id)
+    claims: list[tuple[int, str, str]] = []  # (-docs of the story in the cluster, story, cluster)
+    for key, members in clusters.items():
+        counts: dict[str, int] = {}
+        for d in members:
+            if d in existing:
+                counts[existing[d]] = counts.get(existing[d], 0) + 1
+        claims.extend((-n, story, key) for story, n in counts.items())
+    owner: dict[str, str] = {}  # cluster key -> story id
+    given: set[str] = set()
+    for _, story, key in sorted(claims):
+        if key not in owner and story not in given:
+            owner[key] = story
+            given.add(story)
     taken = set(existing.values())
     out: dict[str, str] = {}
     for key in sorted(clusters):
-        members = clusters[key]
-        stored = sorted({existing[d] for d in members if d in existing})
-        if stored:
-            target = stored[0]
-        else:
+        target = owner.get(key)
+        if target is None:
             salt = 0
             target = _new_story_id(key)
             while target in taken:
                 salt += 1
                 target = _new_story_id(key, salt)
             taken.add(target)
-        for d in members:
+        for d in clusters[key]:
             out[d] = target
     return out
 

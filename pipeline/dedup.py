@@ -63,13 +63,10 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
         context[row["article_id"]] = row
     rows = sorted(context.values(), key=lambda r: r["article_id"])
     changed_ids = {r["article_id"] for r in changed}
-    existing = {} if recluster else {
-        r["article_id"]: r["story_id"] for r in rows
-        if r["story_id"] and r["article_id"] not in changed_ids
-    }
-    # Changed articles that already had a story keep it: an update at the same URL updates its
-    # story rather than opening a new one.
-    keep = {r["article_id"]: r["story_id"] for r in changed if r["story_id"] and not recluster}
+    # The whole open window is clustered again, not only what changed: the partition is then a
+    # function of the window's articles, whatever order they arrived in. Stored articles may move
+    # between stories; story ids stay (see assign_story_ids).
+    existing = {r["article_id"]: r["story_id"] for r in rows if r["story_id"]}
     docs = [to_doc(r) for r in rows]
     partition = cluster_docs(docs)
     copies = find_copies(docs)
@@ -79,22 +76,17 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
     for dup, original in {**copies, **exact}.items():
         if original in partition:
             partition[dup] = partition[original]
-    story_ids = assign_story_ids(partition, {**existing, **keep} if not recluster else
-                                 {r["article_id"]: r["story_id"] for r in rows if r["story_id"]})
+    story_ids = assign_story_ids(partition, existing)
     assignments: dict[str, tuple[str, str | None, str | None]] = {}
-    targets = changed_ids if not recluster else set(context)
     for row in rows:
         article_id = row["article_id"]
-        if article_id not in targets:
-            continue
-        story_id = keep.get(article_id) or story_ids[article_id]
         copy_of = exact.get(article_id) or copies.get(article_id)
-        assignments[article_id] = (story_id, copy_of, dedup_signature(row))
-    touched = {a[0] for a in assignments.values()}
+        signature = dedup_signature(row) if article_id in changed_ids else row["dedup_sig"]
+        assignments[article_id] = (story_ids[article_id], copy_of, signature)
+    previous = {r["story_id"] for r in rows if r["story_id"]}
     with store.begin() as conn:
         outcome.articles = store.assign(conn, assignments)
-        previous = {r["story_id"] for r in changed if r["story_id"]}
-        touched |= previous
+    touched = {a[0] for a in assignments.values()} | previous
     for story_id in sorted(touched):
         members = store.articles_of_stories([story_id])
         with store.begin() as conn:
