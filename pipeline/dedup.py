@@ -84,8 +84,12 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
         signature = dedup_signature(row) if article_id in changed_ids else row["dedup_sig"]
         assignments[article_id] = (story_ids[article_id], copy_of, signature)
     previous = {r["story_id"] for r in rows if r["story_id"]}
+    # Memberships first, with the old signatures: a crash before the stories are written leaves
+    # these articles still marked as to-do, so the next run rebuilds their stories.
+    old_sigs = {r["article_id"]: r["dedup_sig"] for r in rows}
     with store.begin() as conn:
-        outcome.articles = store.assign(conn, assignments)
+        outcome.articles = store.assign(
+            conn, {a: (sid, copy, old_sigs[a]) for a, (sid, copy, _) in assignments.items()})
     touched = {a[0] for a in assignments.values()} | previous
     for story_id in sorted(touched):
         members = store.articles_of_stories([story_id])
@@ -96,6 +100,7 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
             outcome.stories[store.save_story(conn, story, best, figs)] += 1
     with store.begin() as conn:
         store.delete_empty_stories(conn)
+        store.assign(conn, assignments)  # only now are the changed articles done
     return outcome
 
 

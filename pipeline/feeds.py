@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
+from pipeline.extract import sanitize_text
 from pipeline.urls import canonicalize
 
 
@@ -136,7 +137,9 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> FeedRe
         published = _when(entry.get("published_parsed")) or updated
         summary = entry.get("summary")
         said = "\x1f".join(str(x) for x in (title, summary, published, updated))
-        entries.append(FeedEntry(url=entry_url, title=title.strip() if isinstance(title, str) else None,
+        # Feed titles reach the store as fallbacks for page titles: plain text only.
+        clean_title = " ".join(sanitize_text(title).split()) if isinstance(title, str) else ""
+        entries.append(FeedEntry(url=entry_url, title=clean_title or None,
                                  published_at=published, updated_at=updated,
                                  fingerprint=hashlib.sha256(said.encode("utf-8")).hexdigest()))
     reason = None

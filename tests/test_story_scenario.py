@@ -7,7 +7,10 @@ so is the strike on Odesa the same night. Ground truth is the sample web's manif
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,8 +29,15 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path
         registry = tmp / "sources.yaml"
         registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
         store = f"sqlite:///{tmp / 'store.db'}"
-        assert main(["run", "--sources", str(registry), "--store", store,
-                     "--allow-private-network"]) == 0
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["run", "--sources", str(registry), "--store", store,
+                         "--allow-private-network"]) == 0
+        summary = out.getvalue()
+        # Scrapy's stats of the crawl of the sitemap and section-page outlets are in the summary.
+        assert "sources: 6 ok, 0 failed" in summary
+        assert re.search(r"crawl: downloader/request_count=\d+", summary), summary
+        assert "robotstxt/forbidden=1" in summary  # the gazette's link into /private/
         yield store, web.base_url, registry
 
 
