@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from pipeline.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -22,9 +25,9 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server, dropped afterwards."""
     admin = os.environ.get("NEWSAGG_TEST_POSTGRES_URL")
     if not admin:
         pytest.skip("NEWSAGG_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against")
@@ -42,6 +45,20 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+def second_pg_url(pg_url: str) -> Iterator[str]:
+    """Another fresh database on the same server as ``pg_url`` (e.g. for a reference run)."""
+    with fresh_pg_database() as url:
+        yield url
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store' / 'newsagg.db'}"
 
@@ -51,6 +68,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'newsagg.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A migrated store on each database."""
+    s = Store(store_url)
+    s.migrate()
+    yield s
+    s.close()
 
 
 @pytest.fixture(autouse=True)

@@ -16,14 +16,6 @@ from pipeline.store import Store
 from tests.test_views import KYIV, ODESA, article, fill, save_story
 
 
-@pytest.fixture
-def store(store_url: str) -> Store:
-    s = Store(store_url)
-    s.migrate()
-    yield s
-    s.close()
-
-
 def feed(store: Store, after: int = 0) -> list[tuple[int, str, str, str]]:
     with store.engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(

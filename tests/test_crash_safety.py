@@ -36,7 +36,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,23 +179,6 @@ def test_kill_9_then_rerun_equals_one_clean_run(web: SampleWeb, tmp_path: Path) 
 
 
 # ------------------------------------------------------------------------------ PostgreSQL
-
-@pytest.fixture
-def second_pg_url(pg_url: str) -> Iterator[str]:
-    """Another fresh database on the same server as ``pg_url`` (for the reference run)."""
-    import psycopg
-
-    admin = os.environ["NEWSAGG_TEST_POSTGRES_URL"]
-    name = f"newsagg_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, _ = admin.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
 
 def test_two_concurrent_runs_on_postgresql_equal_one_run(web: SampleWeb, tmp_path: Path,
                                                          pg_url: str, second_pg_url: str) -> None:

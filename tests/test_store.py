@@ -20,12 +20,6 @@ def make_article(url: str = "https://n.example/a", text: str = "Body text of the
                    fetched_at=datetime(2026, 11, 19, 4, 0, tzinfo=UTC))
 
 
-@pytest.fixture
-def store(store_url: str) -> Store:
-    s = Store(store_url)
-    s.migrate()
-    yield s
-    s.close()
 
 
 def test_migrations_match_the_schema(store: Store) -> None:

@@ -86,12 +86,6 @@ def fill(store: Store) -> None:
                                           (ODESA[0], "place", "Prymorskyi")])
 
 
-@pytest.fixture
-def store(store_url: str) -> Store:
-    s = Store(store_url)
-    s.migrate()
-    yield s
-    s.close()
 
 
 def rows(store: Store, sql: str, **params: object) -> list[dict]:
