@@ -24,12 +24,8 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/extraction_quality.py
-	$(BIN)/python benchmarks/extraction_speed.py
-	$(BIN)/python benchmarks/cluster_quality.py
-	$(BIN)/python benchmarks/cluster_scale.py
-	$(BIN)/python benchmarks/crawl_speed.py
+bench: $(STAMP)  # every benchmark plus the end-to-end one; writes docs/BENCHMARKS.md
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,378 @@
+"""End-to-end benchmark: a generated news web on 127.0.0.1 through the whole pipeline.
+
+Run (from the repo root)::
+
+    .venv/bin/python benchmarks/e2e.py --articles 1000,10000 --outlets 50 --days 7 \
+        [--store sqlite|postgresql|both] [--json-out FILE] [--shared PATH]
+
+``--articles`` takes one size or several (comma-separated); with several, the growth ratio
+(seconds per article at the largest size over seconds per article at the smallest) is printed:
+1.0 is linear.
+
+Method. :mod:`newsweb` serves the web from a child process (M outlets, each its own loopback
+server; feed outlets with RSS or Atom, every fourth outlet a news sitemap crawled by Scrapy).
+A ``sources.yaml`` with ``delay: 0`` is written and loaded with the registry loader; settings
+are ``newsagg run``'s with ``--allow-private-network``. The stages of
+``pipeline.run.run_pipeline`` are then called in this process, in its order and under its run
+lock, each timed with ``time.perf_counter``:
+
+* discover: ``pull_feed`` for every feed source;
+* crawl: ``crawl_sources`` (the Scrapy subprocess: sitemap, robots.txt and article fetches and
+  their store writes for sitemap outlets);
+* fetch: ``fetch_pending`` (feed outlets' articles, raw pages written);
+* clean: ``clean_pending`` (trafilatura on every core, articles written);
+* dedup: ``dedup`` (near-duplicates, clustering, stories written);
+* store: the time spent inside ``pipeline.store.Store`` methods during all of the above in this
+  process (outermost calls only; part of the stage times, not added to them; the crawl
+  subprocess's writes are not in it).
+
+Articles/s per stage = articles stored / stage seconds. Peak memory: ``resource.getrusage``
+maxrss of this process and of its largest reaped child (the crawl subprocess, extract workers).
+
+Second run: the same web, nothing new; its wall time as a fraction of the first's, the requests
+the servers saw (and how many carried If-None-Match / If-Modified-Since), and the rows changed:
+the symmetric difference of ``tests/helpers.dump_store`` dumps taken before and after.
+
+Trafilatura share: after the runs, up to ``--profile-pages`` stored pages are cleaned again
+(``clean_batch(force=True)``) in this process with one extract worker, while
+``trafilatura.bare_extraction`` and htmldate's ``find_date`` are wrapped with timers; the share
+is their time over the whole clean call (the rest: HTML parsing and metadata of
+pipeline.extract, the store). Single-process, so the figure is CPU-bound work per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import platform
+import re
+import resource
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+for extra in (REPO, REPO / "tests", REPO / "benchmarks"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from helpers import dump_store  # noqa: E402
+from newsweb import NewsWebProcess  # noqa: E402
+
+from pipeline.clean import clean_batch, clean_pending  # noqa: E402
+from pipeline.config import load_settings  # noqa: E402
+from pipeline.context import open_context  # noqa: E402
+from pipeline.dedup import dedup  # noqa: E402
+from pipeline.ingest import fetch_pending, pull_feed  # noqa: E402
+from pipeline.run import RunSummary, crawl_sources  # noqa: E402
+from pipeline.sources import load_registry  # noqa: E402
+from pipeline.store import Store  # noqa: E402
+
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+STAGES = ("discover", "crawl", "fetch", "clean", "dedup")
+
+
+# -- store-time accounting ---------------------------------------------------------------------
+
+class _StoreTimer:
+    """Wraps the public methods of Store to add up the time spent in them (outermost calls)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._local = threading.local()
+        self._saved: dict[str, Any] = {}
+
+    def _wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        timer = self
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            depth = getattr(timer._local, "depth", 0)
+            timer._local.depth = depth + 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timer._local.depth = depth
+                if depth == 0 and threading.current_thread() is threading.main_thread():
+                    timer.seconds += time.perf_counter() - start
+
+        return wrapper
+
+    def __enter__(self) -> _StoreTimer:
+        skip = {"begin", "run_lock", "migrate", "close"}
+        for name, value in list(vars(Store).items()):
+            if callable(value) and not name.startswith("_") and name not in skip \
+                    and not isinstance(value, staticmethod | classmethod | property):
+                self._saved[name] = value
+                setattr(Store, name, self._wrap(value))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, value in self._saved.items():
+            setattr(Store, name, value)
+
+
+def _maxrss_mb() -> dict[str, float]:
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"self_mb": round(self_kb / 1024, 1), "children_mb": round(child_kb / 1024, 1)}
+
+
+# -- one pipeline run, stage by stage ----------------------------------------------------------
+
+def run_stages(settings: Any, sources: list[Any]) -> dict[str, Any]:
+    times: dict[str, float] = {}
+    summary = RunSummary()
+    with open_context(settings) as ctx, _StoreTimer() as st, ctx.store.run_lock():
+        feeds = [s for s in sources if s.kind == "rss"]
+        crawled = [s for s in sources if s.kind != "rss"]
+        t0 = time.perf_counter()
+        for source in feeds:
+            outcome = pull_feed(ctx, source, None)
+            (summary.sources_ok.append(source.name) if outcome.ok
+             else summary.sources_failed.__setitem__(source.name, outcome.error or "failed"))
+        times["discover"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if crawled:
+            crawl_sources(ctx, crawled, None, summary)
+        times["crawl"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fetch = fetch_pending(ctx, feeds)
+        times["fetch"] = time.perf_counter() - t0
+        threads_at_clean = threading.active_count()  # 1: extract workers are forked
+        t0 = time.perf_counter()
+        cleaned = clean_pending(ctx, sources)
+        times["clean"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = dedup(ctx)
+        times["dedup"] = time.perf_counter() - t0
+        times["store"] = st.seconds
+    return {"times": times, "fetch": dict(fetch.counts), "articles": dict(cleaned.counts),
+            "stories": dict(result.stories), "failed_sources": summary.sources_failed,
+            "crawl_items": summary.crawl_stats.get("item_scraped_count"),
+            "crawl_finish": summary.crawl_stats.get("finish_reason"),
+            "threads_at_clean": threads_at_clean}
+
+
+def _rows_changed(before: dict[str, list[tuple[Any, ...]]],
+                  after: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]:
+    changed = {}
+    for table in set(before) | set(after):
+        a, b = set(before.get(table, [])), set(after.get(table, []))
+        diff = len(a ^ b)
+        if diff:
+            changed[table] = diff
+    return changed
+
+
+def _count_articles(url: str) -> int:
+    dump = dump_store(url)
+    return len(dump.get("articles", []))
+
+
+@contextmanager
+def _trafilatura_timers() -> Iterator[dict[str, float]]:
+    import htmldate
+    import trafilatura
+
+    acc = {"trafilatura": 0.0, "htmldate": 0.0}
+    saved = (trafilatura.bare_extraction, htmldate.find_date)
+
+    def timed(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                acc[key] += time.perf_counter() - start
+        return wrapper
+
+    trafilatura.bare_extraction = timed(saved[0], "trafilatura")
+    htmldate.find_date = timed(saved[1], "htmldate")
+    try:
+        yield acc
+    finally:
+        trafilatura.bare_extraction, htmldate.find_date = saved
+
+
+def trafilatura_share(settings: Any, sources: list[Any], pages: int) -> dict[str, Any]:
+    single = dataclasses.replace(settings, extract_workers=1)
+    with open_context(single, migrate=False) as ctx, _trafilatura_timers() as acc, \
+            _StoreTimer() as st:
+        start = time.perf_counter()
+        outcome = clean_batch(ctx, sources, limit=pages, force=True)
+        total = time.perf_counter() - start
+    n = sum(outcome.counts.values())
+    inside = acc["trafilatura"] + acc["htmldate"]
+    return {"pages": n, "clean_s": round(total, 3), "trafilatura_s": round(acc["trafilatura"], 3),
+            "htmldate_s": round(acc["htmldate"], 3), "store_s": round(st.seconds, 3),
+            "store_share": round(st.seconds / total, 3) if total else None,
+            "inside_share": round(inside / total, 3) if total else None,
+            "rest_share": round(1 - inside / total, 3) if total else None,
+            "method": "in-process clean_batch(force=True), extract_workers=1, timers around "
+                      "trafilatura.bare_extraction and htmldate.find_date"}
+
+
+# -- stores ------------------------------------------------------------------------------------
+
+@contextmanager
+def sqlite_store(workdir: Path) -> Iterator[str]:
+    yield f"sqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+
+
+@contextmanager
+def postgres_store(admin_url: str) -> Iterator[str]:
+    import psycopg
+
+    name = f"newsagg_bench_{uuid.uuid4().hex[:8]}"
+    plain = re.sub(r"^postgresql\+\w+://", "postgresql://", admin_url)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_db_url(admin_url, name)
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_db_url(admin_url: str, name: str) -> str:
+    head, _, rest = admin_url.partition("://")
+    hostpart, _, _db = rest.partition("/")
+    return f"{head}://{hostpart}/{name}"
+
+
+# -- one size, one store -----------------------------------------------------------------------
+
+def measure(articles: int, outlets: int, days: int, store_url: str, workdir: Path,
+            ecb_path: Path | None, profile_pages: int = 200) -> dict[str, Any]:
+    with NewsWebProcess(articles=articles, outlets=outlets, days=days, ecb_path=ecb_path) as web:
+        registry = workdir / f"sources-{articles}.yaml"
+        registry.write_text(web.sources_yaml(), encoding="utf-8")
+        settings = load_settings({"store_url": store_url, "sources": str(registry),
+                                  "allow_private_network": True,
+                                  "data_dir": str(workdir)})
+        sources = list(load_registry(settings.sources))
+        start = time.perf_counter()
+        first = run_stages(settings, sources)
+        first_wall = time.perf_counter() - start
+        stored = _count_articles(store_url)
+        before = dump_store(store_url)
+        mark = web.hit_count()
+        start = time.perf_counter()
+        second = run_stages(settings, sources)
+        second_wall = time.perf_counter() - start
+        after = dump_store(store_url)
+        requests = web.request_counts(mark)
+        first_requests = web.request_counts(0)
+        first_requests["requests"] = mark
+        share = trafilatura_share(settings, sources, profile_pages) if profile_pages else None
+        return {
+            "web": web.describe(), "store": store_url.split(":", 1)[0],
+            "articles_stored": stored,
+            "first": {**first, "wall_s": round(first_wall, 3),
+                      "articles_per_s": round(stored / first_wall, 1) if first_wall else None,
+                      "stage_articles_per_s": {k: round(stored / v, 1) if v else None
+                                               for k, v in first["times"].items()},
+                      "requests": first_requests},
+            "second": {**second, "wall_s": round(second_wall, 3),
+                       "fraction_of_first": round(second_wall / first_wall, 4),
+                       "requests": requests, "rows_changed": _rows_changed(before, after)},
+            "trafilatura": share,
+            "peak_memory": _maxrss_mb(),
+        }
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+def _fmt_row(r: dict[str, Any]) -> str:
+    f, s = r["first"], r["second"]
+    stage = " ".join(f"{k}={v}" for k, v in f["stage_articles_per_s"].items())
+    req = s["requests"]
+    return (f"{r['store']:<10} {r['web']['articles']:>6} {r['articles_stored']:>6} {f['wall_s']:>8.1f} "
+            f"{f['articles_per_s']:>7} | {stage} | 2nd {s['wall_s']:.2f}s ({s['fraction_of_first']:.1%}), "
+            f"{req['requests']} req, {req['conditional']} conditional, "
+            f"rows changed {sum(s['rows_changed'].values())}")
+
+
+def print_table(results: list[dict[str, Any]], growth: dict[str, Any]) -> None:
+    print("store       size  stored   wall_s   art/s | stage articles/s | second run")
+    for r in results:
+        print(_fmt_row(r))
+        t = r.get("trafilatura")
+        if t:
+            print(f"    trafilatura share of clean (single-process, {t['pages']} pages): "
+                  f"inside trafilatura+htmldate {t['inside_share']:.1%}, rest {t['rest_share']:.1%} "
+                  f"(of which store {t['store_share']:.1%})")
+        s = r["second"]["requests"]
+        print(f"    second-run requests by kind {s['by_kind']}, conditional {s['conditional_by_kind']}; "
+              f"peak memory {r['peak_memory']}")
+    for store, g in growth.items():
+        print(f"growth {store}: {g['small']} → {g['large']} articles: seconds per article ×{g['ratio']} "
+              f"(1.0 = linear)")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--articles", default="1000", help="size, or sizes comma-separated (1000)")
+    ap.add_argument("--outlets", type=int, default=50)
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="sqlite")
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    ap.add_argument("--profile-pages", type=int, default=200,
+                    help="pages for the trafilatura-share pass (0: skip)")
+    ap.add_argument("--json-out", type=Path)
+    args = ap.parse_args(argv)
+    sizes = [int(x) for x in str(args.articles).split(",") if x.strip()]
+    ecb = args.shared / "data/events/ecbplus-dev.jsonl"
+    stores = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
+    results: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="newsagg-e2e-") as tmp:
+        workdir = Path(tmp)
+        for kind in stores:
+            for size in sizes:
+                if kind == "sqlite":
+                    ctx = sqlite_store(workdir)
+                else:
+                    ctx = postgres_store(os.environ.get("NEWSAGG_TEST_POSTGRES_URL") or PG_DEFAULT)
+                try:
+                    with ctx as url:
+                        results.append(measure(size, args.outlets, args.days, url, workdir,
+                                               ecb if ecb.is_file() else None, args.profile_pages))
+                except Exception as exc:
+                    if kind != "postgresql" or "connect" not in f"{type(exc).__name__} {exc}".lower():
+                        raise
+                    skipped[kind] = f"PostgreSQL unavailable: {exc}"
+                    break
+    growth: dict[str, Any] = {}
+    for kind in stores:
+        rs = [r for r in results if r["store"].startswith(kind)]
+        if len(rs) >= 2:
+            small, large = rs[0], rs[-1]
+            per_small = small["first"]["wall_s"] / max(1, small["articles_stored"])
+            per_large = large["first"]["wall_s"] / max(1, large["articles_stored"])
+            growth[kind] = {"small": small["articles_stored"], "large": large["articles_stored"],
+                            "ratio": round(per_large / per_small, 3)}
+    out = {"command": "benchmarks/e2e.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "results": results, "growth": growth, "skipped": skipped,
+           "machine": {"cores": os.cpu_count(), "python": platform.python_version()}}
+    print_table(results, growth)
+    for kind, why in skipped.items():
+        print(f"{kind}: skipped, {why}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(out, indent=2, default=str), encoding="utf-8")
+    return out
+
+
+if __name__ == "__main__":
+    main()
