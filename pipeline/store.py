@@ -39,7 +39,9 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    # Microseconds kept: a revision fetched within a second of the first fetch must still read
+    # as later than it (a story's last_updated depends on it).
+    return datetime.now(UTC)
 
 
 def normalise_url(url: str) -> str:
