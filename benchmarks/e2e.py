@@ -33,17 +33,18 @@ Second run: the same web, nothing new; its wall time as a fraction of the first'
 the servers saw (and how many carried If-None-Match / If-Modified-Since), and the rows changed:
 the symmetric difference of ``tests/helpers.dump_store`` dumps taken before and after.
 
-Trafilatura share: after the runs, up to ``--profile-pages`` stored pages are cleaned again
-(``clean_batch(force=True)``) in this process with one extract worker, while
-``trafilatura.bare_extraction`` and htmldate's ``find_date`` are wrapped with timers; the share
-is their time over the whole clean call (the rest: HTML parsing and metadata of
-pipeline.extract, the store). Single-process, so the figure is CPU-bound work per page.
+Trafilatura share, from the first run itself: every extraction reports the CPU time spent
+inside trafilatura's and htmldate's calls and in the HTML parse they work on
+(``pipeline.extract.ExtractStats``, summed over the worker processes). CPU time per stage is the
+``resource.getrusage`` user+system time of this process plus its reaped children (the extract
+workers, the Scrapy subprocess) over the stage; the web server's process is not reaped before
+the end, so it is never counted. The share is given of the extraction calls, of the clean
+stage and of the whole run.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import os
@@ -68,7 +69,7 @@ for extra in (REPO, REPO / "tests", REPO / "benchmarks"):
 from helpers import dump_store  # noqa: E402
 from newsweb import NewsWebProcess  # noqa: E402
 
-from pipeline.clean import clean_batch, clean_pending  # noqa: E402
+from pipeline.clean import clean_pending  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.context import open_context  # noqa: E402
 from pipeline.dedup import dedup  # noqa: E402
@@ -130,34 +131,71 @@ def _maxrss_mb() -> dict[str, float]:
 
 # -- one pipeline run, stage by stage ----------------------------------------------------------
 
+def _cpu_s() -> tuple[float, float]:
+    """User+system CPU seconds of this process, and of its children reaped so far."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+class _Stages:
+    """Wall and CPU time per stage: this process plus its reaped children (the Scrapy
+    subprocess). Extract workers may be the forkserver's children, never reaped by this process,
+    so the clean stage counts the CPU they report themselves instead (``workers_s``)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.own: dict[str, float] = {}
+        self.children: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, (own, children) = time.perf_counter(), _cpu_s()
+        try:
+            yield
+        finally:
+            self.wall[name] = time.perf_counter() - wall
+            own_now, children_now = _cpu_s()
+            self.own[name], self.children[name] = own_now - own, children_now - children
+
+
 def run_stages(settings: Any, sources: list[Any]) -> dict[str, Any]:
-    times: dict[str, float] = {}
     summary = RunSummary()
-    with open_context(settings) as ctx, _StoreTimer() as st, ctx.store.run_lock():
+    st = _Stages()
+    with open_context(settings) as ctx, _StoreTimer() as store_time, ctx.store.run_lock():
         feeds = [s for s in sources if s.kind == "rss"]
         crawled = [s for s in sources if s.kind != "rss"]
-        t0 = time.perf_counter()
-        for source in feeds:
-            outcome = pull_feed(ctx, source, None)
-            (summary.sources_ok.append(source.name) if outcome.ok
-             else summary.sources_failed.__setitem__(source.name, outcome.error or "failed"))
-        times["discover"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        if crawled:
-            crawl_sources(ctx, crawled, None, summary)
-        times["crawl"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        fetch = fetch_pending(ctx, feeds)
-        times["fetch"] = time.perf_counter() - t0
-        threads_at_clean = threading.active_count()  # 1: extract workers are forked
-        t0 = time.perf_counter()
-        cleaned = clean_pending(ctx, sources)
-        times["clean"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        result = dedup(ctx)
-        times["dedup"] = time.perf_counter() - t0
-        times["store"] = st.seconds
-    return {"times": times, "fetch": dict(fetch.counts), "articles": dict(cleaned.counts),
+        with st.stage("discover"):
+            for source in feeds:
+                outcome = pull_feed(ctx, source, None)
+                (summary.sources_ok.append(source.name) if outcome.ok
+                 else summary.sources_failed.__setitem__(source.name, outcome.error or "failed"))
+        with st.stage("crawl"):
+            if crawled:
+                crawl_sources(ctx, crawled, None, summary)
+        with st.stage("fetch"):
+            fetch = fetch_pending(ctx, feeds)
+            ctx.close_http()  # as run_pipeline does
+            threads_at_clean = threading.active_count()  # 1: the extract workers can be forked
+        with st.stage("clean"):
+            cleaned = clean_pending(ctx, sources)
+        with st.stage("dedup"):
+            result = dedup(ctx)
+        times = {**st.wall, "store": store_time.seconds}
+    x = cleaned.extraction
+    cpu = {k: st.own[k] + (x.workers_s if k == "clean" else st.children[k]) for k in st.own}
+    cpu_total = sum(cpu.values())
+    extraction = {"pages": x.pages, "cpu_s": round(x.cpu_s, 3), "workers_s": round(x.workers_s, 3),
+                  "trafilatura_s": round(x.trafilatura_s, 3), "parse_s": round(x.parse_s, 3)}
+    if x.pages and x.cpu_s:
+        extraction["share"] = {
+            # what share of each whole is trafilatura's own calls (and with the parse it needs)
+            scope: {"trafilatura": round(x.trafilatura_s / whole, 4),
+                    "with_parse": round((x.trafilatura_s + x.parse_s) / whole, 4)}
+            for scope, whole in (("extract calls", x.cpu_s), ("clean stage", cpu["clean"]),
+                                 ("whole run", cpu_total)) if whole}
+    return {"times": times, "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
+            "cpu_total_s": round(cpu_total, 3), "extraction": extraction,
+            "fetch": dict(fetch.counts), "articles": dict(cleaned.counts),
             "stories": dict(result.stories), "failed_sources": summary.sources_failed,
             "crawl_items": summary.crawl_stats.get("item_scraped_count"),
             "crawl_finish": summary.crawl_stats.get("finish_reason"),
@@ -178,49 +216,6 @@ def _rows_changed(before: dict[str, list[tuple[Any, ...]]],
 def _count_articles(url: str) -> int:
     dump = dump_store(url)
     return len(dump.get("articles", []))
-
-
-@contextmanager
-def _trafilatura_timers() -> Iterator[dict[str, float]]:
-    import htmldate
-    import trafilatura
-
-    acc = {"trafilatura": 0.0, "htmldate": 0.0}
-    saved = (trafilatura.bare_extraction, htmldate.find_date)
-
-    def timed(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                acc[key] += time.perf_counter() - start
-        return wrapper
-
-    trafilatura.bare_extraction = timed(saved[0], "trafilatura")
-    htmldate.find_date = timed(saved[1], "htmldate")
-    try:
-        yield acc
-    finally:
-        trafilatura.bare_extraction, htmldate.find_date = saved
-
-
-def trafilatura_share(settings: Any, sources: list[Any], pages: int) -> dict[str, Any]:
-    single = dataclasses.replace(settings, extract_workers=1)
-    with open_context(single, migrate=False) as ctx, _trafilatura_timers() as acc, \
-            _StoreTimer() as st:
-        start = time.perf_counter()
-        outcome = clean_batch(ctx, sources, limit=pages, force=True)
-        total = time.perf_counter() - start
-    n = sum(outcome.counts.values())
-    inside = acc["trafilatura"] + acc["htmldate"]
-    return {"pages": n, "clean_s": round(total, 3), "trafilatura_s": round(acc["trafilatura"], 3),
-            "htmldate_s": round(acc["htmldate"], 3), "store_s": round(st.seconds, 3),
-            "store_share": round(st.seconds / total, 3) if total else None,
-            "inside_share": round(inside / total, 3) if total else None,
-            "rest_share": round(1 - inside / total, 3) if total else None,
-            "method": "in-process clean_batch(force=True), extract_workers=1, timers around "
-                      "trafilatura.bare_extraction and htmldate.find_date"}
 
 
 # -- stores ------------------------------------------------------------------------------------
@@ -254,7 +249,7 @@ def _pg_db_url(admin_url: str, name: str) -> str:
 # -- one size, one store -----------------------------------------------------------------------
 
 def measure(articles: int, outlets: int, days: int, store_url: str, workdir: Path,
-            ecb_path: Path | None, profile_pages: int = 200) -> dict[str, Any]:
+            ecb_path: Path | None) -> dict[str, Any]:
     with NewsWebProcess(articles=articles, outlets=outlets, days=days, ecb_path=ecb_path) as web:
         registry = workdir / f"sources-{articles}.yaml"
         registry.write_text(web.sources_yaml(), encoding="utf-8")
@@ -275,7 +270,6 @@ def measure(articles: int, outlets: int, days: int, store_url: str, workdir: Pat
         requests = web.request_counts(mark)
         first_requests = web.request_counts(0)
         first_requests["requests"] = mark
-        share = trafilatura_share(settings, sources, profile_pages) if profile_pages else None
         return {
             "web": web.describe(), "store": store_url.split(":", 1)[0],
             "articles_stored": stored,
@@ -287,7 +281,6 @@ def measure(articles: int, outlets: int, days: int, store_url: str, workdir: Pat
             "second": {**second, "wall_s": round(second_wall, 3),
                        "fraction_of_first": round(second_wall / first_wall, 4),
                        "requests": requests, "rows_changed": _rows_changed(before, after)},
-            "trafilatura": share,
             "peak_memory": _maxrss_mb(),
         }
 
@@ -308,11 +301,17 @@ def print_table(results: list[dict[str, Any]], growth: dict[str, Any]) -> None:
     print("store       size  stored   wall_s   art/s | stage articles/s | second run")
     for r in results:
         print(_fmt_row(r))
-        t = r.get("trafilatura")
-        if t:
-            print(f"    trafilatura share of clean (single-process, {t['pages']} pages): "
-                  f"inside trafilatura+htmldate {t['inside_share']:.1%}, rest {t['rest_share']:.1%} "
-                  f"(of which store {t['store_share']:.1%})")
+        x = r["first"]["extraction"]
+        for scope, share in x.get("share", {}).items():
+            print(f"    trafilatura share of {scope} CPU: {share['trafilatura']:.1%} "
+                  f"({share['with_parse']:.1%} with its HTML parse); rest {1 - share['trafilatura']:.1%}")
+        cpu = r["first"]["cpu_s"]
+        print("    CPU s per stage: " + " ".join(f"{k}={v}" for k, v in cpu.items())
+              + f" total={r['first']['cpu_total_s']}")
+        w = r["web"].get("page_weight")
+        if w:
+            print(f"    article page weight: median {w['median_kb']} KB, mean {w['mean_kb']} KB, "
+                  f"p10 {w['p10_kb']} KB, p90 {w['p90_kb']} KB")
         s = r["second"]["requests"]
         print(f"    second-run requests by kind {s['by_kind']}, conditional {s['conditional_by_kind']}; "
               f"peak memory {r['peak_memory']}")
@@ -328,8 +327,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="sqlite")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
-    ap.add_argument("--profile-pages", type=int, default=200,
-                    help="pages for the trafilatura-share pass (0: skip)")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args(argv)
     sizes = [int(x) for x in str(args.articles).split(",") if x.strip()]
@@ -348,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 try:
                     with ctx as url:
                         results.append(measure(size, args.outlets, args.days, url, workdir,
-                                               ecb if ecb.is_file() else None, args.profile_pages))
+                                               ecb if ecb.is_file() else None))
                 except Exception as exc:
                     if kind != "postgresql" or "connect" not in f"{type(exc).__name__} {exc}".lower():
                         raise

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, select
+from sqlalchemy import Connection, Engine, bindparam, event, select
 
 from pipeline.schema import articles, change_counter, changes, stories
 
@@ -72,13 +72,18 @@ def stamp(conn: Connection) -> list[int]:
     first = last - len(items) + 1
     when = datetime.now(UTC)
     log: list[dict[str, Any]] = []
+    seqs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _TABLES}
     for offset, ((kind, entity_id), op) in enumerate(items):
         seq = first + offset
         if op != "delete":
-            table, key = _TABLES[kind]
-            conn.execute(table.update().where(key == entity_id).values(change_seq=seq))
+            seqs[kind].append({"b_id": entity_id, "b_seq": seq})
         log.append({"change_seq": seq, "kind": kind, "entity_id": entity_id, "op": op,
                     "changed_at": when})
+    for kind, params in seqs.items():
+        if params:  # one executemany per table: a batch of 10,000 articles is one round trip
+            table, key = _TABLES[kind]
+            conn.execute(table.update().where(key == bindparam("b_id"))
+                         .values(change_seq=bindparam("b_seq")), params)
     conn.execute(changes.insert(), log)
     return list(range(first, last + 1))
 

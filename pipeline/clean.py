@@ -1,23 +1,27 @@
 """The clean stage: stored raw pages to articles, in batches, on every core.
 
 Works only from the store, so it can be re-run (``force``) after an extractor upgrade without
-fetching anything again.
+fetching anything again. One pool of extraction workers serves the whole stage while this
+process reads the next pages and writes the finished ones, so the cores stay on trafilatura.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pipeline.context import Context
 from pipeline.errors import ExtractionError
-from pipeline.extract import Extracted, extract_many
+from pipeline.extract import Extracted, ExtractStats, extract_many
 from pipeline.models import Article, Source, content_hash_for
-from pipeline.store import StoredPage, url_hints
+from pipeline.store import StoredPage, unpack, url_hints
 
 log = logging.getLogger(__name__)
+
+Hint = tuple[str | None, datetime | None]  # the feed's title and date for a URL
 
 
 @dataclass
@@ -25,66 +29,99 @@ class CleanOutcome:
     counts: Counter[str] = field(default_factory=Counter)  # new / updated / unchanged / dropped
     drops: dict[str, str] = field(default_factory=dict)
     last_url: str = ""
+    extraction: ExtractStats = field(default_factory=ExtractStats)  # CPU time, all workers
 
     def merge(self, other: CleanOutcome) -> None:
         self.counts.update(other.counts)
         self.drops.update(other.drops)
         self.last_url = max(self.last_url, other.last_url)
+        self.extraction.add(other.extraction)
 
 
 def clean_batch(ctx: Context, sources: Sequence[Source] | None = None, after_url: str = "",
                 limit: int | None = None, force: bool = False) -> CleanOutcome:
     """Clean up to ``limit`` pages after ``after_url`` (URL order): one transaction."""
     names = [s.name for s in sources] if sources is not None else None
-    languages = {s.name: s.language for s in sources or ()}
     size = limit or ctx.settings.clean_batch_size
     batch = ctx.store.pages_to_clean(names, limit=size, after_url=after_url, force=force)
-    outcome = CleanOutcome()
-    if not batch:
-        return outcome
-    hints = url_hints(ctx.store, [p.url for p in batch])
-    by_url = {p.url: p for p in batch}
-    results = extract_many(((p.url, p.body, p.final_url) for p in batch),
-                           workers=ctx.settings.extract_workers)
-    with ctx.store.begin() as conn:
-        for url, result in results:
-            page = by_url[url]
-            outcome.last_url = max(outcome.last_url, url)
-            if isinstance(result, ExtractionError):
-                reason = f"cannot clean: {result}"
-                ctx.store.record_drop(conn, url, page.source, "clean", reason)
-                outcome.counts["dropped"] += 1
-                outcome.drops[url] = reason
-            else:
-                article = to_article(page, result, hints.get(url, (None, None)),
-                                     languages.get(page.source))
-                outcome.counts[ctx.store.upsert_article(conn, article)] += 1
-                ctx.store.clear_drop(conn, url)
-            ctx.store.mark_cleaned(conn, url, page.body_sha256)
-    return outcome
+    return _clean(ctx, sources, _with_hints(ctx, [batch]), write_every=max(1, len(batch)))
 
 
 def clean_pending(ctx: Context, sources: Sequence[Source] | None = None, force: bool = False,
                   on_progress: Callable[[int], None] | None = None) -> CleanOutcome:
+    """Every page that needs cleaning; one transaction per ``clean_batch_size`` pages."""
+    names = [s.name for s in sources] if sources is not None else None
+    size = ctx.settings.clean_batch_size
+
+    def batches() -> Iterator[list[StoredPage]]:
+        after = ""
+        while batch := ctx.store.pages_to_clean(names, limit=size, after_url=after, force=force):
+            yield batch
+            after = batch[-1].url
+
+    return _clean(ctx, sources, _with_hints(ctx, batches()), write_every=size,
+                  on_progress=on_progress)
+
+
+def _with_hints(ctx: Context, batches: Iterable[list[StoredPage]]
+                ) -> Iterator[tuple[StoredPage, Hint]]:
+    for batch in batches:
+        hints = url_hints(ctx.store, [p.url for p in batch])
+        for page in batch:
+            yield page, hints.get(page.url, (None, None))
+
+
+def _clean(ctx: Context, sources: Sequence[Source] | None,
+           pages: Iterable[tuple[StoredPage, Hint]], write_every: int,
+           on_progress: Callable[[int], None] | None = None) -> CleanOutcome:
+    """Extract ``pages`` (read lazily) in one pool; write each ``write_every`` in one transaction.
+
+    A crash loses at most the unwritten batch: its pages are not marked cleaned, so the next
+    run cleans them again.
+    """
+    languages = {s.name: s.language for s in sources or ()}
     total = CleanOutcome()
-    after = ""
-    while True:
-        outcome = clean_batch(ctx, sources, after_url=after, force=force)
-        if not outcome.last_url:
-            return total
-        total.merge(outcome)
-        after = outcome.last_url
-        if on_progress:
-            on_progress(sum(outcome.counts.values()))
+    done: list[tuple[StoredPage, Hint, Extracted | ExtractionError]] = []
+    items = (((page, hint), page.body_gz, page.final_url, page.charset) for page, hint in pages)
+    for (page, hint), result in extract_many(items, workers=ctx.settings.extract_workers,
+                                             stats=total.extraction, unpack=unpack):
+        done.append((page, hint, result))
+        if len(done) >= write_every:
+            _write(ctx, done, languages, total, on_progress)
+            done = []
+    if done:
+        _write(ctx, done, languages, total, on_progress)
+    return total
 
 
-def to_article(page: StoredPage, extracted: Extracted,
-               hint: tuple[str | None, object], source_language: str | None) -> Article:
+def _write(ctx: Context, done: Sequence[tuple[StoredPage, Hint, Extracted | ExtractionError]],
+           languages: dict[str, str | None], total: CleanOutcome,
+           on_progress: Callable[[int], None] | None) -> None:
+    store = ctx.store
+    outcome = CleanOutcome()
+    cleaned: list[Article] = []
+    with store.begin() as conn:
+        for page, hint, result in done:
+            outcome.last_url = max(outcome.last_url, page.url)
+            if isinstance(result, ExtractionError):
+                reason = f"cannot clean: {result}"
+                store.record_drop(conn, page.url, page.source, "clean", reason)
+                outcome.counts["dropped"] += 1
+                outcome.drops[page.url] = reason
+            else:
+                cleaned.append(to_article(page, result, hint, languages.get(page.source)))
+        outcome.counts.update(store.upsert_articles(conn, cleaned))
+        store.clear_drops(conn, [a.url for a in cleaned])
+        store.mark_cleaned(conn, [(p.url, p.body_sha256) for p, _, _ in done])
+    total.merge(outcome)
+    if on_progress:
+        on_progress(len(done))
+
+
+def to_article(page: StoredPage, extracted: Extracted, hint: Hint,
+               source_language: str | None) -> Article:
     hint_title, hint_published = hint
-    published = extracted.published_at
-    if published is None and hint_published is not None:
-        published = hint_published  # type: ignore[assignment]
     return Article(url=page.url, source=page.source, title=extracted.title or hint_title,
-                   authors=extracted.authors, published_at=published,
+                   authors=extracted.authors, published_at=extracted.published_at or hint_published,
                    language=extracted.language or source_language, text=extracted.text,
                    content_hash=content_hash_for(extracted.text), fetched_at=page.fetched_at)

@@ -29,9 +29,19 @@ class Context:
             self._http = HttpClient(self.settings)
         return self._http
 
-    def close(self) -> None:
+    def close_http(self) -> None:
+        """Close the HTTP client (a later use opens a new one).
+
+        Called before the store-only stages: its watchdog thread gone, the process has no
+        other thread and the clean stage can fork its extraction workers, which then inherit
+        the loaded extractor instead of importing it again each.
+        """
         if self._http is not None:
             self._http.close()
+            self._http = None
+
+    def close(self) -> None:
+        self.close_http()
         self.store.close()
 
 

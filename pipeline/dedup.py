@@ -26,6 +26,7 @@ from pipeline.neardup import find_copies
 from pipeline.store import dedup_signature
 
 SUMMARY_CHARS = 300
+STORIES_PER_TRANSACTION = 500
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -90,14 +91,22 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
     with store.begin() as conn:
         outcome.articles = store.assign(
             conn, {a: (sid, copy, old_sigs[a]) for a, (sid, copy, _) in assignments.items()})
-    touched = {a[0] for a in assignments.values()} | previous
-    for story_id in sorted(touched):
-        members = store.articles_of_stories([story_id])
+    # Then the stories, STORIES_PER_TRANSACTION to a transaction, rebuilt from their members as
+    # stored now (the window's rows are reused, with their new memberships). A crash between
+    # these transactions is repaired by the next run like one before them: the changed articles
+    # are still to do, and every story of their window is rebuilt and compared again.
+    touched = sorted({a[0] for a in assignments.values()} | previous)
+    members: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for member in store.articles_of_stories(touched, known=context):
+        members[member["story_id"]].append(member)
+    for start in range(0, len(touched), STORIES_PER_TRANSACTION):
+        built = [build_story(story_id, members[story_id])
+                 for story_id in touched[start:start + STORIES_PER_TRANSACTION]
+                 if members.get(story_id)]
+        if not built:
+            continue
         with store.begin() as conn:
-            if not members:
-                continue
-            story, best, figs = build_story(story_id, members)
-            outcome.stories[store.save_story(conn, story, best, figs)] += 1
+            outcome.stories.update(store.save_stories(conn, built))
     with store.begin() as conn:
         store.delete_empty_stories(conn)
         store.assign(conn, assignments)  # only now are the changed articles done

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import codecs
 import html
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import re
 import threading
+import time
 import unicodedata
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -35,7 +37,8 @@ from lxml.etree import ParserError
 
 from pipeline.errors import ExtractionError
 
-__all__ = ["Extracted", "decode_html", "extract", "extract_many", "parse_date", "sanitize_text"]
+__all__ = ["ExtractStats", "Extracted", "decode_html", "extract", "extract_many", "parse_date",
+           "sanitize_text"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +54,39 @@ class Extracted:
     authors: tuple[str, ...]
     published_at: datetime | None  # timezone-aware UTC when known
     language: str | None  # ISO 639-1 like "en", "uk"
+
+
+@dataclass(slots=True)
+class ExtractStats:
+    """CPU seconds spent extracting, summed over every process that did it.
+
+    ``trafilatura_s`` is the time inside trafilatura's and htmldate's own calls; ``parse_s`` the
+    HTML parse whose tree they work on; the rest of ``cpu_s`` is this module's own work (decoding,
+    metadata, body clean-up). Lets a run tell how much of cleaning is the extractor itself.
+    """
+
+    pages: int = 0
+    cpu_s: float = 0.0
+    trafilatura_s: float = 0.0
+    parse_s: float = 0.0
+    # whole CPU time of the worker processes (start-up, unpickling, idle polling included);
+    # 0 when extraction ran in the caller's process
+    workers_s: float = 0.0
+
+    def add(self, other: ExtractStats) -> None:
+        self.pages += other.pages
+        self.cpu_s += other.cpu_s
+        self.trafilatura_s += other.trafilatura_s
+        self.parse_s += other.parse_s
+        self.workers_s += other.workers_s
+
+
+# per-thread CPU clocks of the current thread's extractions (reset per chunk in workers)
+_CLOCK = threading.local()
+
+
+def _charge(key: str, since: float) -> None:
+    setattr(_CLOCK, key, getattr(_CLOCK, key, 0.0) + time.thread_time() - since)
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -256,10 +292,13 @@ _PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pi
 
 def _parse(data: bytes) -> lxml.html.HtmlElement:
     data = _XML_DECLARATION.sub(b"", data, count=1)  # it may name another encoding
+    start = time.thread_time()
     try:
         tree = lxml.html.document_fromstring(data, parser=_PARSER)
     except (ParserError, ValueError) as exc:
         raise ExtractionError(f"not HTML: unparseable ({exc})") from None
+    finally:
+        _charge("parse", start)
     if tree is None:
         raise ExtractionError("not HTML: unparseable")
     return tree
@@ -722,8 +761,12 @@ def _trafilatura(tree: lxml.html.HtmlElement, url: str | None, *, fast: bool) ->
     import trafilatura
 
     # comments are not the article; tables often are (results, figures)
-    document = trafilatura.bare_extraction(tree, url=url, fast=fast, include_comments=False,
-                                           include_tables=True, with_metadata=False)
+    start = time.thread_time()
+    try:
+        document = trafilatura.bare_extraction(tree, url=url, fast=fast, include_comments=False,
+                                               include_tables=True, with_metadata=False)
+    finally:
+        _charge("trafilatura", start)
     text = getattr(document, "text", None)
     return text if isinstance(text, str) else ""
 
@@ -737,6 +780,7 @@ def _alnum_key(text: str) -> str:
 
 _HEAD_LINES = 4
 _MIN_LINK_KEY = 10
+_MAX_LINK_LINE = 300  # characters: longer lines are prose, not a linked headline
 
 
 def _drop_link_lists(tree: lxml.html.HtmlElement, body: str) -> str:
@@ -746,10 +790,19 @@ def _drop_link_lists(tree: lxml.html.HtmlElement, body: str) -> str:
     linked line can be part of the text, a list of them is navigation.
     """
     lines = body.split("\n")
-    if len(lines) < 2:
+    # a line can be a link's whole text only if it is headline-sized; and only a run of two
+    # such lines can be dropped, so most bodies (long paragraphs) need no look at the links
+    short = [len(line) <= _MAX_LINK_LINE for line in lines]
+    if not any(a and b for a, b in itertools.pairwise(short)):
         return body
-    links = {_alnum_key(a.text_content()) for a in tree.iter("a")}
-    flags = [len(key) > _MIN_LINK_KEY and key in links for key in map(_alnum_key, lines)]
+    keys = [_alnum_key(line) if ok else "" for line, ok in zip(lines, short, strict=True)]
+    lengths = [len(key) for key in keys if len(key) > _MIN_LINK_KEY]
+    if len(lengths) < 2:
+        return body
+    shortest = min(lengths) // 2  # most links are short menu items: no key needed for them
+    links = {_alnum_key(text) for text in (a.text_content() for a in tree.iter("a"))
+             if shortest <= len(text) <= 4 * _MAX_LINK_LINE}
+    flags = [len(key) > _MIN_LINK_KEY and key in links for key in keys]
     if sum(flags) < 2:
         return body
     padded = [False, *flags, False]
@@ -832,21 +885,27 @@ def _fallback_date(tree: lxml.html.HtmlElement, url: str | None) -> datetime | N
         from htmldate import find_date  # trafilatura's own date finder, installed with it
     except ImportError:  # pragma: no cover
         return None
+    start = time.thread_time()
     try:
         found = find_date(tree, extensive_search=True, original_date=True, url=url)
     except Exception:  # a heuristic failing must not lose the article
         return None
+    finally:
+        _charge("trafilatura", start)
     return parse_date(found)
 
 
 def _fallback_authors(tree: lxml.html.HtmlElement) -> tuple[str, ...]:
     """Byline markup (class="author", rel="author"...) when no metadata names anyone."""
+    start = time.thread_time()
     try:
         from trafilatura.metadata import extract_author
 
         found = extract_author(tree)
     except Exception:
         return ()
+    finally:
+        _charge("trafilatura", start)
     return _split_authors([found]) if found else ()
 
 
@@ -899,13 +958,18 @@ _CHUNK = 4  # pages per task: amortises IPC while keeping the two cores evenly b
 _IN_FLIGHT_PER_WORKER = 4  # chunks queued per worker: bounds memory, hides result latency
 _MIN_PARALLEL = 8  # fewer pages than this are cheaper in-process than starting workers
 
-Task = tuple[bytes | str, str | None, str | None]
+Task = tuple[bytes | str, str | None, str | None, Callable[[bytes], bytes] | None]
 Result = Extracted | ExtractionError
 
 
 def _extract_safely(task: Task) -> Result:
-    html, url, charset = task
+    html, url, charset, unpack = task
     try:
+        if unpack is not None and isinstance(html, bytes):
+            try:
+                html = unpack(html)
+            except Exception as exc:
+                return ExtractionError(f"stored page is unreadable: {exc}")
         return extract(html, url, charset=charset)
     except ExtractionError as exc:
         return exc
@@ -913,8 +977,25 @@ def _extract_safely(task: Task) -> Result:
         return ExtractionError(f"extraction failed: {type(exc).__name__}: {exc}")
 
 
-def _extract_chunk(chunk: list[Task]) -> list[Result]:
-    return [_extract_safely(task) for task in chunk]
+def _extract_chunk(chunk: list[Task]) -> tuple[list[Result], ExtractStats]:
+    """Extract a chunk and measure it: the stats travel back with the results."""
+    _CLOCK.trafilatura = _CLOCK.parse = 0.0
+    start = time.thread_time()
+    results = [_extract_safely(task) for task in chunk]
+    stats = ExtractStats(len(chunk), time.thread_time() - start, _CLOCK.trafilatura, _CLOCK.parse)
+    return results, stats
+
+
+_reported = 0.0  # a worker's process CPU time already reported with an earlier chunk
+
+
+def _extract_chunk_in_worker(chunk: list[Task]) -> tuple[list[Result], ExtractStats]:
+    """As _extract_chunk, plus this worker's CPU since its last report (its start, at first)."""
+    global _reported
+    results, stats = _extract_chunk(chunk)
+    used = time.process_time()  # a new process's clock starts at zero, imports included
+    stats.workers_s, _reported = used - _reported, used
+    return results, stats
 
 
 def _init_worker() -> None:
@@ -938,17 +1019,21 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=_mp_context(), initializer=_init_worker)
 
 
-def _task(item: Sequence[Any]) -> tuple[Any, Task]:
-    if len(item) == 3:
-        key, html, url = item
-        return key, (html, url, None)
-    key, html, url, charset = item
-    return key, (html, url, charset)
+def _tasks(items: Iterable[Sequence[Any]], unpack: Callable[[bytes], bytes] | None
+           ) -> Iterator[tuple[Any, Task]]:
+    for item in items:
+        if len(item) == 3:
+            key, html, url = item
+            yield key, (html, url, None, unpack)
+        else:
+            key, html, url, charset = item
+            yield key, (html, url, charset, unpack)
 
 
 def extract_many(
     items: Iterable[tuple[K, bytes, str | None] | tuple[K, bytes, str | None, str | None]],
-    workers: int = 0,
+    workers: int = 0, stats: ExtractStats | None = None,
+    unpack: Callable[[bytes], bytes] | None = None,
 ) -> Iterator[tuple[K, Extracted | ExtractionError]]:
     """Extract pages in parallel processes, yielding ``(key, result)`` in input order.
 
@@ -957,37 +1042,35 @@ def extract_many(
     so one bad page never stops a batch. ``workers=0`` means one per CPU; ``workers=1``, fewer
     than 8 items or a daemonic caller run in this process, where starting workers costs more
     than it saves. Pages go out in chunks of 4 and at most ``workers * 4`` chunks are in flight,
-    so a generator input is read lazily and memory stays bounded.
+    so a generator input is read lazily and memory stays bounded. ``stats``, when given, is
+    added the CPU time of every page (in whichever process extracted it). ``unpack`` (a
+    module-level function, so workers can receive it) turns each stored blob into the page, in
+    the worker: the caller then never holds or ships inflated pages.
     """
     workers = workers or os.cpu_count() or 1
     if multiprocessing.current_process().daemon:
         workers = 1  # daemonic processes (pool workers, celery) may not have children
-    iterator = iter(items)
+    iterator = _tasks(items, unpack)
     head: list[tuple[Any, Task]] = []
-    for item in iterator:
-        head.append(_task(item))
+    for pair in iterator:
+        head.append(pair)
         if len(head) >= _MIN_PARALLEL:
             break
     if workers <= 1 or len(head) < _MIN_PARALLEL:
-        for key, task in head:
-            yield key, _extract_safely(task)
-        for item in iterator:
-            key, task = _task(item)
-            yield key, _extract_safely(task)
+        for key, task in itertools.chain(head, iterator):
+            [result], measured = _extract_chunk([task])
+            if stats is not None:
+                stats.add(measured)
+            yield key, result
         return
-    yield from _parallel(head, iterator, workers)
+    yield from _parallel(head, iterator, workers, stats)
 
 
-def _chunks(head: list[tuple[Any, Task]], rest: Iterator[Any]) -> Iterator[
+def _chunks(head: list[tuple[Any, Task]], rest: Iterator[tuple[Any, Task]]) -> Iterator[
         list[tuple[Any, Task]]]:
     chunk: list[tuple[Any, Task]] = []
-    for pair in head:
+    for pair in itertools.chain(head, rest):
         chunk.append(pair)
-        if len(chunk) == _CHUNK:
-            yield chunk
-            chunk = []
-    for item in rest:
-        chunk.append(_task(item))
         if len(chunk) == _CHUNK:
             yield chunk
             chunk = []
@@ -995,21 +1078,21 @@ def _chunks(head: list[tuple[Any, Task]], rest: Iterator[Any]) -> Iterator[
         yield chunk
 
 
-def _parallel(head: list[tuple[Any, Task]], rest: Iterator[Any], workers: int) -> Iterator[
-        tuple[Any, Result]]:
+def _parallel(head: list[tuple[Any, Task]], rest: Iterator[tuple[Any, Task]], workers: int,
+              stats: ExtractStats | None) -> Iterator[tuple[Any, Result]]:
     chunks = _chunks(head, rest)
     limit = workers * _IN_FLIGHT_PER_WORKER
     pool = _new_pool(workers)
-    pending: deque[tuple[list[tuple[Any, Task]], Future[list[Result]]]] = deque()
+    pending: deque[tuple[list[tuple[Any, Task]], Future[tuple[list[Result], ExtractStats]]]] = deque()
     try:
         while True:
             while len(pending) < limit and (chunk := next(chunks, None)) is not None:
-                pending.append((chunk, pool.submit(_extract_chunk, [t for _, t in chunk])))
+                pending.append((chunk, pool.submit(_extract_chunk_in_worker, [t for _, t in chunk])))
             if not pending:
                 return
             chunk, future = pending.popleft()
             try:
-                results = future.result()
+                results, measured = future.result()
             except BrokenProcessPool:
                 # a worker died (segfault, OOM kill) and took every queued chunk with it: redo
                 # them one page per task in a fresh pool so only the culprit page fails
@@ -1020,7 +1103,9 @@ def _parallel(head: list[tuple[Any, Task]], rest: Iterator[Any], workers: int) -
                 pool = _new_pool(workers)
                 for key, task in redo:
                     try:
-                        result = pool.submit(_extract_chunk, [task]).result()[0]
+                        [result], measured = pool.submit(_extract_chunk_in_worker, [task]).result()
+                        if stats is not None:
+                            stats.add(measured)
                     except BrokenProcessPool:
                         LOGGER.warning("extraction worker died on %s", task[1] or key)
                         result = ExtractionError(
@@ -1029,6 +1114,8 @@ def _parallel(head: list[tuple[Any, Task]], rest: Iterator[Any], workers: int) -
                         pool = _new_pool(workers)
                     yield key, result
                 continue
+            if stats is not None:
+                stats.add(measured)
             for (key, _), result in zip(chunk, results, strict=True):
                 yield key, result
     finally:

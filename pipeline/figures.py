@@ -61,6 +61,10 @@ _INJURED = [
 ]
 _KILLED_RE = [re.compile(p, re.IGNORECASE) for p in _KILLED]
 _INJURED_RE = [re.compile(p, re.IGNORECASE) for p in _INJURED]
+# Words every match of a kind's patterns contains (matched with the same IGNORECASE folding):
+# a sentence without one cannot give that kind, so its patterns are not tried on it.
+_KILLED_HINT = re.compile(r"kill|dead|died|perish|lives|death|fatalit", re.IGNORECASE)
+_INJURED_HINT = re.compile(r"injur|wound|hurt|hospitali", re.IGNORECASE)
 
 # "<n> [up to four modifiers] missiles|drones"; modifiers carry no number
 _MOD = r"(?:(?!(?:and|of)\b)[A-Za-z][\w'’-]*|and(?=\s+[A-Za-z][\w-]*\s+(?:missiles?|drones?)\b))"
@@ -68,6 +72,7 @@ _WEAPON_RE = re.compile(
     rf"{_Q}(?P<n>{_N})\s+(?:{_MOD}\s+){{0,4}}?(?P<w>missiles?|drones?|UAVs?)\b",
     re.IGNORECASE,
 )
+_WEAPON_HINT = re.compile(r"missile|drone|UAV", re.IGNORECASE)  # in every _WEAPON_RE match
 _VERB = re.compile(
     r"\b(?:(?P<icpt>shot\s+down|shooting\s+down|shoots\s+down|downed|intercepted|"
     r"intercepting|destroyed|destroying|neutrali[sz]ed|repelled|repelling|took\s+down|"
@@ -229,7 +234,10 @@ def extract_figures(text: str, title: str | None = None) -> list[tuple[str, str]
     for sentence in _sentences(full):
         start = full.find(sentence, pos)
         pos = max(pos, start)
-        for kind, patterns in (("killed", _KILLED_RE), ("injured", _INJURED_RE)):
+        for kind, patterns, hint in (("killed", _KILLED_RE, _KILLED_HINT),
+                                     ("injured", _INJURED_RE, _INJURED_HINT)):
+            if not hint.search(sentence):
+                continue
             taken: list[tuple[int, int]] = []
             for rx in patterns:
                 for m in rx.finditer(sentence):
@@ -241,6 +249,8 @@ def extract_figures(text: str, title: str | None = None) -> list[tuple[str, str]
                         continue
                     taken.append(span)
                     hits.append((start + span[0], kind, str(n)))
+        if not _WEAPON_HINT.search(sentence):
+            continue  # no weapon mentioned: _weapon_figures would find nothing
         for i, (kind, value) in enumerate(_weapon_figures(sentence)):
             hits.append((start + i, kind, value))
     hits.sort(key=lambda h: h[0])

@@ -519,6 +519,9 @@ class _Watchdog:
         with self._cond:
             self._stopped = True
             self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)  # gone, so the process may fork its extract workers
 
     def _run(self) -> None:
         with self._cond:

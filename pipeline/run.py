@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.clean import clean_pending
 from pipeline.context import Context
 from pipeline.dedup import dedup
+from pipeline.extract import ExtractStats
 from pipeline.ingest import fetch_pending, pull_feed
 from pipeline.models import Source
 from pipeline.progress import Progress
@@ -34,6 +35,7 @@ class RunSummary:
     drops: dict[str, str] = field(default_factory=dict)
     stories: Counter[str] = field(default_factory=Counter)
     crawl_stats: dict[str, Any] = field(default_factory=dict)
+    extraction: ExtractStats = field(default_factory=ExtractStats)
 
     @property
     def nothing_done(self) -> bool:
@@ -53,6 +55,10 @@ class RunSummary:
                                      ("new", "updated", "unchanged", "dropped")) + reasons,
             "stories: " + ", ".join(f"{self.stories.get(k, 0)} {k}" for k in ("new", "updated")),
         ]
+        x = self.extraction
+        if x.pages and x.cpu_s > 0:
+            out.append(f"extraction: {x.pages} pages, {x.cpu_s:.1f} s CPU, of which trafilatura "
+                       f"{x.trafilatura_s / x.cpu_s:.0%} and the HTML parse {x.parse_s / x.cpu_s:.0%}")
         if self.crawl_stats:
             keys = ("downloader/request_count", "downloader/response_count", "item_scraped_count",
                     "robotstxt/forbidden", "log_count/ERROR", "finish_reason")
@@ -92,6 +98,7 @@ def run_pipeline(ctx: Context, sources: Sequence[Source], since: datetime | None
             # Crawled sources fetch their own articles under Scrapy's robots.txt rules; what
             # they leave pending waits for their next crawl.
             fetch = fetch_pending(ctx, feeds, on_progress=fetched)
+        ctx.close_http()  # clean and dedup need no sockets; see Context.close_http
         summary.fetch.update(fetch.counts)
         summary.drops.update(fetch.failures)
         with progress.stage("clean") as bar:
@@ -99,6 +106,7 @@ def run_pipeline(ctx: Context, sources: Sequence[Source], since: datetime | None
         summary.articles.update(cleaned.counts)
         summary.articles["dropped"] += fetch.counts.get("failed", 0) + fetch.counts.get("dropped", 0)
         summary.drops.update(cleaned.drops)
+        summary.extraction.add(cleaned.extraction)
         with progress.stage("dedup") as bar:
             result = dedup(ctx)
             bar.advance(result.articles)

@@ -23,13 +23,18 @@ metadata = MetaData()
 
 TS = DateTime(timezone=True)
 
-# Conditional-GET state per feed / sitemap / section URL.
+# Discovery documents' HTTP state: conditional-GET validators per feed, robots.txt, sitemap and
+# section page URL; for all but feeds also the last 200 body (migration 0003), which stands in
+# for the document when the server answers 304.
 feed_state = Table(
     "feed_state", metadata,
     Column("url", String(2048), primary_key=True),
-    Column("source", String(64), nullable=False),
+    Column("source", String(64), nullable=False),  # the source that last stored it
     Column("etag", String(512)),
     Column("last_modified", String(128)),
+    Column("content_type", String(255)),  # the Content-Type header of the kept body
+    Column("body_gz", LargeBinary),  # gzip of the decoded body; NULL for feeds
+    Column("fetched_at", TS),  # when the kept body (or its validators) last changed
 )
 
 # The frontier: every article URL discovered, and where it stands.

@@ -16,10 +16,12 @@ from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response
+from scrapy.responsetypes import responsetypes
 from scrapy.utils.httpobj import urlparse_cached
 
 from pipeline.errors import NewsaggError, RefusedError
 from pipeline.http import check_url, parse_retry_after
+from pipeline.store import Store
 
 host_blocked = object()  # signal(netloc: str, reason: str): no more requests there this run
 
@@ -173,3 +175,130 @@ class RetryAfterMiddleware(RetryMiddleware):
         slot = self.crawler.engine.downloader.slots.get(request.meta.get("download_slot", ""))
         if slot is not None and slot.delay:
             slot.lastseen = max(slot.lastseen, time.monotonic() + wait - slot.delay)
+
+
+DISCOVERY = "newsagg_discovery"  # request.meta flag the spiders set on sitemaps and listing pages
+_ASKED = "newsagg_conditional"  # meta: the URL validators were sent for (a redirect changes it)
+_UNCONDITIONAL = "newsagg_unconditional"  # meta: ask without validators (after a stray 304)
+_VALIDATORS = (b"If-None-Match", b"If-Modified-Since")
+
+
+def is_discovery_request(request: Request) -> bool:
+    """robots.txt (Scrapy's RobotsTxtMiddleware builds that request itself, so it is known by
+    its path), sitemaps and section pages. Articles are not: the frontier decides those."""
+    return bool(request.meta.get(DISCOVERY)) or _is_robots_request(request)
+
+
+class ConditionalDiscoveryMiddleware:
+    """Discovery documents are asked for conditionally, so a run with nothing new sends only
+    conditional requests.
+
+    A request for robots.txt, a sitemap or a section page whose last 200 the store keeps
+    (``feed_state``: validators and gzipped body) gets ``If-None-Match`` / ``If-Modified-Since``.
+    A 304 is answered from the store: a 200 built from the kept body (flag ``cached``), so
+    Scrapy's robots.txt parser and the spiders read it as usual, and a sitemap index still
+    leads to its child sitemaps, each asked for conditionally in turn. A 200 keeps its
+    validators and body for the next run; the store writes only what changed. Bodies are kept
+    decoded, after HttpCompression applied the decompressed-size cap; a kept body larger than
+    the (possibly lowered) ``DOWNLOAD_MAXSIZE`` is not used. The store is the spider's own
+    (``spider.store``, the run's ``Context``); a spider without one is left alone.
+    """
+
+    def __init__(self, crawler: Crawler) -> None:
+        if not crawler.settings.getbool("NEWSAGG_CONDITIONAL_DISCOVERY"):
+            raise NotConfigured
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.max_bytes = crawler.settings.getint("DOWNLOAD_MAXSIZE")  # 0: no cap
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def _store(self) -> Store | None:
+        store = getattr(self.crawler.spider, "store", None)
+        return store if isinstance(store, Store) else None
+
+    def _source(self) -> str:
+        source = getattr(self.crawler.spider, "source", None)
+        return str(getattr(source, "name", None) or getattr(self.crawler.spider, "name", "crawl"))
+
+    def _cap(self, request: Request) -> int | None:
+        return int(request.meta.get("download_maxsize", self.max_bytes)) or None
+
+    def process_request(self, request: Request) -> None:
+        if not is_discovery_request(request):
+            return None
+        # A redirect copies the request, headers and all: the first URL's validators must not
+        # be sent for the second.
+        for name in _VALIDATORS:
+            request.headers.pop(name, None)
+        request.meta.pop(_ASKED, None)
+        store = self._store()
+        if store is None or request.meta.get(_UNCONDITIONAL):
+            return None
+        etag, last_modified, body, _ = store.discovery_state(request.url, self._cap(request))
+        if body is None or (etag is None and last_modified is None):
+            return None  # nothing to stand in for a 304: ask plainly
+        if etag:
+            request.headers[b"If-None-Match"] = etag
+        if last_modified:
+            request.headers[b"If-Modified-Since"] = last_modified
+        request.meta[_ASKED] = request.url
+        self.stats.inc_value("newsagg/conditional/sent")
+        return None
+
+    def process_response(self, request: Request, response: Response) -> Request | Response:
+        if not is_discovery_request(request):
+            return response
+        store = self._store()
+        if store is None:
+            return response
+        if response.status == 304:
+            return self._not_modified(store, request, response)
+        if response.status == 200 and store.save_discovery_state(
+                request.url, self._source(), _header_text(response, b"ETag"),
+                _header_text(response, b"Last-Modified"), response.body,
+                _header_text(response, b"Content-Type")):
+            self.stats.inc_value("newsagg/conditional/stored")
+        return response
+
+    def _not_modified(self, store: Store, request: Request, response: Response
+                      ) -> Request | Response:
+        etag, last_modified, body, content_type = (None, None, None, None)
+        if request.meta.get(_ASKED) == request.url:
+            etag, last_modified, body, content_type = store.discovery_state(
+                request.url, self._cap(request))
+        if body is None:
+            # a 304 to a plain request, or the kept body is gone: ask once more, plainly
+            if request.meta.get(_UNCONDITIONAL):
+                return response  # the spider's errback reports the 304
+            self.stats.inc_value("newsagg/conditional/asked_again")
+            return request.replace(meta={**request.meta, _UNCONDITIONAL: True},
+                                   dont_filter=True)
+        self.stats.inc_value("newsagg/conditional/not_modified")
+        # A 304 may carry updated validators (RFC 9110 15.4.5): keep them with the body.
+        new_etag = _header_text(response, b"ETag") or etag
+        new_last_modified = _header_text(response, b"Last-Modified") or last_modified
+        if (new_etag, new_last_modified) != (etag, last_modified):
+            store.save_discovery_state(request.url, self._source(), new_etag, new_last_modified,
+                                       body, content_type)
+        headers = response.headers.copy()
+        for name in (b"Content-Length", b"Content-Encoding", b"Transfer-Encoding",
+                     b"Content-Type"):
+            headers.pop(name, None)
+        if content_type:
+            headers[b"Content-Type"] = content_type
+        # a new response, not response.replace(): the 304's class may carry an encoding the
+        # stored body's class (a gzipped sitemap is a plain Response) does not take
+        cls = responsetypes.from_args(headers=headers, url=response.url, body=body)
+        return cls(url=response.url, status=200, headers=headers, body=body,
+                   flags=[*response.flags, "cached"], request=response.request or request,
+                   certificate=response.certificate, ip_address=response.ip_address,
+                   protocol=response.protocol)
+
+
+def _header_text(response: Response, name: bytes) -> str | None:
+    value = response.headers.get(name)
+    text = value.decode("latin-1").strip() if value else ""
+    return text or None

@@ -35,7 +35,7 @@ from pipeline.crawl import (
 from pipeline.models import Source
 from pipeline.store import Discovered
 from spiders.items import FetchedPage, FetchFailed
-from spiders.middlewares import HostBlocked, host_blocked
+from spiders.middlewares import DISCOVERY, HostBlocked, host_blocked
 
 DISCOVERY_PRIORITY = 10  # sitemaps and listing pages before articles: the page limit cuts fetches
 
@@ -128,9 +128,10 @@ class SourceSpider(scrapy.Spider):
     # -- requests ------------------------------------------------------------------------------
 
     def document_request(self, url: str, callback: Callable[..., Any], **kwargs: Any) -> Request:
-        """A sitemap or listing page: the source fails if it cannot be had."""
+        """A sitemap or listing page: the source fails if it cannot be had. Marked as a
+        discovery document, so it is asked for conditionally (ConditionalDiscoveryMiddleware)."""
         return Request(url, callback=callback, errback=self.document_failed,
-                       priority=DISCOVERY_PRIORITY, cb_kwargs=kwargs)
+                       priority=DISCOVERY_PRIORITY, cb_kwargs=kwargs, meta={DISCOVERY: True})
 
     def document_failed(self, failure: Failure) -> None:
         self.fail(f"{failure.request.url}: {describe(failure.value)}")

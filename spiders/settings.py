@@ -21,6 +21,9 @@ ROBOTSTXT_USER_AGENT = "newsagg"  # the product token robots.txt groups name, no
 USER_AGENT = _newsagg.user_agent  # default says "Scrapy": site owners must see who we are
 CONCURRENT_REQUESTS = 16  # across hosts; per-host concurrency is the limit that matters
 CONCURRENT_REQUESTS_PER_DOMAIN = 1  # default 8: one request in flight per host
+# default 100: Scrapy starts that many asyncio tasks per response to run its output through the
+# item pipelines; ours is synchronous and a response yields one item, so 100 tasks were overhead
+CONCURRENT_ITEMS = 4
 DOWNLOAD_DELAY = _newsagg.host_delay  # default 0; a source's `delay` overrides it per crawl
 DOWNLOAD_DELAY_JITTER = 0.0  # default ±50% (RANDOMIZE_DOWNLOAD_DELAY, deprecated in 2.19)
 #                              would go below host_delay; the delay is a floor, not an average
@@ -33,6 +36,8 @@ RETRY_ENABLED = True  # transient 5xx and network errors get another chance in-r
 RETRY_TIMES = 2  # three attempts per run; the frontier retries again next run
 RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]  # never 4xx: a 404 stays a 404
 NEWSAGG_RETRY_AFTER_CAP = _newsagg.retry_after_cap  # longer Retry-After: host deferred to next run
+NEWSAGG_CONDITIONAL_DISCOVERY = True  # robots.txt, sitemaps, section pages: If-None-Match
+#                                      and If-Modified-Since from the store, 304s from it
 COOKIES_ENABLED = False  # no sessions, no tracking state carried between articles
 
 # -- safety --------------------------------------------------------------------------------------
@@ -76,6 +81,15 @@ DOWNLOADER_MIDDLEWARES = {  # spiders/middlewares.py: what Scrapy lacks
     # after robots.txt (100): sees the final robots.txt response, and requests once it is known
     "spiders.middlewares.RobotsFailureMiddleware": 110,
     "spiders.middlewares.HostGateMiddleware": 120,
+    # Discovery documents (robots.txt, sitemaps, section pages) asked for conditionally, a 304
+    # answered from the store. After robots.txt (100) and the host gate (120): a refused or
+    # blocked request costs no store read; robots.txt's own request, which RobotsTxtMiddleware
+    # downloads through this whole chain, passes here too, and RobotsFailureMiddleware (110)
+    # sees the stand-in 200 of a 304. Before Retry (550), HttpCompression (590) and Redirect
+    # (600), so on the way back it sees each hop's final answer: retried already, decoded
+    # already (the decompressed-size cap applied), never a 3xx; a redirected request comes
+    # back through it and gets the validators of its new URL, not the old one's.
+    "spiders.middlewares.ConditionalDiscoveryMiddleware": 130,
     # Scrapy's retry, plus Retry-After
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
     "spiders.middlewares.RetryAfterMiddleware": 550,
