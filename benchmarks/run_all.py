@@ -172,7 +172,7 @@ def benchmarks(quick: bool, e2e_articles: str | None, e2e_store: str, json_path:
     e2e_sizes = e2e_articles or ("1000,3000" if quick else "1000,10000")
     return [
         ("extraction_quality", [], parse_extraction_quality),
-        ("extraction_speed", [], parse_extraction_speed),
+        ("extraction_speed", [] if quick else ["--rounds", "3"], parse_extraction_speed),
         ("cluster_quality", ["--no-cv"] if quick else [], parse_cluster_quality),
         ("cluster_scale", ["--sizes", "10000" if quick else "10000,50000,100000"], parse_cluster_scale),
         ("crawl_speed", ["--pages", "200"] if quick else [], parse_crawl_speed),
