@@ -27,11 +27,15 @@ lock, each timed with ``time.perf_counter``:
   subprocess's writes are not in it).
 
 Articles/s per stage = articles stored / stage seconds. Peak memory: ``resource.getrusage``
-maxrss of this process and of its largest reaped child (the crawl subprocess, extract workers).
+maxrss of the process that ran the pipeline and of its largest reaped child (the crawl
+subprocess, extract workers), read right after the first run, before the benchmark's own
+bookkeeping. Every (store, size) is measured in its own subprocess, so one size's peak is not
+the high-water mark of an earlier one.
 
 Second run: the same web, nothing new; its wall time as a fraction of the first's, the requests
 the servers saw (and how many carried If-None-Match / If-Modified-Since), and the rows changed:
-the symmetric difference of ``tests/helpers.dump_store`` dumps taken before and after.
+the symmetric difference of per-row digests of every table taken before and after (the rows
+as ``tests/helpers.dump_store`` renders them, hashed so a 10,000-page store is not held twice).
 
 Trafilatura share, from the first run itself: every extraction reports the CPU time spent
 inside trafilatura's and htmldate's calls and in the HTML parse they work on
@@ -46,11 +50,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import platform
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -61,12 +67,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, select
+
 REPO = Path(__file__).resolve().parents[1]
 for extra in (REPO, REPO / "tests", REPO / "benchmarks"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from helpers import dump_store  # noqa: E402
 from newsweb import NewsWebProcess  # noqa: E402
 
 from pipeline.clean import clean_pending  # noqa: E402
@@ -75,8 +82,9 @@ from pipeline.context import open_context  # noqa: E402
 from pipeline.dedup import dedup  # noqa: E402
 from pipeline.ingest import fetch_pending, pull_feed  # noqa: E402
 from pipeline.run import RunSummary, crawl_sources  # noqa: E402
+from pipeline.schema import metadata  # noqa: E402
 from pipeline.sources import load_registry  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from pipeline.store import Store, normalise_url  # noqa: E402
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 STAGES = ("discover", "crawl", "fetch", "clean", "dedup")
@@ -202,8 +210,7 @@ def run_stages(settings: Any, sources: list[Any]) -> dict[str, Any]:
             "threads_at_clean": threads_at_clean}
 
 
-def _rows_changed(before: dict[str, list[tuple[Any, ...]]],
-                  after: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]:
+def _rows_changed(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str, int]:
     changed = {}
     for table in set(before) | set(after):
         a, b = set(before.get(table, [])), set(after.get(table, []))
@@ -214,8 +221,20 @@ def _rows_changed(before: dict[str, list[tuple[Any, ...]]],
 
 
 def _count_articles(url: str) -> int:
-    dump = dump_store(url)
-    return len(dump.get("articles", []))
+    with Store(url) as store:
+        return store.counts()["articles"]
+
+
+def _digests(url: str) -> dict[str, set[str]]:
+    """Per table, a digest of each row as dump_store renders it: equal sets, no row changed."""
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as conn:
+            return {table.name: {hashlib.sha1(repr(tuple(str(v) for v in row)).encode()).hexdigest()
+                                 for row in conn.execution_options(yield_per=200).execute(select(table))}
+                    for table in metadata.sorted_tables}
+    finally:
+        engine.dispose()
 
 
 # -- stores ------------------------------------------------------------------------------------
@@ -260,13 +279,14 @@ def measure(articles: int, outlets: int, days: int, store_url: str, workdir: Pat
         start = time.perf_counter()
         first = run_stages(settings, sources)
         first_wall = time.perf_counter() - start
+        peak = _maxrss_mb()  # the pipeline's, before the benchmark's own bookkeeping
         stored = _count_articles(store_url)
-        before = dump_store(store_url)
+        before = _digests(store_url)
         mark = web.hit_count()
         start = time.perf_counter()
         second = run_stages(settings, sources)
         second_wall = time.perf_counter() - start
-        after = dump_store(store_url)
+        after = _digests(store_url)
         requests = web.request_counts(mark)
         first_requests = web.request_counts(0)
         first_requests["requests"] = mark
@@ -281,7 +301,7 @@ def measure(articles: int, outlets: int, days: int, store_url: str, workdir: Pat
             "second": {**second, "wall_s": round(second_wall, 3),
                        "fraction_of_first": round(second_wall / first_wall, 4),
                        "requests": requests, "rows_changed": _rows_changed(before, after)},
-            "peak_memory": _maxrss_mb(),
+            "peak_memory": peak,
         }
 
 
@@ -320,6 +340,21 @@ def print_table(results: list[dict[str, Any]], growth: dict[str, Any]) -> None:
               f"(1.0 = linear)")
 
 
+def measure_one(kind: str, size: int, outlets: int, days: int, ecb: Path | None) -> dict[str, Any]:
+    """One (store, size) in this process; {"skipped": why} when PostgreSQL is unreachable."""
+    with tempfile.TemporaryDirectory(prefix="newsagg-e2e-") as tmp:
+        workdir = Path(tmp)
+        ctx = (sqlite_store(workdir) if kind == "sqlite" else
+               postgres_store(os.environ.get("NEWSAGG_TEST_POSTGRES_URL") or PG_DEFAULT))
+        try:
+            with ctx as url:
+                return measure(size, outlets, days, url, workdir, ecb)
+        except Exception as exc:
+            if kind != "postgresql" or "connect" not in f"{type(exc).__name__} {exc}".lower():
+                raise
+            return {"skipped": f"PostgreSQL unavailable: {exc}"}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--articles", default="1000", help="size, or sizes comma-separated (1000)")
@@ -328,29 +363,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="sqlite")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: "store:size" in this process
     args = ap.parse_args(argv)
-    sizes = [int(x) for x in str(args.articles).split(",") if x.strip()]
     ecb = args.shared / "data/events/ecbplus-dev.jsonl"
+    ecb_path = ecb if ecb.is_file() else None
+    if args.one:
+        kind, size = args.one.split(":")
+        one = measure_one(kind, int(size), args.outlets, args.days, ecb_path)
+        if args.json_out:
+            args.json_out.write_text(json.dumps(one, default=str), encoding="utf-8")
+        return one
+    sizes = [int(x) for x in str(args.articles).split(",") if x.strip()]
     stores = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
     results: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="newsagg-e2e-") as tmp:
-        workdir = Path(tmp)
         for kind in stores:
             for size in sizes:
-                if kind == "sqlite":
-                    ctx = sqlite_store(workdir)
-                else:
-                    ctx = postgres_store(os.environ.get("NEWSAGG_TEST_POSTGRES_URL") or PG_DEFAULT)
-                try:
-                    with ctx as url:
-                        results.append(measure(size, args.outlets, args.days, url, workdir,
-                                               ecb if ecb.is_file() else None))
-                except Exception as exc:
-                    if kind != "postgresql" or "connect" not in f"{type(exc).__name__} {exc}".lower():
-                        raise
-                    skipped[kind] = f"PostgreSQL unavailable: {exc}"
+                # its own process: its own memory high-water mark, nothing left from the last
+                out = Path(tmp) / f"{kind}-{size}.json"
+                subprocess.run([sys.executable, __file__, "--one", f"{kind}:{size}",
+                                "--outlets", str(args.outlets), "--days", str(args.days),
+                                "--shared", str(args.shared), "--json-out", str(out)],
+                               check=True, cwd=REPO)
+                one = json.loads(out.read_text(encoding="utf-8"))
+                if "skipped" in one:
+                    skipped[kind] = one["skipped"]
                     break
+                results.append(one)
     growth: dict[str, Any] = {}
     for kind in stores:
         rs = [r for r in results if r["store"].startswith(kind)]
