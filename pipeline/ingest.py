@@ -21,7 +21,7 @@ from pipeline.context import Context
 from pipeline.errors import FetchError, NewsaggError
 from pipeline.feeds import parse_feed
 from pipeline.models import Source
-from pipeline.store import Discovered, PendingUrl, utc
+from pipeline.store import Discovered, PackedBody, PendingUrl, utc
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,8 @@ def is_html(content_type: str | None, body: bytes) -> bool:
 
 def ingest_page(ctx: Context, conn: Connection, *, url: str, source: str, final_url: str,
                 status: int, body: bytes, content_type: str | None, charset: str | None,
-                etag: str | None, last_modified: str | None) -> str:
+                etag: str | None, last_modified: str | None,
+                packed: PackedBody | None = None) -> str:
     """Store one fetched article response. Returns 'stored', 'unchanged', 'not_modified' or
     'dropped'. The one entry point for pages, whoever fetched them."""
     store = ctx.store
@@ -106,7 +107,7 @@ def ingest_page(ctx: Context, conn: Connection, *, url: str, source: str, final_
         return "dropped"
     changed = store.save_page(conn, url=url, source=source, final_url=final_url, body=body,
                               content_type=content_type, charset=charset, etag=etag,
-                              last_modified=last_modified)
+                              last_modified=last_modified, packed=packed)
     store.mark_url(conn, url, "fetched")
     store.clear_drop(conn, url)
     return "stored" if changed else "unchanged"
@@ -123,6 +124,8 @@ def fetch_pending(ctx: Context, sources: Sequence[Source] | None = None,
                   on_progress: Callable[[int, int], None] | None = None) -> FetchOutcome:
     """Fetch every pending article URL: one worker per host (politeness lives in the HTTP
     client), writes from this thread only, one transaction per batch."""
+    from pipeline.http import Response
+
     delays = {s.name: s.delay for s in sources} if sources is not None else {}
     names = [s.name for s in sources] if sources is not None else None
     todo = ctx.store.pending(names, limit=limit)
@@ -135,7 +138,7 @@ def fetch_pending(ctx: Context, sources: Sequence[Source] | None = None,
     hosts: queue.Queue[list[PendingUrl]] = queue.Queue()
     for items in by_host.values():
         hosts.put(items)
-    results: queue.Queue[tuple[PendingUrl, object]] = queue.Queue(maxsize=256)
+    results: queue.Queue[tuple[PendingUrl, object, PackedBody | None]] = queue.Queue(maxsize=256)
 
     def worker() -> None:
         while True:
@@ -152,14 +155,18 @@ def fetch_pending(ctx: Context, sources: Sequence[Source] | None = None,
                     response = exc
                 except Exception as exc:  # a bug must not hang the writer: report it as a failure
                     response = FetchError(f"unexpected {type(exc).__name__}: {exc}", url=item.url)
-                results.put((item, response))
+                packed = None
+                if isinstance(response, Response) and response.status == 200 and \
+                        is_html(response.content_type, response.body):
+                    packed = PackedBody.of(response.body)  # here, in parallel (see PackedBody)
+                results.put((item, response, packed))
 
     threads = [threading.Thread(target=worker, daemon=True, name=f"fetch-{i}")
                for i in range(max(1, min(ctx.settings.fetch_workers, len(by_host))))]
     for thread in threads:
         thread.start()
     done = 0
-    batch: list[tuple[PendingUrl, object]] = []
+    batch: list[tuple[PendingUrl, object, PackedBody | None]] = []
     while done < len(todo):
         batch.append(results.get())
         done += 1
@@ -173,17 +180,18 @@ def fetch_pending(ctx: Context, sources: Sequence[Source] | None = None,
     return outcome
 
 
-def _write_fetched(ctx: Context, batch: list[tuple[PendingUrl, object]], outcome: FetchOutcome) -> None:
+def _write_fetched(ctx: Context, batch: list[tuple[PendingUrl, object, PackedBody | None]],
+                   outcome: FetchOutcome) -> None:
     from pipeline.http import Response
 
     with ctx.store.begin() as conn:
-        for item, response in batch:
+        for item, response, packed in batch:
             if isinstance(response, Response):
                 result = ingest_page(ctx, conn, url=item.url, source=item.source,
                                      final_url=response.url, status=response.status,
                                      body=response.body, content_type=response.content_type,
                                      charset=response.charset, etag=response.etag,
-                                     last_modified=response.last_modified)
+                                     last_modified=response.last_modified, packed=packed)
                 outcome.counts[result] += 1
                 if result == "dropped":
                     outcome.failures[item.url] = f"not HTML ({response.content_type})"

@@ -45,6 +45,21 @@ def pack(body: bytes) -> bytes:
     return bytes(_packer.c.compress(body))
 
 
+@dataclass(frozen=True, slots=True)
+class PackedBody:
+    """A fetched body hashed and packed where it was fetched.
+
+    Both hashing and zstd release the GIL, so fetch threads do it in parallel instead of the one
+    writer thread doing it for every page in turn."""
+
+    sha256: str
+    packed: bytes
+
+    @classmethod
+    def of(cls, body: bytes) -> PackedBody:
+        return cls(hashlib.sha256(body).hexdigest(), pack(body))
+
+
 def unpack(blob: bytes, max_bytes: int | None = None) -> bytes:
     """A stored body back, zstd or (older stores) gzip. Raises StoreError when it is corrupt or
     would inflate beyond ``max_bytes``."""
@@ -361,25 +376,27 @@ class Store:
 
     def save_page(self, conn: Connection, *, url: str, source: str, final_url: str, body: bytes,
                   content_type: str | None, charset: str | None, etag: str | None,
-                  last_modified: str | None) -> bool:
-        """Keep the raw page (packed). Returns whether the stored body changed."""
-        sha = hashlib.sha256(body).hexdigest()
+                  last_modified: str | None, packed: PackedBody | None = None) -> bool:
+        """Keep the raw page (packed). Returns whether the stored body changed.
+
+        ``packed``: the body already hashed and packed by the caller (see PackedBody)."""
+        sha = packed.sha256 if packed is not None else hashlib.sha256(body).hexdigest()
         row = conn.execute(select(pages.c.body_sha256, pages.c.etag, pages.c.last_modified)
                            .where(pages.c.url == url)).first()
+        if row is not None and row.body_sha256 == sha:
+            if (row.etag, row.last_modified) != (etag, last_modified):
+                conn.execute(pages.update().where(pages.c.url == url)
+                             .values(etag=etag, last_modified=last_modified))
+            return False
         values = {"source": source, "final_url": final_url, "fetched_at": now(),
                   "content_type": content_type, "charset": charset, "etag": etag,
                   "last_modified": last_modified, "body_sha256": sha,
-                  "body_gz": pack(body)}
+                  "body_gz": packed.packed if packed is not None else pack(body)}
         if row is None:
             conn.execute(pages.insert().values(url=url, cleaned_sha256=None, **values))
             return True
-        if row.body_sha256 != sha:
-            conn.execute(pages.update().where(pages.c.url == url).values(**values))
-            return True
-        if (row.etag, row.last_modified) != (etag, last_modified):
-            conn.execute(pages.update().where(pages.c.url == url)
-                         .values(etag=etag, last_modified=last_modified))
-        return False
+        conn.execute(pages.update().where(pages.c.url == url).values(**values))
+        return True
 
     def pages_to_clean(self, sources: Sequence[str] | None = None, limit: int = 500,
                        after_url: str = "", force: bool = False) -> list[StoredPage]:

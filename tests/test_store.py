@@ -107,3 +107,21 @@ def test_bad_store_urls_are_clear() -> None:
         Store("mysql://localhost/db")
     with pytest.raises(ConfigError, match="bad store URL"):
         Store("not a url")
+
+
+def test_a_page_packed_by_the_fetcher_is_stored_as_one_packed_here(store: Store) -> None:
+    from pipeline.store import PackedBody, unpack
+
+    body = b"<html><body><p>" + b"Report text. " * 2000 + b"</p></body></html>"
+    kwargs = {"source": "wire", "content_type": "text/html", "charset": "utf-8", "etag": '"1"',
+              "last_modified": None}
+    with store.begin() as conn:
+        assert store.save_page(conn, url="https://a/1", final_url="https://a/1", body=body, **kwargs)
+        assert store.save_page(conn, url="https://a/2", final_url="https://a/2", body=body,
+                               packed=PackedBody.of(body), **kwargs)
+        # the same body again: unchanged, whichever way it comes
+        assert not store.save_page(conn, url="https://a/1", final_url="https://a/1", body=body,
+                                   packed=PackedBody.of(body), **kwargs)
+    stored = {p.url: p for p in store.pages_to_clean()}
+    assert stored["https://a/1"].body_sha256 == stored["https://a/2"].body_sha256
+    assert unpack(stored["https://a/2"].body_gz) == body == stored["https://a/1"].body
