@@ -133,7 +133,7 @@ def e2e_rows(data: dict[str, Any]) -> list[Row]:
                      "store = time inside Store methods, part of the stage times"))
         rows.append((f"{tag}: CPU seconds per stage",
                      ", ".join(f"{k} {v}" for k, v in f["cpu_s"].items()) + f"; total {f['cpu_total_s']}",
-                     "this process + reaped children (extract workers, Scrapy); web server excluded"))
+                     "pipeline process + Scrapy child + the extract workers' own CPU; web server excluded"))
         for scope, share in x.get("share", {}).items():
             rows.append((f"{tag}: trafilatura share of {scope} CPU",
                          f"{share['trafilatura']:.1%} (rest {1 - share['trafilatura']:.1%}); "
@@ -150,7 +150,8 @@ def e2e_rows(data: dict[str, Any]) -> list[Row]:
         mem = r["peak_memory"]
         rows.append((f"{tag}: peak memory (maxrss)",
                      f"{mem['self_mb']} MB self, {mem['children_mb']} MB largest child",
-                     "maxrss since the process started (cumulative over sizes)"))
+                     "maxrss of the process that ran the pipeline, read right after its first run; "
+                     "each store and size in its own process"))
         w = r["web"].get("page_weight")
         if w:
             rows.append((f"{tag}: generated article page weight",
