@@ -250,6 +250,16 @@ class Store:
                 conn.execute(feed_state.update().where(feed_state.c.url == url)
                              .values(etag=etag, last_modified=last_modified, source=source))
 
+    def discovery_validators(self, url: str) -> tuple[str | None, str | None]:
+        """(etag, last_modified) of a discovery document whose body is kept, else (None, None):
+        what a conditional request may send. Reads no body; :meth:`discovery_state` does, once
+        a 304 needs it."""
+        with self.begin() as conn:
+            row = conn.execute(select(feed_state.c.etag, feed_state.c.last_modified)
+                               .where(feed_state.c.url == url, feed_state.c.body_gz.is_not(None))
+                               ).first()
+        return (row.etag, row.last_modified) if row else (None, None)
+
     def discovery_state(self, url: str, max_bytes: int | None = None
                         ) -> tuple[str | None, str | None, bytes | None, str | None]:
         """(etag, last_modified, body, content_type) kept for a robots.txt, sitemap or section
@@ -614,8 +624,6 @@ class Store:
         Compares first (one read per 500 articles) and writes only what differs, in one
         executemany per 500 articles.
         """
-        from sqlalchemy import bindparam
-
         from pipeline.changes import note_change  # change feed (issue 7)
 
         update = (articles.update().where(articles.c.article_id == bindparam("b_article_id"))
@@ -681,8 +689,6 @@ class Store:
 
     def _write_stories(self, conn: Connection, batch: Store._StoryWrites) -> None:
         """The queued writes of a batch: a few executemany statements."""
-        from sqlalchemy import bindparam
-
         if batch.story_inserts:
             conn.execute(stories.insert(), [{"story_id": sid, **values}
                                             for sid, values in batch.story_inserts.items()])

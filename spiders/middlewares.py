@@ -194,7 +194,7 @@ class ConditionalDiscoveryMiddleware:
     conditional requests.
 
     A request for robots.txt, a sitemap or a section page whose last 200 the store keeps
-    (``feed_state``: validators and gzipped body) gets ``If-None-Match`` / ``If-Modified-Since``.
+    (``feed_state``: validators and packed body) gets ``If-None-Match`` / ``If-Modified-Since``.
     A 304 is answered from the store: a 200 built from the kept body (flag ``cached``), so
     Scrapy's robots.txt parser and the spiders read it as usual, and a sitemap index still
     leads to its child sitemaps, each asked for conditionally in turn. A 200 keeps its
@@ -237,9 +237,9 @@ class ConditionalDiscoveryMiddleware:
         store = self._store()
         if store is None or request.meta.get(_UNCONDITIONAL):
             return None
-        etag, last_modified, body, _ = store.discovery_state(request.url, self._cap(request))
-        if body is None or (etag is None and last_modified is None):
-            return None  # nothing to stand in for a 304: ask plainly
+        etag, last_modified = store.discovery_validators(request.url)
+        if etag is None and last_modified is None:
+            return None  # no kept body to stand in for a 304: ask plainly
         if etag:
             request.headers[b"If-None-Match"] = etag
         if last_modified:
@@ -270,7 +270,8 @@ class ConditionalDiscoveryMiddleware:
             etag, last_modified, body, content_type = store.discovery_state(
                 request.url, self._cap(request))
         if body is None:
-            # a 304 to a plain request, or the kept body is gone: ask once more, plainly
+            # a 304 to a plain request, or the kept body is gone or over the size cap: ask once
+            # more, plainly
             if request.meta.get(_UNCONDITIONAL):
                 return response  # the spider's errback reports the 304
             self.stats.inc_value("newsagg/conditional/asked_again")
