@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline spiders dags tests benchmarks
+	$(BIN)/ruff format --check pipeline spiders dags tests benchmarks
 	$(BIN)/mypy
 
 test: $(STAMP) lint

@@ -11,7 +11,7 @@ measures:
 * ``a``/``div``/``p``/``li``/``span``/``svg_path``: elements of that tag outside the article, the
   article being the parent of the biggest run of sibling ``<p>`` (the same rule on both sets);
 * ``text_kb``: visible text outside script/style, KB;
-* ``extract_ms``: ``pipeline.extract.extract`` per page (``time.process_time``, after a warm-up),
+* ``extract_ms``: ``pipeline.extract.core.extract`` per page (``time.process_time``, after a warm-up),
   ``trafilatura_ms``/``parse_ms``: the parts of it that extract's own clocks charge to
   trafilatura/htmldate and to the HTML parse.
 
@@ -39,12 +39,27 @@ for extra in (REPO, REPO / "benchmarks"):
 import lxml.html  # noqa: E402
 from newsweb import NewsWeb  # noqa: E402
 
-from pipeline import extract as extract_mod  # noqa: E402
+from pipeline.extract import core as extract_mod  # noqa: E402
 
 DEFAULT_SHARED = Path("/work/shared/data")
 COUNTED = ("a", "div", "p", "li", "span", "path")
-METRICS = ("kb", "gzip", "elements", "depth", "script_style", "text_kb", "a", "div", "p", "li",
-           "span", "path", "extract_ms", "trafilatura_ms", "parse_ms")
+METRICS = (
+    "kb",
+    "gzip",
+    "elements",
+    "depth",
+    "script_style",
+    "text_kb",
+    "a",
+    "div",
+    "p",
+    "li",
+    "span",
+    "path",
+    "extract_ms",
+    "trafilatura_ms",
+    "parse_ms",
+)
 
 
 def real_pages(shared: Path) -> list[tuple[bytes, str | None]]:
@@ -88,9 +103,15 @@ def structure(html: bytes) -> dict[str, float]:
             text += len(e.text.strip())
         if e.tail:
             text += len(e.tail.strip())
-    return {"kb": len(html) / 1000, "gzip": len(gzip.compress(html, 6)) / len(html),
-            "elements": len(elements), "depth": depth, "script_style": code / len(html),
-            "text_kb": text / 1000, **counts}
+    return {
+        "kb": len(html) / 1000,
+        "gzip": len(gzip.compress(html, 6)) / len(html),
+        "elements": len(elements),
+        "depth": depth,
+        "script_style": code / len(html),
+        "text_kb": text / 1000,
+        **counts,
+    }
 
 
 def timing(html: bytes, url: str | None) -> dict[str, float]:
@@ -101,8 +122,11 @@ def timing(html: bytes, url: str | None) -> dict[str, float]:
     with contextlib.suppress(Exception):  # a page without an article still costs its time
         extract_mod.extract(html, url)
     spent = time.process_time() - start
-    return {"extract_ms": spent * 1000, "trafilatura_ms": getattr(clock, "trafilatura", 0.0) * 1000,
-            "parse_ms": getattr(clock, "parse", 0.0) * 1000}
+    return {
+        "extract_ms": spent * 1000,
+        "trafilatura_ms": getattr(clock, "trafilatura", 0.0) * 1000,
+        "parse_ms": getattr(clock, "parse", 0.0) * 1000,
+    }
 
 
 def measure(pages: list[tuple[bytes, str | None]]) -> dict[str, list[float]]:
@@ -115,11 +139,11 @@ def measure(pages: list[tuple[bytes, str | None]]) -> dict[str, list[float]]:
     return rows
 
 
-def generated_pages(articles: int, outlets: int, days: int, ecb: Path | None
-                    ) -> tuple[list[tuple[bytes, str | None]], list[int], dict[str, Any]]:
+def generated_pages(
+    articles: int, outlets: int, days: int, ecb: Path | None
+) -> tuple[list[tuple[bytes, str | None]], list[int], dict[str, Any]]:
     with NewsWeb(articles=articles, outlets=outlets, days=days, ecb_path=ecb) as web:
-        pages = [(web.render_page(o, i), o.base + i["path"]) for o in web.outlets
-                 for i in web.items[o.name]]
+        pages = [(web.render_page(o, i), o.base + i["path"]) for o in web.outlets for i in web.items[o.name]]
         layouts = [o.layout for o in web.outlets for _ in web.items[o.name]]
         return pages, layouts, web.describe()
 
@@ -129,8 +153,10 @@ def _fmt(value: float) -> str:
 
 
 def table(real: dict[str, list[float]], gen: dict[str, list[float]]) -> str:
-    lines = [f"{'metric':<15}{'real median':>12}{'real mean':>11}{'gen median':>12}{'gen mean':>10}"
-             f"{'gen/real med':>14}"]
+    lines = [
+        f"{'metric':<15}{'real median':>12}{'real mean':>11}{'gen median':>12}{'gen mean':>10}"
+        f"{'gen/real med':>14}"
+    ]
     for m in METRICS:
         rm, ra = statistics.median(real[m]), statistics.fmean(real[m])
         gm, ga = statistics.median(gen[m]), statistics.fmean(gen[m])
@@ -152,17 +178,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no real pages under {args.shared}/extraction/fundus/pages", file=sys.stderr)
         return 1
     ecb = args.shared / "events" / "ecbplus-dev.jsonl"
-    gen, layouts, described = generated_pages(args.articles, args.outlets, args.days,
-                                     ecb if ecb.is_file() else None)
+    gen, layouts, described = generated_pages(
+        args.articles, args.outlets, args.days, ecb if ecb.is_file() else None
+    )
     real_rows = measure(real)
     gen_rows = measure(gen)
-    print(f"real: {len(real)} Fundus pages; generated: {len(gen)} pages "
-          f"({args.articles} articles, {args.outlets} outlets, text {described['text']})")
+    print(
+        f"real: {len(real)} Fundus pages; generated: {len(gen)} pages "
+        f"({args.articles} articles, {args.outlets} outlets, text {described['text']})"
+    )
     print(table(real_rows, gen_rows))
     if args.per_layout:
         for layout in range(4):
-            sub = {m: [v for v, lay in zip(vals, layouts, strict=True) if lay == layout]
-                   for m, vals in gen_rows.items()}
+            sub = {
+                m: [v for v, lay in zip(vals, layouts, strict=True) if lay == layout]
+                for m, vals in gen_rows.items()
+            }
             if sub["kb"]:
                 print(f"\nlayout {layout} ({len(sub['kb'])} pages)")
                 print(table(real_rows, sub))

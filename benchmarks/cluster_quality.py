@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipeline.cluster import DEFAULT_PARAMS, ClusterParams, Doc, cluster_docs, cluster_file  # noqa: E402
+from pipeline.cluster.core import DEFAULT_PARAMS, ClusterParams, Doc, cluster_docs, cluster_file  # noqa: E402
 
 DEV_REL = Path("data/events/ecbplus-dev.jsonl")
 THRESHOLDS = tuple(round(0.10 + 0.01 * i, 2) for i in range(13))  # 0.10 .. 0.22
@@ -59,6 +59,7 @@ def b_cubed(pred: Mapping[str, str], gold: Mapping[str, str]) -> tuple[float, fl
 
 def pairwise_f1(pred: Mapping[str, str], gold: Mapping[str, str]) -> float:
     """F1 over the pairs of items put together (by the clustering, by the gold)."""
+
     def pairs(labels: Mapping[str, str]) -> int:
         sizes: dict[str, int] = defaultdict(int)
         for d in gold:
@@ -85,8 +86,11 @@ def _score(rows: Sequence[Mapping[str, Any]], params: ClusterParams) -> float:
     return b_cubed(part, {r["doc_id"]: r["event"] for r in rows})[2]
 
 
-def cross_validate(rows: Sequence[Mapping[str, Any]], base: ClusterParams = DEFAULT_PARAMS,
-                   thresholds: Sequence[float] = THRESHOLDS) -> list[dict[str, Any]]:
+def cross_validate(
+    rows: Sequence[Mapping[str, Any]],
+    base: ClusterParams = DEFAULT_PARAMS,
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> list[dict[str, Any]]:
     """Tune the threshold on one half of the topics, score the other half; both ways."""
     halves = {
         "odd": [r for r in rows if int(r["topic"]) % 2 == 1],
@@ -94,14 +98,20 @@ def cross_validate(rows: Sequence[Mapping[str, Any]], base: ClusterParams = DEFA
     }
     folds = []
     for train, test in (("odd", "even"), ("even", "odd")):
-        scores = {t: _score(halves[train], dataclasses.replace(base, threshold=t))
-                  for t in thresholds}
+        scores = {t: _score(halves[train], dataclasses.replace(base, threshold=t)) for t in thresholds}
         best = max(thresholds, key=lambda t: (scores[t], -abs(t - base.threshold)))
         held_out = _score(halves[test], dataclasses.replace(base, threshold=best))
         at_default = _score(halves[test], base)
-        folds.append({"tuned_on": train, "scored_on": test, "threshold": best,
-                      "train_b3_f1": round(scores[best], 4), "held_out_b3_f1": round(held_out, 4),
-                      "default_b3_f1": round(at_default, 4)})
+        folds.append(
+            {
+                "tuned_on": train,
+                "scored_on": test,
+                "threshold": best,
+                "train_b3_f1": round(scores[best], 4),
+                "held_out_b3_f1": round(held_out, 4),
+                "default_b3_f1": round(at_default, 4),
+            }
+        )
     return folds
 
 
@@ -114,16 +124,18 @@ def evaluate(shared: Path = REPO.parent / "shared", cv: bool = True) -> dict[str
         inp, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
         with inp.open("w", encoding="utf-8") as fh:
             for r in rows:
-                fh.write(json.dumps({"id": r["doc_id"], "text": r["text"], "url": r["url"]})
-                         + "\n")
+                fh.write(json.dumps({"id": r["doc_id"], "text": r["text"], "url": r["url"]}) + "\n")
         n = cluster_file(inp, out)
         with out.open(encoding="utf-8") as fh:
             pred = {o["id"]: o["story_id"] for o in map(json.loads, fh)}
     precision, recall, f1 = b_cubed(pred, gold)
     result: dict[str, Any] = {
-        "docs": n, "events": len(set(gold.values())), "stories": len(set(pred.values())),
+        "docs": n,
+        "events": len(set(gold.values())),
+        "stories": len(set(pred.values())),
         "threshold": DEFAULT_PARAMS.threshold,
-        "b3_precision": round(precision, 4), "b3_recall": round(recall, 4),
+        "b3_precision": round(precision, 4),
+        "b3_recall": round(recall, 4),
         "b3_f1": round(f1, 4),
         "pairwise_f1": round(pairwise_f1(pred, gold), 4),
     }
@@ -137,23 +149,33 @@ def evaluate(shared: Path = REPO.parent / "shared", cv: bool = True) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared",
-                    help="the shared data directory (default: ../shared)")
+    ap.add_argument(
+        "--shared",
+        type=Path,
+        default=REPO.parent / "shared",
+        help="the shared data directory (default: ../shared)",
+    )
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation")
     args = ap.parse_args(argv)
     if not (args.shared / DEV_REL).exists():
         print(f"skipped: {args.shared / DEV_REL} not found (pass --shared)")
         return 0
     res = evaluate(args.shared, cv=not args.no_cv)
-    print(f"ECB+ dev: {res['docs']} docs, {res['events']} gold events, {res['stories']} stories "
-          f"(threshold {res['threshold']})")
-    print(f"B3 precision {res['b3_precision']:.4f}  recall {res['b3_recall']:.4f}  "
-          f"F1 {res['b3_f1']:.4f}   pairwise F1 {res['pairwise_f1']:.4f}")
+    print(
+        f"ECB+ dev: {res['docs']} docs, {res['events']} gold events, {res['stories']} stories "
+        f"(threshold {res['threshold']})"
+    )
+    print(
+        f"B3 precision {res['b3_precision']:.4f}  recall {res['b3_recall']:.4f}  "
+        f"F1 {res['b3_f1']:.4f}   pairwise F1 {res['pairwise_f1']:.4f}"
+    )
     for fold in res.get("cv", []):
-        print(f"held out: tuned on {fold['tuned_on']} topics -> threshold {fold['threshold']} "
-              f"(train F1 {fold['train_b3_f1']:.4f}); {fold['scored_on']} topics B3 F1 "
-              f"{fold['held_out_b3_f1']:.4f} (with the default threshold "
-              f"{fold['default_b3_f1']:.4f})")
+        print(
+            f"held out: tuned on {fold['tuned_on']} topics -> threshold {fold['threshold']} "
+            f"(train F1 {fold['train_b3_f1']:.4f}); {fold['scored_on']} topics B3 F1 "
+            f"{fold['held_out_b3_f1']:.4f} (with the default threshold "
+            f"{fold['default_b3_f1']:.4f})"
+        )
     if "cv" in res:
         print(f"mean held-out B3 F1 {res['cv_held_out_b3_f1']:.4f}")
     return 0

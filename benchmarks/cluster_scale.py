@@ -41,13 +41,15 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipeline.cluster import Doc, cluster_docs  # noqa: E402
+from pipeline.cluster.core import Doc, cluster_docs  # noqa: E402
 
 DEV_REL = Path("data/events/ecbplus-dev.jsonl")
 RATE_PER_DAY = 10_000
 START = datetime(2024, 3, 1, tzinfo=UTC)
-_CAPWORD = re.compile(r"\b(?!(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu|"
-                      r"Fri|Sat|Sun)[a-z]*\b)[A-Z][a-z][\w'-]*")
+_CAPWORD = re.compile(
+    r"\b(?!(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu|"
+    r"Fri|Sat|Sun)[a-z]*\b)[A-Z][a-z][\w'-]*"
+)
 _NUMBER = re.compile(r"\b\d+\b")
 _LOWER = re.compile(r"\b[a-z]{5,}\b")
 _WHEN = re.compile(
@@ -55,10 +57,14 @@ _WHEN = re.compile(
     r"yesterday|today|last\s+night|overnight|tonight)\b(?:\s+(?:morning|afternoon|evening|night))?"
     r"|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?"
     r"(?:,?\s+\d{4})?|\b\d{1,2}\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
-    r"(?:\s+\d{4})?", re.IGNORECASE)
-_SYLLABLES = [c + v for c in ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v",
-                               "z", "sh", "tr", "br", "dr")
-              for v in ("a", "e", "i", "o", "u", "ar", "el", "on")]  # 144: names stay rare
+    r"(?:\s+\d{4})?",
+    re.IGNORECASE,
+)
+_SYLLABLES = [
+    c + v
+    for c in ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "sh", "tr", "br", "dr")
+    for v in ("a", "e", "i", "o", "u", "ar", "el", "on")
+]  # 144: names stay rare
 
 
 def _pseudo(rng: random.Random, parts: int) -> str:
@@ -93,20 +99,21 @@ def generate(rows: list[dict], n_docs: int, seed: int = 0) -> tuple[list[Doc], d
     while len(docs) < n_docs:
         src = rng.choice(events)
         caps, lowers = vocab[src]
-        mapping = {w: _pseudo(rng, rng.randint(2, 4)).capitalize() for w in caps
-                   if not _WHEN.fullmatch(w)}
+        mapping = {w: _pseudo(rng, rng.randint(2, 4)).capitalize() for w in caps if not _WHEN.fullmatch(w)}
         mapping.update({w: _pseudo(rng, 3) for w in rng.sample(lowers, len(lowers) // 4)})
         shift = rng.randint(1, 40)
 
         t0 = START + timedelta(days=rng.uniform(0, span_days))
         when = f"on {t0:%A}, {t0:%B} {t0.day}"
 
-        def transform(text: str, mapping: dict[str, str] = mapping, shift: int = shift,
-                      when: str = when) -> str:
+        def transform(
+            text: str, mapping: dict[str, str] = mapping, shift: int = shift, when: str = when
+        ) -> str:
             text = _CAPWORD.sub(lambda m: mapping.get(m.group(), m.group()), text)
             text = _LOWER.sub(lambda m: mapping.get(m.group(), m.group()), text)
-            text = _NUMBER.sub(lambda m: str(int(m.group()) + shift)
-                               if len(m.group()) < 5 else m.group(), text)
+            text = _NUMBER.sub(
+                lambda m: str(int(m.group()) + shift) if len(m.group()) < 5 else m.group(), text
+            )
             # the source's own dates and weekdays would contradict the new event time
             return _WHEN.sub(when, text)
 
@@ -123,8 +130,9 @@ def generate(rows: list[dict], n_docs: int, seed: int = 0) -> tuple[list[Doc], d
                 sents = _sentences(rng.choice(made))
                 if len(sents) > 2:
                     del sents[rng.randrange(1, len(sents))]
-                sents.append(f"Reporting by {_pseudo(rng, 2).capitalize()}; "
-                             f"editing by {_pseudo(rng, 2).capitalize()}")
+                sents.append(
+                    f"Reporting by {_pseudo(rng, 2).capitalize()}; editing by {_pseudo(rng, 2).capitalize()}"
+                )
                 text = "\n".join(sents)
             else:
                 a = rng.choice(srcs)
@@ -138,8 +146,15 @@ def generate(rows: list[dict], n_docs: int, seed: int = 0) -> tuple[list[Doc], d
             made.append(text)
             doc_id = f"{event_id}-{j}"
             published = t0 + timedelta(hours=min(72.0, rng.expovariate(1 / 8.0)))
-            docs.append(Doc(id=doc_id, text=text, published_at=published,
-                            source=f"outlet{rng.randrange(300)}", language="en"))
+            docs.append(
+                Doc(
+                    id=doc_id,
+                    text=text,
+                    published_at=published,
+                    source=f"outlet{rng.randrange(300)}",
+                    language="en",
+                )
+            )
             gold[doc_id] = event_id
     rng.shuffle(docs)
     return docs, gold
@@ -224,15 +239,20 @@ def run_one(n: int, shared: Path) -> dict:
     cpu = _cpu() - cpu
     p, r, f = b_cubed(part, gold)
     return {
-        "docs": n, "seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2),
+        "docs": n,
+        "seconds": round(elapsed, 2),
+        "cpu_seconds": round(cpu, 2),
         "docs_per_s": round(n / elapsed),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-                                    / 1024),
+        "worker_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "tree_peak_pss_mb": round(memory.peak_kb / 1024),
-        "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
-        "clusters": len(set(part.values())), "gold_events": len(set(gold.values())),
-        "b3_p": round(p, 4), "b3_r": round(r, 4), "b3_f1": round(f, 4),
+        "load_before": round(load, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "clusters": len(set(part.values())),
+        "gold_events": len(set(gold.values())),
+        "b3_p": round(p, 4),
+        "b3_r": round(r, 4),
+        "b3_f1": round(f, 4),
     }
 
 
@@ -250,23 +270,33 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = []
     for n in (int(x) for x in args.sizes.split(",")):
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--shared",
-                              str(args.shared)], check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(n), "--shared", str(args.shared)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         res = json.loads(out.stdout.strip().splitlines()[-1])
         results.append(res)
-        print(f"{res['docs']:>7} docs  {res['seconds']:>7.2f} s wall  {res['cpu_seconds']:>7.2f} s "
-              f"CPU  {res['docs_per_s']:>6} docs/s  peak PSS (process + workers) "
-              f"{res['tree_peak_pss_mb']:>5} MB  peak RSS {res['peak_rss_mb']:>5} MB (workers "
-              f"{res['worker_peak_rss_mb']} MB each, mostly shared)  load {res['load_before']}"
-              f"->{res['load_after']}  clusters {res['clusters']} (gold {res['gold_events']})  "
-              f"synthetic B3 P/R/F1 {res['b3_p']:.3f}/{res['b3_r']:.3f}/{res['b3_f1']:.3f}",
-              flush=True)
+        print(
+            f"{res['docs']:>7} docs  {res['seconds']:>7.2f} s wall  {res['cpu_seconds']:>7.2f} s "
+            f"CPU  {res['docs_per_s']:>6} docs/s  peak PSS (process + workers) "
+            f"{res['tree_peak_pss_mb']:>5} MB  peak RSS {res['peak_rss_mb']:>5} MB (workers "
+            f"{res['worker_peak_rss_mb']} MB each, mostly shared)  load {res['load_before']}"
+            f"->{res['load_after']}  clusters {res['clusters']} (gold {res['gold_events']})  "
+            f"synthetic B3 P/R/F1 {res['b3_p']:.3f}/{res['b3_r']:.3f}/{res['b3_f1']:.3f}",
+            flush=True,
+        )
     by = {r["docs"]: r for r in results}
     if 10000 in by and 100000 in by:
-        print(f"growth 100k/10k: {by[100000]['seconds'] / by[10000]['seconds']:.1f}x wall, "
-              f"{by[100000]['cpu_seconds'] / by[10000]['cpu_seconds']:.1f}x CPU")
-    print(f"cores available: {len(os.sched_getaffinity(0))}; load average is that of the "
-          "whole machine (other jobs slow the wall clock)")
+        print(
+            f"growth 100k/10k: {by[100000]['seconds'] / by[10000]['seconds']:.1f}x wall, "
+            f"{by[100000]['cpu_seconds'] / by[10000]['cpu_seconds']:.1f}x CPU"
+        )
+    print(
+        f"cores available: {len(os.sched_getaffinity(0))}; load average is that of the "
+        "whole machine (other jobs slow the wall clock)"
+    )
     return 0
 
 

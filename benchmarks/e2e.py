@@ -22,7 +22,7 @@ lock, each timed with ``time.perf_counter``:
 * fetch: ``fetch_pending`` (feed outlets' articles, raw pages written);
 * clean: ``clean_pending`` (trafilatura on every core, articles written);
 * dedup: ``dedup`` (near-duplicates, clustering, stories written);
-* store: the time spent inside ``pipeline.store.Store`` methods during all of the above in this
+* store: the time spent inside ``pipeline.store.core.Store`` methods during all of the above in this
   process (outermost calls only; part of the stage times, not added to them; the crawl
   subprocess's writes are not in it).
 
@@ -39,7 +39,7 @@ as ``tests/helpers.dump_store`` renders them, hashed so a 10,000-page store is n
 
 Trafilatura share, from the first run itself: every extraction reports the CPU time spent
 inside trafilatura's and htmldate's calls and in the HTML parse they work on
-(``pipeline.extract.ExtractStats``, summed over the worker processes). CPU time per stage is the
+(``pipeline.extract.core.ExtractStats``, summed over the worker processes). CPU time per stage is the
 ``resource.getrusage`` user+system time of this process plus its reaped children (the extract
 workers, the Scrapy subprocess) over the stage; the web server's process is not reaped before
 the end, so it is never counted. The share is given of the extraction calls, of the clean
@@ -82,15 +82,16 @@ from pipeline.context import open_context  # noqa: E402
 from pipeline.dedup import dedup  # noqa: E402
 from pipeline.ingest import fetch_pending, pull_feed  # noqa: E402
 from pipeline.run import RunSummary, crawl_sources  # noqa: E402
-from pipeline.schema import metadata  # noqa: E402
 from pipeline.sources import load_registry  # noqa: E402
-from pipeline.store import Store, normalise_url  # noqa: E402
+from pipeline.store.core import Store, normalise_url  # noqa: E402
+from pipeline.store.schema import metadata  # noqa: E402
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 STAGES = ("discover", "crawl", "fetch", "clean", "dedup")
 
 
 # -- store-time accounting ---------------------------------------------------------------------
+
 
 class _StoreTimer:
     """Wraps the public methods of Store to add up the time spent in them (outermost calls)."""
@@ -120,8 +121,12 @@ class _StoreTimer:
     def __enter__(self) -> _StoreTimer:
         skip = {"begin", "run_lock", "migrate", "close"}
         for name, value in list(vars(Store).items()):
-            if callable(value) and not name.startswith("_") and name not in skip \
-                    and not isinstance(value, staticmethod | classmethod | property):
+            if (
+                callable(value)
+                and not name.startswith("_")
+                and name not in skip
+                and not isinstance(value, staticmethod | classmethod | property)
+            ):
                 self._saved[name] = value
                 setattr(Store, name, self._wrap(value))
         return self
@@ -138,6 +143,7 @@ def _maxrss_mb() -> dict[str, float]:
 
 
 # -- one pipeline run, stage by stage ----------------------------------------------------------
+
 
 def _cpu_s() -> tuple[float, float]:
     """User+system CPU seconds of this process, and of its children reaped so far."""
@@ -175,8 +181,11 @@ def run_stages(settings: Any, sources: list[Any]) -> dict[str, Any]:
         with st.stage("discover"):
             for source in feeds:
                 outcome = pull_feed(ctx, source, None)
-                (summary.sources_ok.append(source.name) if outcome.ok
-                 else summary.sources_failed.__setitem__(source.name, outcome.error or "failed"))
+                (
+                    summary.sources_ok.append(source.name)
+                    if outcome.ok
+                    else summary.sources_failed.__setitem__(source.name, outcome.error or "failed")
+                )
         with st.stage("crawl"):
             if crawled:
                 crawl_sources(ctx, crawled, None, summary)
@@ -192,22 +201,40 @@ def run_stages(settings: Any, sources: list[Any]) -> dict[str, Any]:
     x = cleaned.extraction
     cpu = {k: st.own[k] + (x.workers_s if k == "clean" else st.children[k]) for k in st.own}
     cpu_total = sum(cpu.values())
-    extraction = {"pages": x.pages, "cpu_s": round(x.cpu_s, 3), "workers_s": round(x.workers_s, 3),
-                  "trafilatura_s": round(x.trafilatura_s, 3), "parse_s": round(x.parse_s, 3)}
+    extraction = {
+        "pages": x.pages,
+        "cpu_s": round(x.cpu_s, 3),
+        "workers_s": round(x.workers_s, 3),
+        "trafilatura_s": round(x.trafilatura_s, 3),
+        "parse_s": round(x.parse_s, 3),
+    }
     if x.pages and x.cpu_s:
         extraction["share"] = {
             # what share of each whole is trafilatura's own calls (and with the parse it needs)
-            scope: {"trafilatura": round(x.trafilatura_s / whole, 4),
-                    "with_parse": round((x.trafilatura_s + x.parse_s) / whole, 4)}
-            for scope, whole in (("extract calls", x.cpu_s), ("clean stage", cpu["clean"]),
-                                 ("whole run", cpu_total)) if whole}
-    return {"times": times, "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
-            "cpu_total_s": round(cpu_total, 3), "extraction": extraction,
-            "fetch": dict(fetch.counts), "articles": dict(cleaned.counts),
-            "stories": dict(result.stories), "failed_sources": summary.sources_failed,
-            "crawl_items": summary.crawl_stats.get("item_scraped_count"),
-            "crawl_finish": summary.crawl_stats.get("finish_reason"),
-            "threads_at_clean": threads_at_clean}
+            scope: {
+                "trafilatura": round(x.trafilatura_s / whole, 4),
+                "with_parse": round((x.trafilatura_s + x.parse_s) / whole, 4),
+            }
+            for scope, whole in (
+                ("extract calls", x.cpu_s),
+                ("clean stage", cpu["clean"]),
+                ("whole run", cpu_total),
+            )
+            if whole
+        }
+    return {
+        "times": times,
+        "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
+        "cpu_total_s": round(cpu_total, 3),
+        "extraction": extraction,
+        "fetch": dict(fetch.counts),
+        "articles": dict(cleaned.counts),
+        "stories": dict(result.stories),
+        "failed_sources": summary.sources_failed,
+        "crawl_items": summary.crawl_stats.get("item_scraped_count"),
+        "crawl_finish": summary.crawl_stats.get("finish_reason"),
+        "threads_at_clean": threads_at_clean,
+    }
 
 
 def _rows_changed(before: dict[str, set[str]], after: dict[str, set[str]]) -> dict[str, int]:
@@ -230,14 +257,19 @@ def _digests(url: str) -> dict[str, set[str]]:
     engine = create_engine(normalise_url(url))
     try:
         with engine.connect() as conn:
-            return {table.name: {hashlib.sha1(repr(tuple(str(v) for v in row)).encode()).hexdigest()
-                                 for row in conn.execution_options(yield_per=200).execute(select(table))}
-                    for table in metadata.sorted_tables}
+            return {
+                table.name: {
+                    hashlib.sha1(repr(tuple(str(v) for v in row)).encode()).hexdigest()
+                    for row in conn.execution_options(yield_per=200).execute(select(table))
+                }
+                for table in metadata.sorted_tables
+            }
     finally:
         engine.dispose()
 
 
 # -- stores ------------------------------------------------------------------------------------
+
 
 @contextmanager
 def sqlite_store(workdir: Path) -> Iterator[str]:
@@ -267,14 +299,21 @@ def _pg_db_url(admin_url: str, name: str) -> str:
 
 # -- one size, one store -----------------------------------------------------------------------
 
-def measure(articles: int, outlets: int, days: int, store_url: str, workdir: Path,
-            ecb_path: Path | None) -> dict[str, Any]:
+
+def measure(
+    articles: int, outlets: int, days: int, store_url: str, workdir: Path, ecb_path: Path | None
+) -> dict[str, Any]:
     with NewsWebProcess(articles=articles, outlets=outlets, days=days, ecb_path=ecb_path) as web:
         registry = workdir / f"sources-{articles}.yaml"
         registry.write_text(web.sources_yaml(), encoding="utf-8")
-        settings = load_settings({"store_url": store_url, "sources": str(registry),
-                                  "allow_private_network": True,
-                                  "data_dir": str(workdir)})
+        settings = load_settings(
+            {
+                "store_url": store_url,
+                "sources": str(registry),
+                "allow_private_network": True,
+                "data_dir": str(workdir),
+            }
+        )
         sources = list(load_registry(settings.sources))
         start = time.perf_counter()
         first = run_stages(settings, sources)
@@ -291,30 +330,42 @@ def measure(articles: int, outlets: int, days: int, store_url: str, workdir: Pat
         first_requests = web.request_counts(0)
         first_requests["requests"] = mark
         return {
-            "web": web.describe(), "store": store_url.split(":", 1)[0],
+            "web": web.describe(),
+            "store": store_url.split(":", 1)[0],
             "articles_stored": stored,
-            "first": {**first, "wall_s": round(first_wall, 3),
-                      "articles_per_s": round(stored / first_wall, 1) if first_wall else None,
-                      "stage_articles_per_s": {k: round(stored / v, 1) if v else None
-                                               for k, v in first["times"].items()},
-                      "requests": first_requests},
-            "second": {**second, "wall_s": round(second_wall, 3),
-                       "fraction_of_first": round(second_wall / first_wall, 4),
-                       "requests": requests, "rows_changed": _rows_changed(before, after)},
+            "first": {
+                **first,
+                "wall_s": round(first_wall, 3),
+                "articles_per_s": round(stored / first_wall, 1) if first_wall else None,
+                "stage_articles_per_s": {
+                    k: round(stored / v, 1) if v else None for k, v in first["times"].items()
+                },
+                "requests": first_requests,
+            },
+            "second": {
+                **second,
+                "wall_s": round(second_wall, 3),
+                "fraction_of_first": round(second_wall / first_wall, 4),
+                "requests": requests,
+                "rows_changed": _rows_changed(before, after),
+            },
             "peak_memory": peak,
         }
 
 
 # -- reporting ---------------------------------------------------------------------------------
 
+
 def _fmt_row(r: dict[str, Any]) -> str:
     f, s = r["first"], r["second"]
     stage = " ".join(f"{k}={v}" for k, v in f["stage_articles_per_s"].items())
     req = s["requests"]
-    return (f"{r['store']:<10} {r['web']['articles']:>6} {r['articles_stored']:>6} {f['wall_s']:>8.1f} "
-            f"{f['articles_per_s']:>7} | {stage} | 2nd {s['wall_s']:.2f}s ({s['fraction_of_first']:.1%}), "
-            f"{req['requests']} req, {req['conditional']} conditional, "
-            f"rows changed {sum(s['rows_changed'].values())}")
+    return (
+        f"{r['store']:<10} {r['web']['articles']:>6} {r['articles_stored']:>6} {f['wall_s']:>8.1f} "
+        f"{f['articles_per_s']:>7} | {stage} | 2nd {s['wall_s']:.2f}s ({s['fraction_of_first']:.1%}), "
+        f"{req['requests']} req, {req['conditional']} conditional, "
+        f"rows changed {sum(s['rows_changed'].values())}"
+    )
 
 
 def print_table(results: list[dict[str, Any]], growth: dict[str, Any]) -> None:
@@ -323,29 +374,43 @@ def print_table(results: list[dict[str, Any]], growth: dict[str, Any]) -> None:
         print(_fmt_row(r))
         x = r["first"]["extraction"]
         for scope, share in x.get("share", {}).items():
-            print(f"    trafilatura share of {scope} CPU: {share['trafilatura']:.1%} "
-                  f"({share['with_parse']:.1%} with its HTML parse); rest {1 - share['trafilatura']:.1%}")
+            print(
+                f"    trafilatura share of {scope} CPU: {share['trafilatura']:.1%} "
+                f"({share['with_parse']:.1%} with its HTML parse); rest {1 - share['trafilatura']:.1%}"
+            )
         cpu = r["first"]["cpu_s"]
-        print("    CPU s per stage: " + " ".join(f"{k}={v}" for k, v in cpu.items())
-              + f" total={r['first']['cpu_total_s']}")
+        print(
+            "    CPU s per stage: "
+            + " ".join(f"{k}={v}" for k, v in cpu.items())
+            + f" total={r['first']['cpu_total_s']}"
+        )
         w = r["web"].get("page_weight")
         if w:
-            print(f"    article page weight: median {w['median_kb']} KB, mean {w['mean_kb']} KB, "
-                  f"p10 {w['p10_kb']} KB, p90 {w['p90_kb']} KB")
+            print(
+                f"    article page weight: median {w['median_kb']} KB, mean {w['mean_kb']} KB, "
+                f"p10 {w['p10_kb']} KB, p90 {w['p90_kb']} KB"
+            )
         s = r["second"]["requests"]
-        print(f"    second-run requests by kind {s['by_kind']}, conditional {s['conditional_by_kind']}; "
-              f"peak memory {r['peak_memory']}")
+        print(
+            f"    second-run requests by kind {s['by_kind']}, conditional {s['conditional_by_kind']}; "
+            f"peak memory {r['peak_memory']}"
+        )
     for store, g in growth.items():
-        print(f"growth {store}: {g['small']} → {g['large']} articles: seconds per article ×{g['ratio']} "
-              f"(1.0 = linear)")
+        print(
+            f"growth {store}: {g['small']} → {g['large']} articles: seconds per article ×{g['ratio']} "
+            f"(1.0 = linear)"
+        )
 
 
 def measure_one(kind: str, size: int, outlets: int, days: int, ecb: Path | None) -> dict[str, Any]:
     """One (store, size) in this process; {"skipped": why} when PostgreSQL is unreachable."""
     with tempfile.TemporaryDirectory(prefix="newsagg-e2e-") as tmp:
         workdir = Path(tmp)
-        ctx = (sqlite_store(workdir) if kind == "sqlite" else
-               postgres_store(os.environ.get("NEWSAGG_TEST_POSTGRES_URL") or PG_DEFAULT))
+        ctx = (
+            sqlite_store(workdir)
+            if kind == "sqlite"
+            else postgres_store(os.environ.get("NEWSAGG_TEST_POSTGRES_URL") or PG_DEFAULT)
+        )
         try:
             with ctx as url:
                 return measure(size, outlets, days, url, workdir, ecb)
@@ -382,10 +447,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for size in sizes:
                 # its own process: its own memory high-water mark, nothing left from the last
                 out = Path(tmp) / f"{kind}-{size}.json"
-                subprocess.run([sys.executable, __file__, "--one", f"{kind}:{size}",
-                                "--outlets", str(args.outlets), "--days", str(args.days),
-                                "--shared", str(args.shared), "--json-out", str(out)],
-                               check=True, cwd=REPO)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        f"{kind}:{size}",
+                        "--outlets",
+                        str(args.outlets),
+                        "--days",
+                        str(args.days),
+                        "--shared",
+                        str(args.shared),
+                        "--json-out",
+                        str(out),
+                    ],
+                    check=True,
+                    cwd=REPO,
+                )
                 one = json.loads(out.read_text(encoding="utf-8"))
                 if "skipped" in one:
                     skipped[kind] = one["skipped"]
@@ -398,11 +477,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             small, large = rs[0], rs[-1]
             per_small = small["first"]["wall_s"] / max(1, small["articles_stored"])
             per_large = large["first"]["wall_s"] / max(1, large["articles_stored"])
-            growth[kind] = {"small": small["articles_stored"], "large": large["articles_stored"],
-                            "ratio": round(per_large / per_small, 3)}
-    out = {"command": "benchmarks/e2e.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "results": results, "growth": growth, "skipped": skipped,
-           "machine": {"cores": os.cpu_count(), "python": platform.python_version()}}
+            growth[kind] = {
+                "small": small["articles_stored"],
+                "large": large["articles_stored"],
+                "ratio": round(per_large / per_small, 3),
+            }
+    out = {
+        "command": "benchmarks/e2e.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "results": results,
+        "growth": growth,
+        "skipped": skipped,
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+    }
     print_table(results, growth)
     for kind, why in skipped.items():
         print(f"{kind}: skipped, {why}")

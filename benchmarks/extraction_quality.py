@@ -1,10 +1,10 @@
-"""Extraction quality gate: pipeline.extract vs plain trafilatura on the fundus test pages.
+"""Extraction quality gate: pipeline.extract.core vs plain trafilatura on the fundus test pages.
 
 Run ``python benchmarks/extraction_quality.py [--shared PATH]``; ``PATH`` is the shared directory
 (default ``../shared`` next to the repository) holding ``data/extraction/fundus``. The data is read
 in place. Without it the script says so and exits 0, so CI without the data set does not fail.
 ``--title-holdout`` instead checks whether the title rule generalises: it tunes the votes of
-pipeline.extract's title sources on part of the pages and scores them on the rest (half of the
+pipeline.extract.core's title sources on part of the pages and scores them on the rest (half of the
 countries against the other half, each publisher against all others; see ``title_holdout``).
 
 Method (the same for every page and both extractors):
@@ -110,8 +110,7 @@ class Report:
     pages: list[PageScore] = field(default_factory=list)
 
     def figures(self) -> dict[str, float]:
-        return {"body_f1": self.body_f1, "title": self.title, "date": self.date,
-                "authors": self.authors}
+        return {"body_f1": self.body_f1, "title": self.title, "date": self.date, "authors": self.authors}
 
 
 def data_dir(shared: Path | None = None) -> Path | None:
@@ -135,21 +134,21 @@ def load_cases(fundus: Path) -> list[Case]:
     cases = []
     for row in rows:
         if row["json"] not in records:
-            records[row["json"]] = json.loads(
-                (fundus / "pages" / row["json"]).read_text(encoding="utf-8"))
+            records[row["json"]] = json.loads((fundus / "pages" / row["json"]).read_text(encoding="utf-8"))
         expected = records[row["json"]][row["parser_version"]]
         authors = expected.get("authors")
-        cases.append(Case(
-            publisher=row["publisher"],
-            url=row["url"],
-            html_path=fundus / "pages" / row["html"],
-            title=expected.get("title"),
-            body=_expected_body(expected.get("body") or {}),
-            authors=tuple(authors) if authors is not None and "authors" in row["fields"]
-            else None,
-            published=expected.get("publishing_date"),
-            country=row.get("country", ""),
-        ))
+        cases.append(
+            Case(
+                publisher=row["publisher"],
+                url=row["url"],
+                html_path=fundus / "pages" / row["html"],
+                title=expected.get("title"),
+                body=_expected_body(expected.get("body") or {}),
+                authors=tuple(authors) if authors is not None and "authors" in row["fields"] else None,
+                published=expected.get("publishing_date"),
+                country=row.get("country", ""),
+            )
+        )
     return cases
 
 
@@ -172,7 +171,7 @@ def shingles(text: str, n: int = 4) -> Counter[tuple[str, ...]]:
         return Counter()
     if len(tokens) < n:
         return Counter([tuple(tokens)])
-    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 def body_f1(extracted: str, expected: str) -> float:
@@ -217,11 +216,21 @@ def authors_ok(extracted: Iterable[str], expected: tuple[str, ...] | None) -> bo
 
 def score(case: Case, pred: Prediction | None, error: str | None = None) -> PageScore:
     if pred is None:
-        return PageScore(case, 0.0, title_ok(None, case.title), date_ok(None, case.published),
-                         authors_ok((), case.authors), error)
-    return PageScore(case, body_f1(pred.text, case.body), title_ok(pred.title, case.title),
-                     date_ok(pred.published, case.published),
-                     authors_ok(pred.authors, case.authors))
+        return PageScore(
+            case,
+            0.0,
+            title_ok(None, case.title),
+            date_ok(None, case.published),
+            authors_ok((), case.authors),
+            error,
+        )
+    return PageScore(
+        case,
+        body_f1(pred.text, case.body),
+        title_ok(pred.title, case.title),
+        date_ok(pred.published, case.published),
+        authors_ok(pred.authors, case.authors),
+    )
 
 
 # -- extractors --------------------------------------------------------------------------------
@@ -229,11 +238,10 @@ def score(case: Case, pred: Prediction | None, error: str | None = None) -> Page
 Runner = Callable[[list[Case]], Iterator[tuple[Case, Prediction | None, str | None]]]
 
 
-def run_newsagg(cases: list[Case], workers: int = 0) -> Iterator[
-        tuple[Case, Prediction | None, str | None]]:
-    """pipeline.extract over every page (through extract_many, which calls extract per page)."""
+def run_newsagg(cases: list[Case], workers: int = 0) -> Iterator[tuple[Case, Prediction | None, str | None]]:
+    """pipeline.extract.core over every page (through extract_many, which calls extract per page)."""
     from pipeline.errors import ExtractionError
-    from pipeline.extract import extract_many
+    from pipeline.extract.core import extract_many
 
     by_index = dict(enumerate(cases))
     items = ((i, c.html(), c.url) for i, c in by_index.items())
@@ -241,8 +249,11 @@ def run_newsagg(cases: list[Case], workers: int = 0) -> Iterator[
         if isinstance(result, ExtractionError):
             yield by_index[i], None, str(result)
         else:
-            yield by_index[i], Prediction(result.title, result.text, result.authors,
-                                          result.published_at), None
+            yield (
+                by_index[i],
+                Prediction(result.title, result.text, result.authors, result.published_at),
+                None,
+            )
 
 
 def run_trafilatura(cases: list[Case]) -> Iterator[tuple[Case, Prediction | None, str | None]]:
@@ -250,8 +261,7 @@ def run_trafilatura(cases: list[Case]) -> Iterator[tuple[Case, Prediction | None
     import trafilatura
 
     for case in cases:
-        out = trafilatura.extract(case.html(), url=case.url, with_metadata=True,
-                                  output_format="json")
+        out = trafilatura.extract(case.html(), url=case.url, with_metadata=True, output_format="json")
         if not out:
             yield case, None, "trafilatura returned nothing"
             continue
@@ -266,8 +276,9 @@ def run_trafilatura(cases: list[Case]) -> Iterator[tuple[Case, Prediction | None
         yield case, Prediction(doc.get("title"), doc.get("text") or "", authors, day), None
 
 
-def evaluate(shared: Path | None = None, extractor: str = "newsagg",
-             cases: list[Case] | None = None) -> Report:
+def evaluate(
+    shared: Path | None = None, extractor: str = "newsagg", cases: list[Case] | None = None
+) -> Report:
     """Score one extractor ("newsagg" or "trafilatura") on the fundus pages.
 
     Raises FileNotFoundError when the shared data is absent (callers decide whether to skip).
@@ -295,9 +306,10 @@ def evaluate(shared: Path | None = None, extractor: str = "newsagg",
 
 # -- title rule hold-out ----------------------------------------------------------------------
 
+
 def _title_sources(case: Case) -> list[str | None]:
-    """The title candidates pipeline.extract chooses from, for one page."""
-    from pipeline import extract as ex
+    """The title candidates pipeline.extract.core chooses from, for one page."""
+    from pipeline.extract import core as ex
 
     tree = ex._parse(ex._to_utf8(case.html(), None))
     meta = ex._meta(tree)
@@ -308,18 +320,20 @@ def _title_sources(case: Case) -> list[str | None]:
 def title_holdout(cases: list[Case], splits: int = 200, seed: int = 1) -> dict[str, float]:
     """Does the title rule generalise beyond the pages it was chosen on?
 
-    The rule is a vote per title source (see pipeline.extract._pick_title). Every vote vector in
+    The rule is a vote per title source (see pipeline.extract.core._pick_title). Every vote vector in
     {-1, 0, 1, 2}^5 is scored on every page; then the votes are tuned (best total, ties
     averaged) on one part of the pages and scored on the rest: half of the countries against
     the other half (``splits`` random halvings, both ways round), and each publisher against
     all the others. The held-out figures are what to expect on publishers the rule never saw.
     """
-    from pipeline import extract as ex
+    from pipeline.extract import core as ex
 
     grid = list(itertools.product((-1, 0, 1, 2), repeat=len(ex._TITLE_SOURCE_VOTES)))
     sources = [_title_sources(case) for case in cases]
-    hits = [[title_ok(ex._pick_title(src, votes), case.title)
-             for src, case in zip(sources, cases, strict=True)] for votes in grid]
+    hits = [
+        [title_ok(ex._pick_title(src, votes), case.title) for src, case in zip(sources, cases, strict=True)]
+        for votes in grid
+    ]
 
     def held_out(train: list[int], test: list[int]) -> float:
         totals = [sum(row[i] for i in train) for row in hits]
@@ -341,14 +355,17 @@ def title_holdout(cases: list[Case], splits: int = 200, seed: int = 1) -> dict[s
         train = [i for i, case in enumerate(cases) if case.publisher != publisher]
         by_publisher += held_out(train, test) * len(test)
     shipped = hits[grid.index(tuple(ex._TITLE_SOURCE_VOTES))]
-    return {"shipped": statistics.fmean(shipped),
-            "one_vote_each": statistics.fmean(hits[grid.index((1,) * len(grid[0]))]),
-            "best_in_sample": max(statistics.fmean(row) for row in hits),
-            "country_halves": statistics.fmean(halves),
-            "leave_publisher_out": by_publisher / len(cases)}
+    return {
+        "shipped": statistics.fmean(shipped),
+        "one_vote_each": statistics.fmean(hits[grid.index((1,) * len(grid[0]))]),
+        "best_in_sample": max(statistics.fmean(row) for row in hits),
+        "country_halves": statistics.fmean(halves),
+        "leave_publisher_out": by_publisher / len(cases),
+    }
 
 
 # -- report ------------------------------------------------------------------------------------
+
 
 def _print_worst(report: Report, publishers: int) -> None:
     grouped: dict[str, list[PageScore]] = defaultdict(list)
@@ -362,26 +379,30 @@ def _print_worst(report: Report, publishers: int) -> None:
     for publisher, pages in sorted(grouped.items(), key=lambda kv: badness(kv[1]))[:publishers]:
         print(f"  {publisher}")
         for p in sorted(pages, key=lambda p: p.f1):
-            flags = "".join("+" if ok else ("." if ok is None else "-")
-                            for ok in (p.title_ok, p.date_ok, p.authors_ok))
+            flags = "".join(
+                "+" if ok else ("." if ok is None else "-") for ok in (p.title_ok, p.date_ok, p.authors_ok)
+            )
             note = f"  [{p.error}]" if p.error else ""
             print(f"    {p.f1:5.3f} {flags} {p.case.url}{note}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=None,
-                        help=f"shared directory (default {DEFAULT_SHARED})")
+    parser.add_argument(
+        "--shared", type=Path, default=None, help=f"shared directory (default {DEFAULT_SHARED})"
+    )
     parser.add_argument("--worst", type=int, default=15, help="publishers to list (default 15)")
     parser.add_argument("--no-baseline", action="store_true", help="skip plain trafilatura")
-    parser.add_argument("--title-holdout", action="store_true",
-                        help="only check how the title rule generalises (see title_holdout)")
+    parser.add_argument(
+        "--title-holdout",
+        action="store_true",
+        help="only check how the title rule generalises (see title_holdout)",
+    )
     args = parser.parse_args(argv)
 
     fundus = data_dir(args.shared)
     if fundus is None:
-        print(f"skipped: no fundus data at {(args.shared or DEFAULT_SHARED) / FUNDUS} "
-              "(pass --shared PATH)")
+        print(f"skipped: no fundus data at {(args.shared or DEFAULT_SHARED) / FUNDUS} (pass --shared PATH)")
         return 0
     cases = load_cases(fundus)
     if args.title_holdout:
@@ -391,8 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  one vote per source, all pages (untuned):     {figures['one_vote_each']:.3f}")
         print(f"  best votes, all pages (in-sample):            {figures['best_in_sample']:.3f}")
         print(f"  tuned on half the countries, other half:      {figures['country_halves']:.3f}")
-        print(f"  tuned without a publisher, on that publisher: "
-              f"{figures['leave_publisher_out']:.3f}")
+        print(f"  tuned without a publisher, on that publisher: {figures['leave_publisher_out']:.3f}")
         return 0
     reports = [evaluate(extractor="newsagg", cases=cases)]
     if not args.no_baseline:
@@ -400,8 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(cases)} pages from {len({c.publisher for c in cases})} publishers in {fundus}")
     print(f"{'extractor':<12} {'body F1':>8} {'title':>8} {'date':>8} {'authors':>8} {'secs':>7}")
     for r in reports:
-        print(f"{r.name:<12} {r.body_f1:8.3f} {r.title:8.3f} {r.date:8.3f} {r.authors:8.3f} "
-              f"{r.seconds:7.1f}")
+        print(f"{r.name:<12} {r.body_f1:8.3f} {r.title:8.3f} {r.date:8.3f} {r.authors:8.3f} {r.seconds:7.1f}")
     for r in reports:
         _print_worst(r, args.worst)
     return 0

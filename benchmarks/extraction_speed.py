@@ -1,4 +1,4 @@
-"""Throughput of pipeline.extract.extract_many against plain single-process trafilatura.
+"""Throughput of pipeline.extract.core.extract_many against plain single-process trafilatura.
 
 Run ``python benchmarks/extraction_speed.py [--shared PATH] [--rounds N] [--workers N]``. The
 fundus pages (see extraction_quality.py) are decompressed into memory first so that neither side
@@ -10,7 +10,7 @@ pays for disk or gzip. Each round times, in the same process and run:
 * ``newsagg``: ``list(extract_many(...))`` with all cores, pool start-up included.
 
 The best round of each is reported as pages per second, with the ratios. The last newsagg round
-also reports, from ``pipeline.extract``'s own CPU clocks in every worker, the share of its
+also reports, from ``pipeline.extract.core``'s own CPU clocks in every worker, the share of its
 extraction time spent inside trafilatura's and htmldate's calls: on these real pages, the
 cross-check for the same figure on the generated pages of the end-to-end benchmark.
 """
@@ -41,7 +41,7 @@ def measure(shared: Path | None = None, rounds: int = 1, workers: int = 0) -> di
     """Pages per second of each contender (best of ``rounds``); FileNotFoundError without data."""
     import trafilatura
 
-    from pipeline.extract import ExtractStats, extract_many
+    from pipeline.extract.core import ExtractStats, extract_many
 
     fundus = quality.data_dir(shared)
     if fundus is None:
@@ -61,25 +61,28 @@ def measure(shared: Path | None = None, rounds: int = 1, workers: int = 0) -> di
     def ours() -> None:
         nonlocal stats
         stats = ExtractStats()
-        for _ in extract_many(((i, html, url) for i, (html, url) in enumerate(pages)),
-                              workers=workers, stats=stats):
+        for _ in extract_many(
+            ((i, html, url) for i, (html, url) in enumerate(pages)), workers=workers, stats=stats
+        ):
             pass
 
-    best = {"trafilatura": float("inf"), "trafilatura+meta": float("inf"),
-            "newsagg": float("inf")}
+    best = {"trafilatura": float("inf"), "trafilatura+meta": float("inf"), "newsagg": float("inf")}
     for _ in range(rounds):
         best["newsagg"] = min(best["newsagg"], _time(ours))
         best["trafilatura"] = min(best["trafilatura"], _time(plain))
         best["trafilatura+meta"] = min(best["trafilatura+meta"], _time(plain_meta))
     return {name: len(pages) / seconds for name, seconds in best.items()} | {
-        "pages": len(pages), "trafilatura_share": stats.trafilatura_s / stats.cpu_s,
-        "parse_share": stats.parse_s / stats.cpu_s}
+        "pages": len(pages),
+        "trafilatura_share": stats.trafilatura_s / stats.cpu_s,
+        "parse_share": stats.parse_s / stats.cpu_s,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=None,
-                        help=f"shared directory (default {quality.DEFAULT_SHARED})")
+    parser.add_argument(
+        "--shared", type=Path, default=None, help=f"shared directory (default {quality.DEFAULT_SHARED})"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="rounds, best one counts")
     parser.add_argument("--workers", type=int, default=0, help="0: all cores")
     args = parser.parse_args(argv)
@@ -93,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<17} {rates[name]:7.1f} pages/s")
     print(f"ratio newsagg / trafilatura:      {rates['newsagg'] / rates['trafilatura']:.2f}x")
     print(f"ratio newsagg / trafilatura+meta: {rates['newsagg'] / rates['trafilatura+meta']:.2f}x")
-    print(f"newsagg extraction CPU inside trafilatura: {rates['trafilatura_share']:.1%} "
-          f"({rates['trafilatura_share'] + rates['parse_share']:.1%} with the HTML parse)")
+    print(
+        f"newsagg extraction CPU inside trafilatura: {rates['trafilatura_share']:.1%} "
+        f"({rates['trafilatura_share'] + rates['parse_share']:.1%} with the HTML parse)"
+    )
     return 0
 
 

@@ -46,15 +46,22 @@ def _float(pattern: str, text: str) -> float | None:
 
 def parse_extraction_quality(out: str) -> list[Row]:
     rows: list[Row] = []
-    table = {m.group(1): m.groups()[1:] for m in re.finditer(
-        r"^(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", out, re.M)}
+    table = {
+        m.group(1): m.groups()[1:]
+        for m in re.finditer(r"^(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", out, re.M)
+    }
     base = table.get("trafilatura")
     for name, (f1, title, date, authors, secs) in table.items():
         note = ""
         if base and name != "trafilatura":
             note = f"body F1 {float(f1) - float(base[0]):+.3f} vs plain trafilatura (same run)"
-        rows.append((f"extraction quality {name}: body F1 / title / date / authors",
-                     f"{f1} / {title} / {date} / {authors} ({secs} s)", note))
+        rows.append(
+            (
+                f"extraction quality {name}: body F1 / title / date / authors",
+                f"{f1} / {title} / {date} / {authors} ({secs} s)",
+                note,
+            )
+        )
     return rows
 
 
@@ -68,9 +75,14 @@ def parse_extraction_speed(out: str) -> list[Row]:
         rows.append((f"extraction speed ratio {m.group(1)}", f"{m.group(2)}×", "anchor: same run"))
     m = re.search(r"^newsagg extraction CPU inside trafilatura: ([\d.]+%) \(([\d.]+%) with", out, re.M)
     if m:
-        rows.append(("extraction CPU inside trafilatura, real fundus pages", f"{m.group(1)} "
-                     f"({m.group(2)} with the HTML parse)", "cross-check for the e2e share on "
-                     "generated pages; the rest is newsagg's own metadata and clean-up"))
+        rows.append(
+            (
+                "extraction CPU inside trafilatura, real fundus pages",
+                f"{m.group(1)} ({m.group(2)} with the HTML parse)",
+                "cross-check for the e2e share on "
+                "generated pages; the rest is newsagg's own metadata and clean-up",
+            )
+        )
     return rows
 
 
@@ -78,19 +90,33 @@ def parse_cluster_quality(out: str) -> list[Row]:
     rows: list[Row] = []
     m = re.search(r"B3 precision ([\d.]+)\s+recall ([\d.]+)\s+F1 ([\d.]+)\s+pairwise F1 ([\d.]+)", out)
     if m:
-        rows.append(("cluster quality ECB+ dev: B³ P / R / F1, pairwise F1",
-                     f"{m.group(1)} / {m.group(2)} / {m.group(3)}, {m.group(4)}", ""))
+        rows.append(
+            (
+                "cluster quality ECB+ dev: B³ P / R / F1, pairwise F1",
+                f"{m.group(1)} / {m.group(2)} / {m.group(3)}, {m.group(4)}",
+                "",
+            )
+        )
     v = _float(r"mean held-out B3 F1 ([\d.]+)", out)
     if v is not None:
-        rows.append(("cluster quality: mean held-out B³ F1 (2-fold)", f"{v}",
-                     f"vs in-sample F1 {m.group(3)}" if m else ""))
+        rows.append(
+            (
+                "cluster quality: mean held-out B³ F1 (2-fold)",
+                f"{v}",
+                f"vs in-sample F1 {m.group(3)}" if m else "",
+            )
+        )
     return rows
 
 
 def parse_cluster_scale(out: str) -> list[Row]:
     rows: list[Row] = []
-    sizes = [(int(m.group(1)), float(m.group(2)), float(m.group(3)), m.group(4)) for m in re.finditer(
-        r"^\s*(\d+) docs\s+([\d.]+) s wall\s+([\d.]+) s CPU\s+([\d.]+) docs/s", out, re.M)]
+    sizes = [
+        (int(m.group(1)), float(m.group(2)), float(m.group(3)), m.group(4))
+        for m in re.finditer(
+            r"^\s*(\d+) docs\s+([\d.]+) s wall\s+([\d.]+) s CPU\s+([\d.]+) docs/s", out, re.M
+        )
+    ]
     for n, wall, _cpu, rate in sizes:
         note = ""
         if sizes and n != sizes[0][0]:
@@ -105,14 +131,20 @@ def parse_cluster_scale(out: str) -> list[Row]:
 
 def parse_crawl_speed(out: str) -> list[Row]:
     rows: list[Row] = []
-    found = re.findall(r"^(.+):\n\s+(\d+) pages stored; crawl ([\d.]+) s -> ([\d.]+) pages/s; "
-                       r"wall ([\d.]+) s -> ([\d.]+) pages/s", out, re.M)
+    found = re.findall(
+        r"^(.+):\n\s+(\d+) pages stored; crawl ([\d.]+) s -> ([\d.]+) pages/s; "
+        r"wall ([\d.]+) s -> ([\d.]+) pages/s",
+        out,
+        re.M,
+    )
     anchor = float(found[0][3]) if found else None
     for label, pages, _crawl, rate, _wall, wall_rate in found:
-        note = (f"×{float(rate) / anchor:.2f} of politeness off (same run)"
-                if anchor and float(rate) != anchor else "")
-        rows.append((f"crawl {label}", f"{rate} pages/s ({pages} pages; {wall_rate}/s incl. start-up)",
-                     note))
+        note = (
+            f"×{float(rate) / anchor:.2f} of politeness off (same run)"
+            if anchor and float(rate) != anchor
+            else ""
+        )
+        rows.append((f"crawl {label}", f"{rate} pages/s ({pages} pages; {wall_rate}/s incl. start-up)", note))
     return rows
 
 
@@ -123,43 +155,86 @@ def e2e_rows(data: dict[str, Any]) -> list[Row]:
         f, s = r["first"], r["second"]
         x = f.get("extraction") or {}
         # anchor: trafilatura alone, its own CPU time per page in this run, on every core
-        anchor = (x["pages"] / x["trafilatura_s"] * (data["machine"]["cores"] or 1)
-                  if x.get("trafilatura_s") else None)
-        rows.append((f"{tag}: total", f"{f['articles_per_s']} articles/s ({f['wall_s']} s)",
-                     f"×{f['articles_per_s'] / anchor:.2f} of trafilatura alone on every core "
-                     f"({anchor:.1f} pages/s from its CPU time per page in this run)" if anchor else ""))
-        rows.append((f"{tag}: per stage (articles/s)",
-                     ", ".join(f"{k} {v}" for k, v in f["stage_articles_per_s"].items()),
-                     "store = time inside Store methods, part of the stage times"))
-        rows.append((f"{tag}: CPU seconds per stage",
-                     ", ".join(f"{k} {v}" for k, v in f["cpu_s"].items()) + f"; total {f['cpu_total_s']}",
-                     "pipeline process + Scrapy child + the extract workers' own CPU; web server excluded"))
+        anchor = (
+            x["pages"] / x["trafilatura_s"] * (data["machine"]["cores"] or 1)
+            if x.get("trafilatura_s")
+            else None
+        )
+        rows.append(
+            (
+                f"{tag}: total",
+                f"{f['articles_per_s']} articles/s ({f['wall_s']} s)",
+                f"×{f['articles_per_s'] / anchor:.2f} of trafilatura alone on every core "
+                f"({anchor:.1f} pages/s from its CPU time per page in this run)"
+                if anchor
+                else "",
+            )
+        )
+        rows.append(
+            (
+                f"{tag}: per stage (articles/s)",
+                ", ".join(f"{k} {v}" for k, v in f["stage_articles_per_s"].items()),
+                "store = time inside Store methods, part of the stage times",
+            )
+        )
+        rows.append(
+            (
+                f"{tag}: CPU seconds per stage",
+                ", ".join(f"{k} {v}" for k, v in f["cpu_s"].items()) + f"; total {f['cpu_total_s']}",
+                "pipeline process + Scrapy child + the extract workers' own CPU; web server excluded",
+            )
+        )
         for scope, share in x.get("share", {}).items():
-            rows.append((f"{tag}: trafilatura share of {scope} CPU",
-                         f"{share['trafilatura']:.1%} (rest {1 - share['trafilatura']:.1%}); "
-                         f"{share['with_parse']:.1%} with the HTML parse it works on",
-                         "aim: rest ≤ 10%; CPU inside trafilatura/htmldate calls, all workers"))
+            rows.append(
+                (
+                    f"{tag}: trafilatura share of {scope} CPU",
+                    f"{share['trafilatura']:.1%} (rest {1 - share['trafilatura']:.1%}); "
+                    f"{share['with_parse']:.1%} with the HTML parse it works on",
+                    "aim: rest ≤ 10%; CPU inside trafilatura/htmldate calls, all workers",
+                )
+            )
         req = s["requests"]
-        unconditional = {k: n - req["conditional_by_kind"].get(k, 0) for k, n in req["by_kind"].items()
-                         if n - req["conditional_by_kind"].get(k, 0)}
-        rows.append((f"{tag}: second run, nothing new",
-                     f"{s['wall_s']} s = {s['fraction_of_first']:.1%} of the first run; "
-                     f"{req['requests']} requests, {req['conditional']} conditional "
-                     f"({req['not_modified']} × 304); rows changed {sum(s['rows_changed'].values())}",
-                     f"aim ≤ 10%; unconditional: {unconditional or 'none'}"))
+        unconditional = {
+            k: n - req["conditional_by_kind"].get(k, 0)
+            for k, n in req["by_kind"].items()
+            if n - req["conditional_by_kind"].get(k, 0)
+        }
+        rows.append(
+            (
+                f"{tag}: second run, nothing new",
+                f"{s['wall_s']} s = {s['fraction_of_first']:.1%} of the first run; "
+                f"{req['requests']} requests, {req['conditional']} conditional "
+                f"({req['not_modified']} × 304); rows changed {sum(s['rows_changed'].values())}",
+                f"aim ≤ 10%; unconditional: {unconditional or 'none'}",
+            )
+        )
         mem = r["peak_memory"]
-        rows.append((f"{tag}: peak memory (maxrss)",
-                     f"{mem['self_mb']} MB self, {mem['children_mb']} MB largest child",
-                     "maxrss of the process that ran the pipeline, read right after its first run; "
-                     "each store and size in its own process"))
+        rows.append(
+            (
+                f"{tag}: peak memory (maxrss)",
+                f"{mem['self_mb']} MB self, {mem['children_mb']} MB largest child",
+                "maxrss of the process that ran the pipeline, read right after its first run; "
+                "each store and size in its own process",
+            )
+        )
         w = r["web"].get("page_weight")
         if w:
-            rows.append((f"{tag}: generated article page weight",
-                         f"median {w['median_kb']} KB, mean {w['mean_kb']} KB, p10 {w['p10_kb']} KB, "
-                         f"p90 {w['p90_kb']} KB", w.get("target", "")))
+            rows.append(
+                (
+                    f"{tag}: generated article page weight",
+                    f"median {w['median_kb']} KB, mean {w['mean_kb']} KB, p10 {w['p10_kb']} KB, "
+                    f"p90 {w['p90_kb']} KB",
+                    w.get("target", ""),
+                )
+            )
     for store, g in data.get("growth", {}).items():
-        rows.append((f"e2e {store} growth {g['small']} → {g['large']} articles",
-                     f"seconds per article ×{g['ratio']}", "1.0 = linear; anchor: smaller size, same run"))
+        rows.append(
+            (
+                f"e2e {store} growth {g['small']} → {g['large']} articles",
+                f"seconds per article ×{g['ratio']}",
+                "1.0 = linear; anchor: smaller size, same run",
+            )
+        )
     for store, why in data.get("skipped", {}).items():
         rows.append((f"e2e {store}", "not measured", why))
     return rows
@@ -168,8 +243,9 @@ def e2e_rows(data: dict[str, Any]) -> list[Row]:
 Parser = Callable[[str], list[Row]]
 
 
-def benchmarks(quick: bool, e2e_articles: str | None, e2e_store: str, json_path: Path
-               ) -> list[tuple[str, list[str], Parser | None]]:
+def benchmarks(
+    quick: bool, e2e_articles: str | None, e2e_store: str, json_path: Path
+) -> list[tuple[str, list[str], Parser | None]]:
     e2e_sizes = e2e_articles or ("1000,3000" if quick else "1000,10000")
     return [
         ("extraction_quality", [], parse_extraction_quality),
@@ -177,8 +253,22 @@ def benchmarks(quick: bool, e2e_articles: str | None, e2e_store: str, json_path:
         ("cluster_quality", ["--no-cv"] if quick else [], parse_cluster_quality),
         ("cluster_scale", ["--sizes", "10000" if quick else "10000,50000,100000"], parse_cluster_scale),
         ("crawl_speed", ["--pages", "200"] if quick else [], parse_crawl_speed),
-        ("e2e", ["--articles", e2e_sizes, "--outlets", "50", "--days", "7", "--store", e2e_store,
-                 "--json-out", str(json_path)], None),
+        (
+            "e2e",
+            [
+                "--articles",
+                e2e_sizes,
+                "--outlets",
+                "50",
+                "--days",
+                "7",
+                "--store",
+                e2e_store,
+                "--json-out",
+                str(json_path),
+            ],
+            None,
+        ),
     ]
 
 
@@ -192,10 +282,21 @@ def machine() -> dict[str, Any]:
         pass
     cpu = ""
     with contextlib.suppress(OSError):
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), "")
-    return {"cores": os.cpu_count(), "usable cores": len(os.sched_getaffinity(0)), "memory": mem,
-            "cpu": cpu, "os": platform.platform()}
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "",
+        )
+    return {
+        "cores": os.cpu_count(),
+        "usable cores": len(os.sched_getaffinity(0)),
+        "memory": mem,
+        "cpu": cpu,
+        "os": platform.platform(),
+    }
 
 
 def versions() -> dict[str, str]:
@@ -216,19 +317,30 @@ def _clip(text: str, head: int = 3000, tail: int = 3000) -> str:
 
 def write_doc(path: Path, runs: list[dict[str, Any]], started: str, args: argparse.Namespace) -> None:
     m, v = machine(), versions()
-    lines = ["# Benchmarks", "",
-             f"Generated by `{shlex.join(['.venv/bin/python', 'benchmarks/run_all.py', *args.argv])}` "
-             f"on {started} (UTC); every figure below was measured in that run. "
-             "Regenerate with `make bench` (full sizes) — do not edit by hand.", "",
-             "## Machine", "",
-             f"- cores: {m['cores']} ({m['usable cores']} usable), memory {m['memory']}, {m['cpu']}",
-             f"- {m['os']}",
-             f"- load average before the run {args.load_before}, after {os.getloadavg()[0]:.2f} "
-             "(other jobs on the machine stretch wall-clock figures; ratios within one run are "
-             "steadier than absolute times)", "",
-             "## Versions", "", ", ".join(f"{k} {val}" for k, val in v.items()), "",
-             "## Figures", "",
-             "| figure | value | anchor / note | command |", "| --- | --- | --- | --- |"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{shlex.join(['.venv/bin/python', 'benchmarks/run_all.py', *args.argv])}` "
+        f"on {started} (UTC); every figure below was measured in that run. "
+        "Regenerate with `make bench` (full sizes) — do not edit by hand.",
+        "",
+        "## Machine",
+        "",
+        f"- cores: {m['cores']} ({m['usable cores']} usable), memory {m['memory']}, {m['cpu']}",
+        f"- {m['os']}",
+        f"- load average before the run {args.load_before}, after {os.getloadavg()[0]:.2f} "
+        "(other jobs on the machine stretch wall-clock figures; ratios within one run are "
+        "steadier than absolute times)",
+        "",
+        "## Versions",
+        "",
+        ", ".join(f"{k} {val}" for k, val in v.items()),
+        "",
+        "## Figures",
+        "",
+        "| figure | value | anchor / note | command |",
+        "| --- | --- | --- | --- |",
+    ]
     for run in runs:
         cmd = f"`{run['command']}`"
         if run["status"] != "ok":
@@ -238,16 +350,30 @@ def write_doc(path: Path, runs: list[dict[str, Any]], started: str, args: argpar
             lines.append(f"| {run['name']} | see raw output | no figures parsed | {cmd} |")
         for figure, value, note in run["rows"]:
             lines.append(f"| {figure} | {value} | {note} | {cmd} |".replace("\n", " "))
-    lines += ["", "## Methods", "",
-              "Each benchmark's docstring states its method; the end-to-end one is "
-              "`benchmarks/e2e.py` (generated news web from `benchmarks/newsweb.py`, stage timers "
-              "around the `pipeline.run` stage functions, second-run dumps compared row by row, "
-              "trafilatura share from CPU timers around trafilatura's and htmldate's calls in every "
-              "extraction worker of the run itself, CPU per stage from `getrusage`).", "",
-              "## Raw output", ""]
+    lines += [
+        "",
+        "## Methods",
+        "",
+        "Each benchmark's docstring states its method; the end-to-end one is "
+        "`benchmarks/e2e.py` (generated news web from `benchmarks/newsweb.py`, stage timers "
+        "around the `pipeline.run` stage functions, second-run dumps compared row by row, "
+        "trafilatura share from CPU timers around trafilatura's and htmldate's calls in every "
+        "extraction worker of the run itself, CPU per stage from `getrusage`).",
+        "",
+        "## Raw output",
+        "",
+    ]
     for run in runs:
-        lines += [f"### {run['name']} ({run['seconds']:.0f} s, exit {run['rc']})", "",
-                  f"`{run['command']}`", "", "```", _clip(run["stdout"].rstrip()), "```", ""]
+        lines += [
+            f"### {run['name']} ({run['seconds']:.0f} s, exit {run['rc']})",
+            "",
+            f"`{run['command']}`",
+            "",
+            "```",
+            _clip(run["stdout"].rstrip()),
+            "```",
+            "",
+        ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -272,8 +398,12 @@ def main(argv: list[str] | None = None) -> int:
             shown = shlex.join([c if c != str(json_path) else "e2e.json" for c in command])
             print(f"== {shown}", flush=True)
             start = time.perf_counter()
-            proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{name}.py"), *extra],
-                                  cwd=REPO, capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), *extra],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+            )
             seconds = time.perf_counter() - start
             print(proc.stdout, end="", flush=True)
             if proc.returncode:
@@ -289,9 +419,17 @@ def main(argv: list[str] | None = None) -> int:
                     rows = [(name, "see raw output", f"figures not parsed: {exc}")]
             if "skipped:" in proc.stdout and not rows:
                 rows = [(name, "skipped", proc.stdout.strip().splitlines()[-1])]
-            runs.append({"name": name, "command": shown, "rc": proc.returncode, "seconds": seconds,
-                         "status": "ok" if proc.returncode == 0 else "failed", "stdout": proc.stdout,
-                         "rows": rows})
+            runs.append(
+                {
+                    "name": name,
+                    "command": shown,
+                    "rc": proc.returncode,
+                    "seconds": seconds,
+                    "status": "ok" if proc.returncode == 0 else "failed",
+                    "stdout": proc.stdout,
+                    "rows": rows,
+                }
+            )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_doc(args.output, runs, started, args)
     print(f"wrote {args.output}")

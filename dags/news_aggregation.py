@@ -104,25 +104,34 @@ def _pull_plan(key: str) -> Any:
     doc_md=__doc__,
     params={
         "sources": Param(
-            [], type=["array", "null"], items={"type": "string", "pattern": SOURCE_NAME},
-            uniqueItems=True, title="Sources",
-            description="Source names from the registry, one per line. Empty: every enabled "
-                        "source.",
+            [],
+            type=["array", "null"],
+            items={"type": "string", "pattern": SOURCE_NAME},
+            uniqueItems=True,
+            title="Sources",
+            description="Source names from the registry, one per line. Empty: every enabled source.",
         ),
         "since": Param(
-            None, type=["null", "string"], format="date", title="Since",
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Since",
             description="Only take articles published on or after this ISO date (YYYY-MM-DD). "
-                        "Empty: since the last successful run (everything on the first run).",
+            "Empty: since the last successful run (everything on the first run).",
         ),
         "recluster": Param(
-            False, type="boolean", title="Recluster",
+            False,
+            type="boolean",
+            title="Recluster",
             description="Re-cluster the whole store instead of only what changed (story ids are "
-                        "kept where possible).",
+            "kept where possible).",
         ),
         "dry_run": Param(
-            False, type="boolean", title="Dry run",
+            False,
+            type="boolean",
+            title="Dry run",
             description="Validate the params, the registry and the configuration, then stop: "
-                        "nothing is fetched or written.",
+            "nothing is fetched or written.",
         ),
     },
 )
@@ -186,8 +195,10 @@ def news_aggregation() -> None:
         }
         results["dedup"] = deduped
         summary = _call("publish", results=results)
-        context["outlet_events"][STORIES].extra = {**summary["run"],
-                                                   "stories_total": summary["store"]["stories"]}
+        context["outlet_events"][STORIES].extra = {
+            **summary["run"],
+            "stories_total": summary["store"]["stories"],
+        }
         return summary
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, execution_timeout=timedelta(minutes=1))
@@ -195,8 +206,10 @@ def news_aggregation() -> None:
         """Only runs when a task failed: marks the run failed although the rest was published."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        raise AirflowFailException("a task of this run failed (see the failed tasks in the "
-                                   "grid); what the other tasks stored and published stays")
+        raise AirflowFailException(
+            "a task of this run failed (see the failed tasks in the "
+            "grid); what the other tasks stored and published stays"
+        )
 
     plan = load_sources()
     feeds = feed_sources(plan["rss"])
@@ -209,8 +222,7 @@ def news_aggregation() -> None:
     deduped = dedup()
     cleaned >> deduped
     published = publish(deduped)
-    [plan, feeds, crawls, pulled, crawled, batches, cleaned, deduped, published] >> \
-        fail_if_any_failed()
+    [plan, feeds, crawls, pulled, crawled, batches, cleaned, deduped, published] >> fail_if_any_failed()
 
 
 news_aggregation()

@@ -15,9 +15,9 @@ from datetime import datetime
 
 from pipeline.context import Context
 from pipeline.errors import ExtractionError
-from pipeline.extract import Extracted, ExtractStats, extract_many
+from pipeline.extract.core import Extracted, ExtractStats, extract_many
 from pipeline.models import Article, Source, content_hash_for
-from pipeline.store import StoredPage, unpack, url_hints
+from pipeline.store.core import StoredPage, unpack, url_hints
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,13 @@ class CleanOutcome:
         self.extraction.add(other.extraction)
 
 
-def clean_batch(ctx: Context, sources: Sequence[Source] | None = None, after_url: str = "",
-                limit: int | None = None, force: bool = False) -> CleanOutcome:
+def clean_batch(
+    ctx: Context,
+    sources: Sequence[Source] | None = None,
+    after_url: str = "",
+    limit: int | None = None,
+    force: bool = False,
+) -> CleanOutcome:
     """Clean up to ``limit`` pages after ``after_url`` (URL order): one transaction."""
     names = [s.name for s in sources] if sources is not None else None
     size = limit or ctx.settings.clean_batch_size
@@ -47,8 +52,12 @@ def clean_batch(ctx: Context, sources: Sequence[Source] | None = None, after_url
     return _clean(ctx, sources, _with_hints(ctx, [batch]), write_every=max(1, len(batch)))
 
 
-def clean_pending(ctx: Context, sources: Sequence[Source] | None = None, force: bool = False,
-                  on_progress: Callable[[int], None] | None = None) -> CleanOutcome:
+def clean_pending(
+    ctx: Context,
+    sources: Sequence[Source] | None = None,
+    force: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> CleanOutcome:
     """Every page that needs cleaning; one transaction per ``clean_batch_size`` pages."""
     names = [s.name for s in sources] if sources is not None else None
     size = ctx.settings.clean_batch_size
@@ -59,21 +68,23 @@ def clean_pending(ctx: Context, sources: Sequence[Source] | None = None, force: 
             yield batch
             after = batch[-1].url
 
-    return _clean(ctx, sources, _with_hints(ctx, batches()), write_every=size,
-                  on_progress=on_progress)
+    return _clean(ctx, sources, _with_hints(ctx, batches()), write_every=size, on_progress=on_progress)
 
 
-def _with_hints(ctx: Context, batches: Iterable[list[StoredPage]]
-                ) -> Iterator[tuple[StoredPage, Hint]]:
+def _with_hints(ctx: Context, batches: Iterable[list[StoredPage]]) -> Iterator[tuple[StoredPage, Hint]]:
     for batch in batches:
         hints = url_hints(ctx.store, [p.url for p in batch])
         for page in batch:
             yield page, hints.get(page.url, (None, None))
 
 
-def _clean(ctx: Context, sources: Sequence[Source] | None,
-           pages: Iterable[tuple[StoredPage, Hint]], write_every: int,
-           on_progress: Callable[[int], None] | None = None) -> CleanOutcome:
+def _clean(
+    ctx: Context,
+    sources: Sequence[Source] | None,
+    pages: Iterable[tuple[StoredPage, Hint]],
+    write_every: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> CleanOutcome:
     """Extract ``pages`` (read lazily) in one pool; write each ``write_every`` in one transaction.
 
     A crash loses at most the unwritten batch: its pages are not marked cleaned, so the next
@@ -83,8 +94,9 @@ def _clean(ctx: Context, sources: Sequence[Source] | None,
     total = CleanOutcome()
     done: list[tuple[StoredPage, Hint, Extracted | ExtractionError]] = []
     items = (((page, hint), page.body_gz, page.final_url, page.charset) for page, hint in pages)
-    for (page, hint), result in extract_many(items, workers=ctx.settings.extract_workers,
-                                             stats=total.extraction, unpack=unpack):
+    for (page, hint), result in extract_many(
+        items, workers=ctx.settings.extract_workers, stats=total.extraction, unpack=unpack
+    ):
         done.append((page, hint, result))
         if len(done) >= write_every:
             _write(ctx, done, languages, total, on_progress)
@@ -94,9 +106,13 @@ def _clean(ctx: Context, sources: Sequence[Source] | None,
     return total
 
 
-def _write(ctx: Context, done: Sequence[tuple[StoredPage, Hint, Extracted | ExtractionError]],
-           languages: dict[str, str | None], total: CleanOutcome,
-           on_progress: Callable[[int], None] | None) -> None:
+def _write(
+    ctx: Context,
+    done: Sequence[tuple[StoredPage, Hint, Extracted | ExtractionError]],
+    languages: dict[str, str | None],
+    total: CleanOutcome,
+    on_progress: Callable[[int], None] | None,
+) -> None:
     store = ctx.store
     outcome = CleanOutcome()
     cleaned: list[Article] = []
@@ -118,10 +134,16 @@ def _write(ctx: Context, done: Sequence[tuple[StoredPage, Hint, Extracted | Extr
         on_progress(len(done))
 
 
-def to_article(page: StoredPage, extracted: Extracted, hint: Hint,
-               source_language: str | None) -> Article:
+def to_article(page: StoredPage, extracted: Extracted, hint: Hint, source_language: str | None) -> Article:
     hint_title, hint_published = hint
-    return Article(url=page.url, source=page.source, title=extracted.title or hint_title,
-                   authors=extracted.authors, published_at=extracted.published_at or hint_published,
-                   language=extracted.language or source_language, text=extracted.text,
-                   content_hash=content_hash_for(extracted.text), fetched_at=page.fetched_at)
+    return Article(
+        url=page.url,
+        source=page.source,
+        title=extracted.title or hint_title,
+        authors=extracted.authors,
+        published_at=extracted.published_at or hint_published,
+        language=extracted.language or source_language,
+        text=extracted.text,
+        content_hash=content_hash_for(extracted.text),
+        fetched_at=page.fetched_at,
+    )

@@ -40,19 +40,27 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", metavar="URL",
-                   help="SQLAlchemy URL of the store "
-                        "(default: NEWSAGG_STORE_URL, then the embedded SQLite file)")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="SQLAlchemy URL of the store (default: NEWSAGG_STORE_URL, then the embedded SQLite file)",
+    )
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sources", metavar="FILE",
-                   help="source registry YAML (default: NEWSAGG_SOURCES, then ./sources.yaml)")
+    p.add_argument(
+        "--sources",
+        metavar="FILE",
+        help="source registry YAML (default: NEWSAGG_SOURCES, then ./sources.yaml)",
+    )
     _store_arg(p)
     p.add_argument("--since", metavar="ISO-DATE", help="only take articles published since then")
     p.add_argument("--only", metavar="NAME", nargs="+", action="extend", help="only these sources")
-    p.add_argument("--allow-private-network", action="store_true",
-                   help="allow fetching from loopback and private addresses (demo, tests, intranets)")
+    p.add_argument(
+        "--allow-private-network",
+        action="store_true",
+        help="allow fetching from loopback and private addresses (demo, tests, intranets)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the stories as JSON")
     p.set_defaults(func=cmd_demo)
 
-    # -- the read contract (issue 7): serve, export, token, db ---------------------------------
+    # -- the read contract: serve, export, token, db ---------------------------------
     p = sub.add_parser("serve", help="the read API and story page (FastAPI + uvicorn)")
     _store_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -106,17 +114,29 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
     p.add_argument("--kind", choices=["stories", "articles"], default="stories")
-    p.add_argument("--since-seq", type=int, default=None, metavar="N",
-                   help="only rows whose change_seq is above N (default 0, or the cursor file)")
+    p.add_argument(
+        "--since-seq",
+        type=int,
+        default=None,
+        metavar="N",
+        help="only rows whose change_seq is above N (default 0, or the cursor file)",
+    )
     p.add_argument("--output", type=Path, metavar="PATH", help="file to write (default stdout)")
-    p.add_argument("--cursor-file", type=Path, metavar="PATH",
-                   help="read --since-seq from it and record the new cursor in it afterwards")
+    p.add_argument(
+        "--cursor-file",
+        type=Path,
+        metavar="PATH",
+        help="read --since-seq from it and record the new cursor in it afterwards",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("token", help="bearer tokens for the read API")
     token_sub = p.add_subparsers(dest="token_command", required=True)
-    for name, text in (("create", "make a token and print it once"),
-                       ("revoke", "revoke a token"), ("list", "list tokens (never the tokens)")):
+    for name, text in (
+        ("create", "make a token and print it once"),
+        ("revoke", "revoke a token"),
+        ("list", "list tokens (never the tokens)"),
+    ):
         tp = token_sub.add_parser(name, help=text)
         _store_arg(tp)
         if name != "list":
@@ -125,21 +145,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("db", help="database administration")
     db_sub = p.add_subparsers(dest="db_command", required=True)
-    dp = db_sub.add_parser("grant-reader",
-                           help="PostgreSQL: create or update a role that can only read the "
-                                "newsagg_v1_* views")
+    dp = db_sub.add_parser(
+        "grant-reader", help="PostgreSQL: create or update a role that can only read the newsagg_v1_* views"
+    )
     _store_arg(dp)
     dp.add_argument("role", metavar="ROLE")
-    dp.add_argument("--login", action="store_true",
-                    help="let the role log in (no password is set; pg_hba.conf decides)")
+    dp.add_argument(
+        "--login", action="store_true", help="let the role log in (no password is set; pg_hba.conf decides)"
+    )
     dp.set_defaults(func=cmd_db_grant_reader)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     for noisy in ("trafilatura", "htmldate", "courlan", "charset_normalizer", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
@@ -186,15 +210,26 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     with open_context(settings):
         pass  # migrate before the subprocess writes
     result = run_crawl(settings, sources, parse_since(args.since))
-    print(json.dumps({"ok": result.ok, "failed": result.failed, "discovered": result.discovered,
-                      "stats": result.stats}, indent=2, default=str))
+    print(
+        json.dumps(
+            {
+                "ok": result.ok,
+                "failed": result.failed,
+                "discovered": result.discovered,
+                "stats": result.stats,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     return EXIT_FAILED if result.failed and not result.ok else EXIT_OK
 
 
-def _print_stories(settings: Settings, since: datetime | None, as_json: bool,
-                   limit: int | None = None) -> None:
+def _print_stories(
+    settings: Settings, since: datetime | None, as_json: bool, limit: int | None = None
+) -> None:
     from pipeline.dedup import story_to_json
-    from pipeline.store import Store
+    from pipeline.store.core import Store
 
     store = Store(settings.resolved_store_url)
     try:
@@ -209,8 +244,10 @@ def _print_stories(settings: Settings, since: datetime | None, as_json: bool,
     for story in stories:
         outlets = sorted({a.source for a in story.articles})
         print(f"\n{story.title or '(untitled)'}")
-        print(f"  {story.story_id} · {len(story.articles)} reports from {', '.join(outlets)} · "
-              f"first {story.first_seen:%Y-%m-%d %H:%M}Z, updated {story.last_updated:%Y-%m-%d %H:%M}Z")
+        print(
+            f"  {story.story_id} · {len(story.articles)} reports from {', '.join(outlets)} · "
+            f"first {story.first_seen:%Y-%m-%d %H:%M}Z, updated {story.last_updated:%Y-%m-%d %H:%M}Z"
+        )
         if story.summary:
             print(f"  {story.summary}")
         timeline: dict[str, list[str]] = {}
@@ -237,7 +274,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     import gzip
 
     from pipeline.errors import ExtractionError
-    from pipeline.extract import extract
+    from pipeline.extract.core import extract
 
     status = EXIT_OK
     for path in args.files:
@@ -250,15 +287,25 @@ def cmd_extract(args: argparse.Namespace) -> int:
             print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
             status = EXIT_FAILED
             continue
-        print(json.dumps({"file": str(path), "title": result.title, "text": result.text,
-                          "authors": list(result.authors),
-                          "published_at": result.published_at.isoformat() if result.published_at else None,
-                          "language": result.language}, ensure_ascii=False), flush=True)
+        print(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "title": result.title,
+                    "text": result.text,
+                    "authors": list(result.authors),
+                    "published_at": result.published_at.isoformat() if result.published_at else None,
+                    "language": result.language,
+                },
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
     return status
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from pipeline.cluster import cluster_file
+    from pipeline.cluster.core import cluster_file
 
     count = cluster_file(args.input, args.output)
     print(f"clustered {count} documents into {args.output}", file=sys.stderr)
@@ -271,8 +318,10 @@ def cmd_recluster(args: argparse.Namespace) -> int:
 
     with open_context(_settings(args)) as ctx, ctx.store.run_lock():
         outcome = dedup(ctx, recluster=True)
-    print(f"reclustered: {outcome.articles} articles moved; stories "
-          + ", ".join(f"{v} {k}" for k, v in sorted(outcome.stories.items())))
+    print(
+        f"reclustered: {outcome.articles} articles moved; stories "
+        + ", ".join(f"{v} {k}" for k, v in sorted(outcome.stories.items()))
+    )
     return EXIT_OK
 
 
@@ -285,18 +334,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         registry = Path(tmp) / "sources.yaml"
         registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
         store = args.store or f"sqlite:///{Path(tmp) / 'demo.db'}"
-        settings = load_settings({"store_url": store, "sources": str(registry),
-                                  "allow_private_network": True})
+        settings = load_settings(
+            {"store_url": store, "sources": str(registry), "allow_private_network": True}
+        )
         print(f"sample news web on {web.base_url}; store {store}", file=sys.stderr)
         status = _run(settings, None, None)
         _print_stories(settings, None, args.json)
     return status
 
 
-# -- the read contract (issue 7) ---------------------------------------------------------------
+# -- the read contract ---------------------------------------------------------------
+
 
 def _open_store(args: argparse.Namespace) -> Any:
-    from pipeline.store import Store
+    from pipeline.store.core import Store
 
     store = Store(_settings(args).resolved_store_url)
     try:
@@ -308,14 +359,15 @@ def _open_store(args: argparse.Namespace) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pipeline.readapi import serve
+    from pipeline.serve.readapi import serve
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port: {args.port} is not a TCP port")
     store = _open_store(args)
     try:
-        print(f"newsagg read API on http://{args.host}:{args.port}/ (store {store.safe_url})",
-              file=sys.stderr)
+        print(
+            f"newsagg read API on http://{args.host}:{args.port}/ (store {store.safe_url})", file=sys.stderr
+        )
         serve(store, args.host, args.port)
     finally:
         store.close()
@@ -323,7 +375,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pipeline.export import export, read_cursor, write_cursor
+    from pipeline.serve.export import export, read_cursor, write_cursor
 
     since = args.since_seq
     if since is None:
@@ -336,29 +388,33 @@ def cmd_export(args: argparse.Namespace) -> int:
         store.close()
     if args.cursor_file:
         write_cursor(args.cursor_file, result)
-    print(f"exported {result.rows} {args.kind} (change_seq {result.since_seq} < seq <= "
-          f"{result.last_seq}) to {result.output}; continue with --since-seq {result.last_seq}",
-          file=sys.stderr)
+    print(
+        f"exported {result.rows} {args.kind} (change_seq {result.since_seq} < seq <= "
+        f"{result.last_seq}) to {result.output}; continue with --since-seq {result.last_seq}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from pipeline.tokens import create_token, list_tokens, revoke_token
+    from pipeline.serve.tokens import create_token, list_tokens, revoke_token
 
     store = _open_store(args)
     try:
         if args.token_command == "create":
             token = create_token(store, args.name)
             print(token)
-            print(f"token {args.name!r} created; it is shown only now. Send it as "
-                  "'Authorization: Bearer <token>'.", file=sys.stderr)
+            print(
+                f"token {args.name!r} created; it is shown only now. Send it as "
+                "'Authorization: Bearer <token>'.",
+                file=sys.stderr,
+            )
         elif args.token_command == "revoke":
             revoke_token(store, args.name)
             print(f"token {args.name!r} revoked", file=sys.stderr)
         else:
             for info in list_tokens(store):
-                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}Z" if info.revoked_at \
-                    else "active"
+                state = f"revoked {info.revoked_at:%Y-%m-%d %H:%M}Z" if info.revoked_at else "active"
                 print(f"{info.name}\tcreated {info.created_at:%Y-%m-%d %H:%M}Z\t{state}")
     finally:
         store.close()
@@ -366,7 +422,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_db_grant_reader(args: argparse.Namespace) -> int:
-    from pipeline.tokens import grant_reader
+    from pipeline.serve.tokens import grant_reader
 
     store = _open_store(args)
     try:
@@ -375,8 +431,11 @@ def cmd_db_grant_reader(args: argparse.Namespace) -> int:
         store.close()
     for warning in warnings:
         print(f"newsagg: warning: {warning}", file=sys.stderr)
-    print(f"role {args.role} ({'LOGIN, no password' if args.login else 'NOLOGIN'}) may read "
-          "the newsagg_v1_* views and nothing else in this database", file=sys.stderr)
+    print(
+        f"role {args.role} ({'LOGIN, no password' if args.login else 'NOLOGIN'}) may read "
+        "the newsagg_v1_* views and nothing else in this database",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

@@ -97,9 +97,11 @@ def config_file_path(env: Mapping[str, str]) -> Path | None:
     return local if local.is_file() else None
 
 
-def load_settings(overrides: Mapping[str, Any] | None = None,
-                  env: Mapping[str, str] | None = None,
-                  config_file: Path | None = None) -> Settings:
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
     """Build settings from defaults, then the file, then the environment, then ``overrides``.
 
     ``overrides`` are CLI flags or DAG params; ``None`` values mean "not given" and are skipped.

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
-from pipeline.store import Store
+from pipeline.store.core import Store
 
 if TYPE_CHECKING:
-    from pipeline.http import HttpClient
+    from pipeline.net.client import HttpClient
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Context:
     def http(self) -> HttpClient:
         """Created on first use so store-only stages (clean, dedup) never open sockets."""
         if self._http is None:
-            from pipeline.http import HttpClient
+            from pipeline.net.client import HttpClient
 
             self._http = HttpClient(self.settings)
         return self._http

@@ -30,10 +30,10 @@ import lxml.etree
 
 from pipeline.config import ENV_PREFIX, Settings
 from pipeline.errors import NewsaggError
-from pipeline.extract import parse_date
+from pipeline.extract.core import parse_date
 from pipeline.models import Source
-from pipeline.store import Discovered, utc
-from pipeline.urls import canonicalize
+from pipeline.parse.urls import canonicalize
+from pipeline.store.core import Discovered, utc
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ _CHILD_PROBLEM = re.compile(r"\] (WARNING|ERROR|CRITICAL): ")
 
 
 # -- launcher ------------------------------------------------------------------------------------
+
 
 @dataclass
 class CrawlResult:
@@ -58,13 +59,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for f in dataclasses.fields(settings):
         value = settings.resolved_store_url if f.name == "store_url" else getattr(settings, f.name)
-        env[ENV_PREFIX + f.name.upper()] = ("1" if value else "0") if isinstance(value, bool) \
-            else str(value)
+        env[ENV_PREFIX + f.name.upper()] = ("1" if value else "0") if isinstance(value, bool) else str(value)
     return env
 
 
-def run_crawl(settings: Settings, sources: Sequence[Source], since: datetime | None,
-              *, scrapy_settings: Mapping[str, Any] | None = None) -> CrawlResult:
+def run_crawl(
+    settings: Settings,
+    sources: Sequence[Source],
+    since: datetime | None,
+    *,
+    scrapy_settings: Mapping[str, Any] | None = None,
+) -> CrawlResult:
     """Crawl ``sources`` (kinds sitemap and html) in a child process.
 
     A source's own faults land in ``failed``; only the child dying raises
@@ -76,16 +81,20 @@ def run_crawl(settings: Settings, sources: Sequence[Source], since: datetime | N
         return CrawlResult()
     with tempfile.TemporaryDirectory(prefix="newsagg-crawl-") as tmp:
         job, out = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job.write_text(json.dumps({
-            "sources": [dataclasses.asdict(s) for s in sources],
-            "since": since.isoformat() if since else None,
-            "scrapy_settings": dict(scrapy_settings or {}),
-        }), encoding="utf-8")
+        job.write_text(
+            json.dumps(
+                {
+                    "sources": [dataclasses.asdict(s) for s in sources],
+                    "since": since.isoformat() if since else None,
+                    "scrapy_settings": dict(scrapy_settings or {}),
+                }
+            ),
+            encoding="utf-8",
+        )
         command = [sys.executable, "-m", RUNNER, str(job), str(out)]
         returncode, tail = _run_child(command, {**os.environ, **settings_env(settings)})
         if returncode != 0 or not out.is_file():
-            raise NewsaggError(f"crawl process failed (exit status {returncode}):\n"
-                               + "\n".join(tail))
+            raise NewsaggError(f"crawl process failed (exit status {returncode}):\n" + "\n".join(tail))
         data = json.loads(out.read_text(encoding="utf-8"))
     result = CrawlResult(stats=data.get("stats", {}))
     outcomes: dict[str, dict[str, Any]] = data.get("sources", {})
@@ -105,8 +114,15 @@ def run_crawl(settings: Settings, sources: Sequence[Source], since: datetime | N
 def _run_child(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]:
     """Run the crawl, passing its warnings on to our log; keep the tail for a crash report."""
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-    with subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+    with subprocess.Popen(
+        command,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as proc:
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:
@@ -125,6 +141,7 @@ def _run_child(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]
 
 
 # -- sitemaps ------------------------------------------------------------------------------------
+
 
 class SitemapError(NewsaggError):
     """A sitemap that cannot be used: malformed, not a sitemap, too big, or hostile."""
@@ -148,10 +165,19 @@ GZIP_MAGIC = b"\x1f\x8b"
 SITEMAP_KINDS = ("urlset", "sitemapindex")
 # No entity substitution, no DTD loading, no network, libxml2's size limits on, no recovery:
 # a hostile or broken document fails fast and says why instead of half-parsing.
-_SAFE_PARSE = {"resolve_entities": False, "load_dtd": False, "no_network": True,
-               "huge_tree": False, "recover": False, "remove_comments": True, "remove_pis": True}
-_ENTITY_REFUSAL = ("declares XML entities; refused (sitemaps need none, and entities are how "
-                   "expansion bombs and external-entity reads work)")
+_SAFE_PARSE = {
+    "resolve_entities": False,
+    "load_dtd": False,
+    "no_network": True,
+    "huge_tree": False,
+    "recover": False,
+    "remove_comments": True,
+    "remove_pis": True,
+}
+_ENTITY_REFUSAL = (
+    "declares XML entities; refused (sitemaps need none, and entities are how "
+    "expansion bombs and external-entity reads work)"
+)
 
 
 def gunzip_bounded(body: bytes, max_bytes: int) -> bytes:
@@ -220,8 +246,7 @@ def parse_sitemap(body: bytes, *, base_url: str = "", max_bytes: int = 50 * 1024
     root: Any = None
     entries: list[SitemapEntry] = []
     try:
-        for event, element in lxml.etree.iterparse(BytesIO(body), events=("start", "end"),
-                                                   **_SAFE_PARSE):
+        for event, element in lxml.etree.iterparse(BytesIO(body), events=("start", "end"), **_SAFE_PARSE):
             if root is None:
                 root = element
                 dtd = element.getroottree().docinfo.internalDTD
@@ -250,6 +275,7 @@ def parse_sitemap(body: bytes, *, base_url: str = "", max_bytes: int = 50 * 1024
 
 # -- what to fetch -------------------------------------------------------------------------------
 
+
 def article_url(href: str | None, base_url: str) -> str | None:
     """The canonical absolute URL of a link, or None when it is not an http(s) page."""
     if not href or not href.strip():
@@ -266,8 +292,9 @@ def is_recent(when: datetime | None, since: datetime | None) -> bool:
     return when_utc is None or since_utc is None or when_utc >= since_utc
 
 
-def sitemap_discoveries(entries: Iterable[SitemapEntry], source: str,
-                        since: datetime | None) -> list[Discovered]:
+def sitemap_discoveries(
+    entries: Iterable[SitemapEntry], source: str, since: datetime | None
+) -> list[Discovered]:
     """Frontier records for a urlset's entries published (or, undated, modified) since
     ``since``, keeping the Google News title and date as hints."""
     found: list[Discovered] = []
@@ -275,14 +302,19 @@ def sitemap_discoveries(entries: Iterable[SitemapEntry], source: str,
         url = article_url(entry.loc, entry.loc)
         if url is None or not is_recent(entry.published_at or entry.lastmod, since):
             continue
-        found.append(Discovered(url=url, source=source, title=entry.title,
-                                published_at=entry.published_at,
-                                lastmod=entry.lastmod or entry.published_at))
+        found.append(
+            Discovered(
+                url=url,
+                source=source,
+                title=entry.title,
+                published_at=entry.published_at,
+                lastmod=entry.lastmod or entry.published_at,
+            )
+        )
     return found
 
 
-def worth_fetching(found: Iterable[Discovered],
-                   known: Mapping[str, datetime | None]) -> list[Discovered]:
+def worth_fetching(found: Iterable[Discovered], known: Mapping[str, datetime | None]) -> list[Discovered]:
     """URLs the store does not hold yet, or whose lastmod moved past the stored one."""
     wanted: dict[str, Discovered] = {}
     for item in found:

@@ -1,7 +1,7 @@
 """The dedup stage: new and changed articles join open stories or open new ones.
 
 Layer 1 (exact: canonical URL, content hash) happens on upsert; here layer 2 (near-duplicate wire
-copies, :mod:`pipeline.neardup`) and layer 3 (event clustering, :mod:`pipeline.cluster`) run over
+copies, :mod:`pipeline.cluster.neardup`) and layer 3 (event clustering, :mod:`pipeline.cluster.core`) run over
 the changed articles and the articles published within ``story_window_hours`` of them, never the
 whole store. Existing articles keep their story; a story id, once given, is never renamed.
 
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.cluster import Doc, assign_story_ids, cluster_docs
+from pipeline.cluster.core import Doc, assign_story_ids, cluster_docs
+from pipeline.cluster.figures import extract_figures
+from pipeline.cluster.neardup import find_copies
 from pipeline.context import Context
-from pipeline.figures import extract_figures
 from pipeline.models import Figure, Story, StoryArticle
-from pipeline.neardup import find_copies
-from pipeline.store import dedup_signature
+from pipeline.store.core import dedup_signature
 
 SUMMARY_CHARS = 300
 STORIES_PER_TRANSACTION = 500
@@ -45,8 +45,15 @@ def _when(row: dict[str, Any]) -> datetime:
 def to_doc(row: dict[str, Any]) -> Doc:
     # An undated report is placed at its fetch time: close to publication for a nightly run,
     # and far better than no time evidence at all.
-    return Doc(id=row["article_id"], text=row["text"], title=row["title"], url=row["url"],
-               published_at=_when(row), source=row["source"], language=row["language"])
+    return Doc(
+        id=row["article_id"],
+        text=row["text"],
+        title=row["title"],
+        url=row["url"],
+        published_at=_when(row),
+        source=row["source"],
+        language=row["language"],
+    )
 
 
 def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
@@ -58,8 +65,7 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
     if not changed:
         return outcome
     times = [_when(r) for r in changed]
-    context = {r["article_id"]: r for r in store.articles_between(min(times) - window,
-                                                                  max(times) + window)}
+    context = {r["article_id"]: r for r in store.articles_between(min(times) - window, max(times) + window)}
     for row in changed:
         context[row["article_id"]] = row
     rows = sorted(context.values(), key=lambda r: r["article_id"])
@@ -71,8 +77,9 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
     docs = [to_doc(r) for r in rows]
     partition = cluster_docs(docs)
     copies = find_copies(docs)
-    exact = {r["article_id"]: r["duplicate_of"] for r in rows
-             if r["duplicate_of"] and r["duplicate_of"] in context}
+    exact = {
+        r["article_id"]: r["duplicate_of"] for r in rows if r["duplicate_of"] and r["duplicate_of"] in context
+    }
     # An exact duplicate or a wire copy belongs wherever its original is, however late it ran.
     for dup, original in {**copies, **exact}.items():
         if original in partition:
@@ -90,7 +97,8 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
     old_sigs = {r["article_id"]: r["dedup_sig"] for r in rows}
     with store.begin() as conn:
         outcome.articles = store.assign(
-            conn, {a: (sid, copy, old_sigs[a]) for a, (sid, copy, _) in assignments.items()})
+            conn, {a: (sid, copy, old_sigs[a]) for a, (sid, copy, _) in assignments.items()}
+        )
     # Then the stories, STORIES_PER_TRANSACTION to a transaction, rebuilt from their members as
     # stored now (the window's rows are reused, with their new memberships). A crash between
     # these transactions is repaired by the next run like one before them: the changed articles
@@ -100,9 +108,11 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
     for member in store.articles_of_stories(touched, known=context):
         members[member["story_id"]].append(member)
     for start in range(0, len(touched), STORIES_PER_TRANSACTION):
-        built = [build_story(story_id, members[story_id])
-                 for story_id in touched[start:start + STORIES_PER_TRANSACTION]
-                 if members.get(story_id)]
+        built = [
+            build_story(story_id, members[story_id])
+            for story_id in touched[start : start + STORIES_PER_TRANSACTION]
+            if members.get(story_id)
+        ]
         if not built:
             continue
         with store.begin() as conn:
@@ -115,8 +125,15 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
 
 def _best(members: list[dict[str, Any]], figures: dict[str, list[Figure]]) -> dict[str, Any]:
     originals = [m for m in members if not m["copy_of"] and not m["duplicate_of"]] or members
-    return max(originals, key=lambda m: (len({f.kind for f in figures[m["article_id"]]}),
-                                         _when(m), len(m["text"]), m["article_id"]))
+    return max(
+        originals,
+        key=lambda m: (
+            len({f.kind for f in figures[m["article_id"]]}),
+            _when(m),
+            len(m["text"]),
+            m["article_id"],
+        ),
+    )
 
 
 def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
@@ -137,8 +154,7 @@ def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
     return summary
 
 
-def build_story(story_id: str, members: list[dict[str, Any]]
-                ) -> tuple[Story, str, list[tuple[str, Figure]]]:
+def build_story(story_id: str, members: list[dict[str, Any]]) -> tuple[Story, str, list[tuple[str, Figure]]]:
     members = sorted(members, key=lambda m: (_when(m), m["article_id"]))
     per_article: dict[str, list[Figure]] = defaultdict(list)
     all_figures: list[tuple[str, Figure]] = []
@@ -148,19 +164,31 @@ def build_story(story_id: str, members: list[dict[str, Any]]
             if (kind, value) in seen:
                 continue
             seen.add((kind, value))
-            fig = Figure(kind=kind, value=value, source=m["source"], url=m["url"],
-                         reported_at=_reported_at(m))
+            fig = Figure(
+                kind=kind, value=value, source=m["source"], url=m["url"], reported_at=_reported_at(m)
+            )
             per_article[m["article_id"]].append(fig)
             all_figures.append((m["article_id"], fig))
     best = _best(members, per_article)
     first_seen = min(_when(m) for m in members)
     last_updated = max(_reported_at(m) for m in members)
     story = Story(
-        story_id=story_id, title=best["title"], summary=summarise(best["text"]),
-        first_seen=first_seen, last_updated=last_updated,
-        articles=tuple(StoryArticle(m["article_id"], m["url"], m["source"], m["title"],
-                                    m["published_at"], m["copy_of"] or m["duplicate_of"])
-                       for m in members),
+        story_id=story_id,
+        title=best["title"],
+        summary=summarise(best["text"]),
+        first_seen=first_seen,
+        last_updated=last_updated,
+        articles=tuple(
+            StoryArticle(
+                m["article_id"],
+                m["url"],
+                m["source"],
+                m["title"],
+                m["published_at"],
+                m["copy_of"] or m["duplicate_of"],
+            )
+            for m in members
+        ),
     )
     return story, best["article_id"], all_figures
 
@@ -174,6 +202,7 @@ def _reported_at(row: dict[str, Any]) -> datetime:
 
 def story_to_json(story: Story) -> dict[str, Any]:
     """The shape of ``newsagg stories --json`` (and the read API)."""
+
     def iso(value: datetime | None) -> str | None:
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
@@ -183,15 +212,29 @@ def story_to_json(story: Story) -> dict[str, Any]:
         "summary": story.summary,
         "first_seen": iso(story.first_seen),
         "last_updated": iso(story.last_updated),
-        "articles": [{"article_id": a.article_id, "url": a.url, "source": a.source,
-                      "title": a.title, "published_at": iso(a.published_at), "copy_of": a.copy_of}
-                     for a in story.articles],
-        "figures": [{"kind": f.kind, "value": _value(f), "source": f.source, "url": f.url,
-                     "reported_at": iso(f.reported_at)} for f in story.figures],
+        "articles": [
+            {
+                "article_id": a.article_id,
+                "url": a.url,
+                "source": a.source,
+                "title": a.title,
+                "published_at": iso(a.published_at),
+                "copy_of": a.copy_of,
+            }
+            for a in story.articles
+        ],
+        "figures": [
+            {
+                "kind": f.kind,
+                "value": _value(f),
+                "source": f.source,
+                "url": f.url,
+                "reported_at": iso(f.reported_at),
+            }
+            for f in story.figures
+        ],
     }
 
 
 def _value(fig: Figure) -> int | str:
     return int(fig.value) if fig.kind != "place" and fig.value.isdigit() else fig.value
-
-

@@ -19,9 +19,9 @@ from sqlalchemy import Connection
 
 from pipeline.context import Context
 from pipeline.errors import FetchError, NewsaggError
-from pipeline.feeds import parse_feed
 from pipeline.models import Source
-from pipeline.store import Discovered, PackedBody, PendingUrl, utc
+from pipeline.parse.feeds import parse_feed
+from pipeline.store.core import Discovered, PackedBody, PendingUrl, utc
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,14 @@ def pull_feed(ctx: Context, source: Source, since: datetime | None = None) -> Fe
     store = ctx.store
     etag, last_modified = store.feed_validators(source.url)
     try:
-        response = ctx.http.get(source.url, etag=etag, last_modified=last_modified,
-                                delay=source.delay,
-                                accept="application/rss+xml, application/atom+xml, "
-                                       "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+        response = ctx.http.get(
+            source.url,
+            etag=etag,
+            last_modified=last_modified,
+            delay=source.delay,
+            accept="application/rss+xml, application/atom+xml, "
+            "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
+        )
     except NewsaggError as exc:
         _record_feed_problem(ctx, source, str(exc))
         return FeedOutcome(source.name, ok=False, error=str(exc))
@@ -60,21 +64,40 @@ def pull_feed(ctx: Context, source: Source, since: datetime | None = None) -> Fe
         _record_feed_problem(ctx, source, result.bozo_reason)
         return FeedOutcome(source.name, ok=False, error=result.bozo_reason)
     since_utc = utc(since)
-    found = [Discovered(url=e.url, source=source.name, title=e.title, published_at=e.published_at,
-                        lastmod=e.updated_at or e.published_at, fingerprint=e.fingerprint)
-             for e in result.entries
-             if since_utc is None or e.published_at is None or e.published_at >= since_utc]
+    found = [
+        Discovered(
+            url=e.url,
+            source=source.name,
+            title=e.title,
+            published_at=e.published_at,
+            lastmod=e.updated_at or e.published_at,
+            fingerprint=e.fingerprint,
+        )
+        for e in result.entries
+        if since_utc is None or e.published_at is None or e.published_at >= since_utc
+    ]
     new, requeued = store.discover(found)
     # Validators are saved only after the entries are queued: a crash in between refetches.
     store.save_feed_validators(source.url, source.name, response.etag, response.last_modified)
     with store.begin() as conn:
         if result.bozo_reason:
-            store.record_drop(conn, source.url, source.name, "feed",
-                              f"malformed feed, kept {len(result.entries)} entries: {result.bozo_reason}")
+            store.record_drop(
+                conn,
+                source.url,
+                source.name,
+                "feed",
+                f"malformed feed, kept {len(result.entries)} entries: {result.bozo_reason}",
+            )
         else:
             store.clear_drop(conn, source.url)
-    return FeedOutcome(source.name, ok=True, entries=len(result.entries), new=new,
-                       requeued=requeued, error=result.bozo_reason)
+    return FeedOutcome(
+        source.name,
+        ok=True,
+        entries=len(result.entries),
+        new=new,
+        requeued=requeued,
+        error=result.bozo_reason,
+    )
 
 
 def _record_feed_problem(ctx: Context, source: Source, reason: str) -> None:
@@ -90,10 +113,21 @@ def is_html(content_type: str | None, body: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<meta", b"<"))
 
 
-def ingest_page(ctx: Context, conn: Connection, *, url: str, source: str, final_url: str,
-                status: int, body: bytes, content_type: str | None, charset: str | None,
-                etag: str | None, last_modified: str | None,
-                packed: PackedBody | None = None) -> str:
+def ingest_page(
+    ctx: Context,
+    conn: Connection,
+    *,
+    url: str,
+    source: str,
+    final_url: str,
+    status: int,
+    body: bytes,
+    content_type: str | None,
+    charset: str | None,
+    etag: str | None,
+    last_modified: str | None,
+    packed: PackedBody | None = None,
+) -> str:
     """Store one fetched article response. Returns 'stored', 'unchanged', 'not_modified' or
     'dropped'. The one entry point for pages, whoever fetched them."""
     store = ctx.store
@@ -105,9 +139,18 @@ def ingest_page(ctx: Context, conn: Connection, *, url: str, source: str, final_
         store.mark_url(conn, url, "dropped", reason)
         store.record_drop(conn, url, source, "fetch", reason)
         return "dropped"
-    changed = store.save_page(conn, url=url, source=source, final_url=final_url, body=body,
-                              content_type=content_type, charset=charset, etag=etag,
-                              last_modified=last_modified, packed=packed)
+    changed = store.save_page(
+        conn,
+        url=url,
+        source=source,
+        final_url=final_url,
+        body=body,
+        content_type=content_type,
+        charset=charset,
+        etag=etag,
+        last_modified=last_modified,
+        packed=packed,
+    )
     store.mark_url(conn, url, "fetched")
     store.clear_drop(conn, url)
     return "stored" if changed else "unchanged"
@@ -119,12 +162,15 @@ class FetchOutcome:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def fetch_pending(ctx: Context, sources: Sequence[Source] | None = None,
-                  limit: int | None = None,
-                  on_progress: Callable[[int, int], None] | None = None) -> FetchOutcome:
+def fetch_pending(
+    ctx: Context,
+    sources: Sequence[Source] | None = None,
+    limit: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> FetchOutcome:
     """Fetch every pending article URL: one worker per host (politeness lives in the HTTP
     client), writes from this thread only, one transaction per batch."""
-    from pipeline.http import Response
+    from pipeline.net.client import Response
 
     delays = {s.name: s.delay for s in sources} if sources is not None else {}
     names = [s.name for s in sources] if sources is not None else None
@@ -148,21 +194,29 @@ def fetch_pending(ctx: Context, sources: Sequence[Source] | None = None,
                 return
             for item in items:
                 try:
-                    response: object = ctx.http.get(item.url, etag=item.etag,
-                                                    last_modified=item.last_modified,
-                                                    delay=delays.get(item.source))
+                    response: object = ctx.http.get(
+                        item.url,
+                        etag=item.etag,
+                        last_modified=item.last_modified,
+                        delay=delays.get(item.source),
+                    )
                 except NewsaggError as exc:
                     response = exc
                 except Exception as exc:  # a bug must not hang the writer: report it as a failure
                     response = FetchError(f"unexpected {type(exc).__name__}: {exc}", url=item.url)
                 packed = None
-                if isinstance(response, Response) and response.status == 200 and \
-                        is_html(response.content_type, response.body):
+                if (
+                    isinstance(response, Response)
+                    and response.status == 200
+                    and is_html(response.content_type, response.body)
+                ):
                     packed = PackedBody.of(response.body)  # here, in parallel (see PackedBody)
                 results.put((item, response, packed))
 
-    threads = [threading.Thread(target=worker, daemon=True, name=f"fetch-{i}")
-               for i in range(max(1, min(ctx.settings.fetch_workers, len(by_host))))]
+    threads = [
+        threading.Thread(target=worker, daemon=True, name=f"fetch-{i}")
+        for i in range(max(1, min(ctx.settings.fetch_workers, len(by_host))))
+    ]
     for thread in threads:
         thread.start()
     done = 0
@@ -180,18 +234,28 @@ def fetch_pending(ctx: Context, sources: Sequence[Source] | None = None,
     return outcome
 
 
-def _write_fetched(ctx: Context, batch: list[tuple[PendingUrl, object, PackedBody | None]],
-                   outcome: FetchOutcome) -> None:
-    from pipeline.http import Response
+def _write_fetched(
+    ctx: Context, batch: list[tuple[PendingUrl, object, PackedBody | None]], outcome: FetchOutcome
+) -> None:
+    from pipeline.net.client import Response
 
     with ctx.store.begin() as conn:
         for item, response, packed in batch:
             if isinstance(response, Response):
-                result = ingest_page(ctx, conn, url=item.url, source=item.source,
-                                     final_url=response.url, status=response.status,
-                                     body=response.body, content_type=response.content_type,
-                                     charset=response.charset, etag=response.etag,
-                                     last_modified=response.last_modified, packed=packed)
+                result = ingest_page(
+                    ctx,
+                    conn,
+                    url=item.url,
+                    source=item.source,
+                    final_url=response.url,
+                    status=response.status,
+                    body=response.body,
+                    content_type=response.content_type,
+                    charset=response.charset,
+                    etag=response.etag,
+                    last_modified=response.last_modified,
+                    packed=packed,
+                )
                 outcome.counts[result] += 1
                 if result == "dropped":
                     outcome.failures[item.url] = f"not HTML ({response.content_type})"

@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.clean import clean_pending
 from pipeline.context import Context
 from pipeline.dedup import dedup
-from pipeline.extract import ExtractStats
+from pipeline.extract.core import ExtractStats
 from pipeline.ingest import fetch_pending, pull_feed
 from pipeline.models import Source
 from pipeline.progress import Progress
@@ -49,26 +49,38 @@ class RunSummary:
         out = [
             f"sources: {len(self.sources_ok)} ok, {len(self.sources_failed)} failed{failed}{warned}",
             f"urls: {self.discovered} new discovered; fetch: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(self.fetch.items())) if self.fetch
+            + ", ".join(f"{k} {v}" for k, v in sorted(self.fetch.items()))
+            if self.fetch
             else f"urls: {self.discovered} new discovered; fetch: nothing to fetch",
-            "articles: " + ", ".join(f"{self.articles.get(k, 0)} {k}" for k in
-                                     ("new", "updated", "unchanged", "dropped")) + reasons,
+            "articles: "
+            + ", ".join(f"{self.articles.get(k, 0)} {k}" for k in ("new", "updated", "unchanged", "dropped"))
+            + reasons,
             "stories: " + ", ".join(f"{self.stories.get(k, 0)} {k}" for k in ("new", "updated")),
         ]
         x = self.extraction
         if x.pages and x.cpu_s > 0:
-            out.append(f"extraction: {x.pages} pages, {x.cpu_s:.1f} s CPU, of which trafilatura "
-                       f"{x.trafilatura_s / x.cpu_s:.0%} and the HTML parse {x.parse_s / x.cpu_s:.0%}")
+            out.append(
+                f"extraction: {x.pages} pages, {x.cpu_s:.1f} s CPU, of which trafilatura "
+                f"{x.trafilatura_s / x.cpu_s:.0%} and the HTML parse {x.parse_s / x.cpu_s:.0%}"
+            )
         if self.crawl_stats:
-            keys = ("downloader/request_count", "downloader/response_count", "item_scraped_count",
-                    "robotstxt/forbidden", "log_count/ERROR", "finish_reason")
-            out.append("crawl: " + ", ".join(f"{k}={self.crawl_stats[k]}" for k in keys
-                                             if k in self.crawl_stats))
+            keys = (
+                "downloader/request_count",
+                "downloader/response_count",
+                "item_scraped_count",
+                "robotstxt/forbidden",
+                "log_count/ERROR",
+                "finish_reason",
+            )
+            out.append(
+                "crawl: " + ", ".join(f"{k}={self.crawl_stats[k]}" for k in keys if k in self.crawl_stats)
+            )
         return out
 
 
-def run_pipeline(ctx: Context, sources: Sequence[Source], since: datetime | None = None,
-                 progress: Progress | None = None) -> RunSummary:
+def run_pipeline(
+    ctx: Context, sources: Sequence[Source], since: datetime | None = None, progress: Progress | None = None
+) -> RunSummary:
     progress = progress or Progress(enabled=False)
     summary = RunSummary()
     with ctx.store.run_lock():
@@ -114,8 +126,9 @@ def run_pipeline(ctx: Context, sources: Sequence[Source], since: datetime | None
     return summary
 
 
-def crawl_sources(ctx: Context, sources: Sequence[Source], since: datetime | None,
-                  summary: RunSummary) -> None:
+def crawl_sources(
+    ctx: Context, sources: Sequence[Source], since: datetime | None, summary: RunSummary
+) -> None:
     """Sitemap and section-page sources go through the Scrapy crawl (in a subprocess)."""
     from pipeline.crawl import run_crawl
 

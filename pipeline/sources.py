@@ -29,8 +29,7 @@ from pipeline.errors import ConfigError
 from pipeline.models import SOURCE_KINDS, Source
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-_ALLOWED = {"name", "kind", "url", "language", "links", "next_page", "max_pages", "delay",
-            "enabled"}
+_ALLOWED = {"name", "kind", "url", "language", "links", "next_page", "max_pages", "delay", "enabled"}
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
@@ -78,15 +77,24 @@ def _validate(index: int, entry: Any, origin: str) -> Source:
     if isinstance(max_pages, bool) or not isinstance(max_pages, int) or not 1 <= max_pages <= 1000:
         raise ConfigError(f"{where}: field 'max_pages' must be an integer from 1 to 1000, got {max_pages!r}")
     delay = entry.get("delay")
-    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)
-                              or not 0 <= delay <= 3600):
+    if delay is not None and (
+        isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= 3600
+    ):
         raise ConfigError(f"{where}: field 'delay' must be a number of seconds from 0 to 3600, got {delay!r}")
     enabled = entry.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError(f"{where}: field 'enabled' must be true or false, got {enabled!r}")
-    return Source(name=name, kind=kind, url=url, language=language, links=links,
-                  next_page=next_page, max_pages=max_pages,
-                  delay=float(delay) if delay is not None else None, enabled=enabled)
+    return Source(
+        name=name,
+        kind=kind,
+        url=url,
+        language=language,
+        links=links,
+        next_page=next_page,
+        max_pages=max_pages,
+        delay=float(delay) if delay is not None else None,
+        enabled=enabled,
+    )
 
 
 def parse_registry(text: str, origin: str = "<registry>") -> list[Source]:
@@ -124,8 +132,9 @@ def load_registry(path: str | Path) -> list[Source]:
     return parse_registry(text, str(path))
 
 
-def select(sources: Sequence[Source], only: Iterable[str] | None = None,
-           kinds: Iterable[str] | None = None) -> list[Source]:
+def select(
+    sources: Sequence[Source], only: Iterable[str] | None = None, kinds: Iterable[str] | None = None
+) -> list[Source]:
     """Enabled sources, narrowed to ``only`` names (unknown names are an error) and ``kinds``."""
     chosen = [s for s in sources if s.enabled]
     if only:

@@ -35,6 +35,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
 # -- configuration --------------------------------------------------------------------------------
 
+
 def settings(store_fallback: str | None = None) -> Settings:
     """The CLI's settings; ``store_fallback`` (an Airflow Connection's URI) only fills a store URL
     that no file or environment variable gives, so the CLI and the DAG never disagree on one."""
@@ -77,7 +78,7 @@ def _refuse_early(config: Settings, source: Source) -> None:
     """The SSRF guard on the source's own URL before any work: a refusal (a private address
     without the switch, a bad scheme) is a :class:`RefusedError` no retry can fix, whereas the
     stage would only record it and the task would retry in vain."""
-    from pipeline.http import check_url
+    from pipeline.net.client import check_url
 
     check_url(source.url, allow_private=config.allow_private_network)
 
@@ -95,6 +96,7 @@ def parse_since(value: str | None) -> datetime | None:
 
 
 # -- load and validate ----------------------------------------------------------------------------
+
 
 def validate_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """Check a run's params without touching anything, so a bad trigger fails before any work.
@@ -145,24 +147,25 @@ def resolve_since(param: str | None, previous_success: datetime | None) -> str |
     return _iso(previous_success - SINCE_OVERLAP)
 
 
-def load_sources(names: Sequence[str] | None = None,
-                 store_fallback: str | None = None) -> dict[str, list[str]]:
+def load_sources(
+    names: Sequence[str] | None = None, store_fallback: str | None = None
+) -> dict[str, list[str]]:
     """Enabled source names by kind; unknown names or an empty selection are config errors."""
     from pipeline.sources import select
 
     config = settings(store_fallback)
     chosen = select(_registry(config), list(names or []))
     if not chosen:
-        raise ConfigError("no enabled sources selected" + (f" among {', '.join(names)}"
-                                                          if names else ""))
+        raise ConfigError("no enabled sources selected" + (f" among {', '.join(names)}" if names else ""))
     by_kind: dict[str, list[str]] = {"rss": [], "sitemap": [], "html": []}
     for source in chosen:
         by_kind.setdefault(source.kind, []).append(source.name)
     return by_kind
 
 
-def prepare_run(params: Mapping[str, Any], previous_success: datetime | None = None,
-                store_fallback: str | None = None) -> dict[str, Any]:
+def prepare_run(
+    params: Mapping[str, Any], previous_success: datetime | None = None, store_fallback: str | None = None
+) -> dict[str, Any]:
     """Validate the params, the registry and the store URL, fix ``since``, and bring the store's
     schema up to date once, before mapped tasks open it concurrently.
 
@@ -184,9 +187,15 @@ def prepare_run(params: Mapping[str, Any], previous_success: datetime | None = N
     else:
         with open_context(config) as ctx:  # migrates
             where = ctx.store.safe_url
-    log.info("%s: feeds %s, crawls %s, since %s, recluster %s, store %s",
-             "dry run, would run" if checked["dry_run"] else "run plan", rss or "none",
-             crawl or "none", plan["since"] or "(no limit)", plan["recluster"], where)
+    log.info(
+        "%s: feeds %s, crawls %s, since %s, recluster %s, store %s",
+        "dry run, would run" if checked["dry_run"] else "run plan",
+        rss or "none",
+        crawl or "none",
+        plan["since"] or "(no limit)",
+        plan["recluster"],
+        where,
+    )
     return plan
 
 
@@ -194,7 +203,7 @@ def safe_store_url(url: str) -> str:
     """The store URL, checked as the store would check it, with any password hidden."""
     from sqlalchemy.engine import make_url
 
-    from pipeline.store import normalise_url
+    from pipeline.store.core import normalise_url
 
     try:
         parsed = make_url(normalise_url(url))
@@ -207,8 +216,8 @@ def safe_store_url(url: str) -> str:
 
 # -- discover and fetch ---------------------------------------------------------------------------
 
-def pull_feed(name: str, since: str | None = None,
-              store_fallback: str | None = None) -> dict[str, Any]:
+
+def pull_feed(name: str, since: str | None = None, store_fallback: str | None = None) -> dict[str, Any]:
     """One feed source: the feed, then its pending article pages (as ``newsagg run`` does).
 
     A feed that could not be read raises FetchError after its pending pages are fetched, so the
@@ -221,20 +230,25 @@ def pull_feed(name: str, since: str | None = None,
         _refuse_early(ctx.settings, source)
         outcome = pull(ctx, source, parse_since(since))
         if outcome.error and outcome.ok:
-            log.warning("source %s: malformed feed, kept %d entries: %s", name, outcome.entries,
-                        outcome.error)
+            log.warning(
+                "source %s: malformed feed, kept %d entries: %s", name, outcome.entries, outcome.error
+            )
         fetched = fetch_pending(ctx, [source])
     for url, reason in sorted(fetched.failures.items()):
         log.warning("source %s: %s: %s", name, url, reason)
     if not outcome.ok:
         raise FetchError(f"source {name}: {outcome.error or 'feed failed'}", url=source.url)
-    return {"source": name, "entries": outcome.entries, "new": outcome.new,
-            "requeued": outcome.requeued, "not_modified": outcome.not_modified,
-            "fetched": dict(sorted(fetched.counts.items()))}
+    return {
+        "source": name,
+        "entries": outcome.entries,
+        "new": outcome.new,
+        "requeued": outcome.requeued,
+        "not_modified": outcome.not_modified,
+        "fetched": dict(sorted(fetched.counts.items())),
+    }
 
 
-def crawl_source(name: str, since: str | None = None,
-                 store_fallback: str | None = None) -> dict[str, Any]:
+def crawl_source(name: str, since: str | None = None, store_fallback: str | None = None) -> dict[str, Any]:
     """One sitemap or section-page source through the Scrapy crawl, then anything it left
     pending; a failed crawl raises FetchError (retryable) once the rest is stored."""
     from pipeline.crawl import run_crawl
@@ -247,36 +261,43 @@ def crawl_source(name: str, since: str | None = None,
         fetched = fetch_pending(ctx, [source])
     stats = result.stats or {}
     if name in result.failed or name not in result.ok:
-        raise FetchError(f"source {name}: {result.failed.get(name, 'crawl failed')}",
-                         url=source.url)
-    return {"source": name, "discovered": result.discovered,
-            "requests": int(stats.get("downloader/request_count", 0) or 0),
-            "items": int(stats.get("item_scraped_count", 0) or 0),
-            "fetched": dict(sorted(fetched.counts.items()))}
+        raise FetchError(f"source {name}: {result.failed.get(name, 'crawl failed')}", url=source.url)
+    return {
+        "source": name,
+        "discovered": result.discovered,
+        "requests": int(stats.get("downloader/request_count", 0) or 0),
+        "items": int(stats.get("item_scraped_count", 0) or 0),
+        "fetched": dict(sorted(fetched.counts.items())),
+    }
 
 
 # -- clean ----------------------------------------------------------------------------------------
 
-def _dirty_urls(ctx: Context, names: Sequence[str], after: str = "",
-                last: str | None = None) -> list[str]:
+
+def _dirty_urls(ctx: Context, names: Sequence[str], after: str = "", last: str | None = None) -> list[str]:
     """URLs of stored pages that need cleaning, in the order ``clean_batch`` takes them."""
     from sqlalchemy import or_, select
 
-    from pipeline.schema import pages
+    from pipeline.store.schema import pages
 
-    query = (select(pages.c.url)
-             .where(pages.c.url > after, pages.c.source.in_(list(names)),
-                    or_(pages.c.cleaned_sha256.is_(None),
-                        pages.c.cleaned_sha256 != pages.c.body_sha256))
-             .order_by(pages.c.url))
+    query = (
+        select(pages.c.url)
+        .where(
+            pages.c.url > after,
+            pages.c.source.in_(list(names)),
+            or_(pages.c.cleaned_sha256.is_(None), pages.c.cleaned_sha256 != pages.c.body_sha256),
+        )
+        .order_by(pages.c.url)
+    )
     if last is not None:
         query = query.where(pages.c.url <= last)
     with ctx.store.begin() as conn:
         return list(conn.execute(query).scalars())
 
 
-def plan_clean(names: Sequence[str], batch_size: int | None = None,
-               store_fallback: str | None = None) -> list[dict[str, Any]]:
+def plan_clean(
+    names: Sequence[str], batch_size: int | None = None, store_fallback: str | None = None
+) -> list[dict[str, Any]]:
     """Split the pages awaiting cleaning into URL ranges ``(after, last]`` of one batch each.
 
     Ranges, not offsets: a batch that is retried after it committed finds nothing left in its
@@ -287,15 +308,16 @@ def plan_clean(names: Sequence[str], batch_size: int | None = None,
     batches = []
     after = ""
     for start in range(0, len(urls), size):
-        chunk = urls[start:start + size]
+        chunk = urls[start : start + size]
         batches.append({"after": after, "last": chunk[-1], "pages": len(chunk)})
         after = chunk[-1]
     log.info("%d pages to clean in %d batches", len(urls), len(batches))
     return batches
 
 
-def clean_batch(batch: Mapping[str, Any], names: Sequence[str],
-                store_fallback: str | None = None) -> dict[str, Any]:
+def clean_batch(
+    batch: Mapping[str, Any], names: Sequence[str], store_fallback: str | None = None
+) -> dict[str, Any]:
     """Clean the pages of one planned range that still need it (one transaction)."""
     from pipeline.clean import clean_batch as clean
 
@@ -308,11 +330,11 @@ def clean_batch(batch: Mapping[str, Any], names: Sequence[str],
         outcome = clean(ctx, sources, after_url=after, limit=len(todo))
     for url, reason in sorted(outcome.drops.items()):
         log.info("dropped %s: %s", url, reason)
-    return {"after": after, "last": last, "pages": len(todo),
-            "counts": dict(sorted(outcome.counts.items()))}
+    return {"after": after, "last": last, "pages": len(todo), "counts": dict(sorted(outcome.counts.items()))}
 
 
 # -- dedup and publish ----------------------------------------------------------------------------
+
 
 def dedup(recluster: bool = False, store_fallback: str | None = None) -> dict[str, Any]:
     """Stories for what changed, under the store's run lock (a CLI run or recluster may be on)."""
@@ -320,22 +342,34 @@ def dedup(recluster: bool = False, store_fallback: str | None = None) -> dict[st
 
     with _context(store_fallback) as ctx, ctx.store.run_lock():
         outcome = assign_stories(ctx, recluster=recluster)
-    return {"articles": outcome.articles, "stories": dict(sorted(outcome.stories.items())),
-            "recluster": recluster}
+    return {
+        "articles": outcome.articles,
+        "stories": dict(sorted(outcome.stories.items())),
+        "recluster": recluster,
+    }
 
 
 def summarise(results: Mapping[str, Any]) -> dict[str, int]:
     """Add up the per-task counts for the run's summary (and the asset event's extra)."""
-    total: dict[str, int] = {"sources_ok": 0, "discovered": 0, "pages_stored": 0,
-                             "pages_crawled": 0, "pages_failed": 0, "articles_new": 0,
-                             "articles_updated": 0,
-                             "articles_dropped": 0, "stories_new": 0, "stories_updated": 0}
+    total: dict[str, int] = {
+        "sources_ok": 0,
+        "discovered": 0,
+        "pages_stored": 0,
+        "pages_crawled": 0,
+        "pages_failed": 0,
+        "articles_new": 0,
+        "articles_updated": 0,
+        "articles_dropped": 0,
+        "stories_new": 0,
+        "stories_updated": 0,
+    }
     for item in list(results.get("feeds") or []) + list(results.get("crawls") or []):
         if not item:
             continue
         total["sources_ok"] += 1
-        total["discovered"] += int(item.get("new", 0)) + int(item.get("requeued", 0)) \
-            + int(item.get("discovered", 0))
+        total["discovered"] += (
+            int(item.get("new", 0)) + int(item.get("requeued", 0)) + int(item.get("discovered", 0))
+        )
         fetched = item.get("fetched") or {}
         total["pages_stored"] += int(fetched.get("stored", 0))
         total["pages_crawled"] += int(item.get("items", 0))
@@ -351,8 +385,7 @@ def summarise(results: Mapping[str, Any]) -> dict[str, int]:
     return total
 
 
-def publish(results: Mapping[str, Any] | None = None,
-            store_fallback: str | None = None) -> dict[str, Any]:
+def publish(results: Mapping[str, Any] | None = None, store_fallback: str | None = None) -> dict[str, Any]:
     """The run's counts and the store's totals: what the asset event tells downstream DAGs."""
     with _context(store_fallback) as ctx:
         totals = ctx.store.counts()

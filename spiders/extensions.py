@@ -21,8 +21,7 @@ class CrawlDelay:
             raise NotConfigured
         self.crawler = crawler
         self.cap = crawler.settings.getfloat("NEWSAGG_ROBOTS_CRAWL_DELAY_CAP")
-        self.agent = crawler.settings.get("ROBOTSTXT_USER_AGENT") or \
-            crawler.settings.get("USER_AGENT")
+        self.agent = crawler.settings.get("ROBOTSTXT_USER_AGENT") or crawler.settings.get("USER_AGENT")
         self.floors: dict[str, float] = {}
         crawler.signals.connect(self.robots_parsed, signal=signals.robots_parsed)
         crawler.signals.connect(self.response_downloaded, signal=signals.response_downloaded)
@@ -40,7 +39,8 @@ class CrawlDelay:
         key = downloader.get_slot_key(request)
         self.floors[key] = floor
         downloader.per_slot_settings.setdefault(key, {})["delay"] = max(
-            floor, self.crawler.settings.getfloat("DOWNLOAD_DELAY"))
+            floor, self.crawler.settings.getfloat("DOWNLOAD_DELAY")
+        )
         self.crawler.stats.set_value(f"newsagg/crawl_delay/{key}", floor)
         self._raise(key)
 

@@ -20,8 +20,8 @@ from scrapy.responsetypes import responsetypes
 from scrapy.utils.httpobj import urlparse_cached
 
 from pipeline.errors import NewsaggError, RefusedError
-from pipeline.http import check_url, parse_retry_after
-from pipeline.store import Store
+from pipeline.net.client import check_url, parse_retry_after
+from pipeline.store.core import Store
 
 host_blocked = object()  # signal(netloc: str, reason: str): no more requests there this run
 
@@ -39,8 +39,7 @@ def _netloc(request: Request) -> str:
 
 
 def _is_robots_request(request: Request) -> bool:
-    return bool(request.meta.get("dont_obey_robotstxt")) and \
-        urlparse_cached(request).path == "/robots.txt"
+    return bool(request.meta.get("dont_obey_robotstxt")) and urlparse_cached(request).path == "/robots.txt"
 
 
 class PrivateAddressMiddleware:
@@ -88,8 +87,10 @@ class RobotsFailureMiddleware:
         netloc = urlsplit(first).netloc.lower()
         self.crawler.stats.inc_value("newsagg/robots_blocked_hosts")
         self.crawler.signals.send_catch_log(
-            host_blocked, netloc=netloc,
-            reason=f"robots.txt of {netloc} {why}: not crawling that host this run")
+            host_blocked,
+            netloc=netloc,
+            reason=f"robots.txt of {netloc} {why}: not crawling that host this run",
+        )
 
     def process_response(self, request: Request, response: Response) -> Response:
         if _is_robots_request(request) and (response.status >= 500 or response.status == 429):
@@ -146,7 +147,7 @@ class RetryAfterMiddleware(RetryMiddleware):
         super().__init__(settings)
         self.cap = settings.getfloat("NEWSAGG_RETRY_AFTER_CAP")
 
-    async def process_response(self, request: Request, response: Response) -> Request | Response:
+    async def process_response(self, request: Request, response: Response) -> Request | Response:  # type: ignore[override]  # Scrapy 2.19 awaits coroutine hooks
         if response.status not in (429, 503) or request.meta.get("dont_retry"):
             return super().process_response(request, response)
         header = response.headers.get(b"Retry-After")
@@ -158,9 +159,11 @@ class RetryAfterMiddleware(RetryMiddleware):
             stats.inc_value("newsagg/retry_after/deferred")
             netloc = _netloc(request)
             self.crawler.signals.send_catch_log(
-                host_blocked, netloc=netloc,
+                host_blocked,
+                netloc=netloc,
                 reason=f"{netloc} asked for a {wait:.0f} s pause (Retry-After), more than the "
-                       f"{self.cap:.0f} s cap: deferred to the next run")
+                f"{self.cap:.0f} s cap: deferred to the next run",
+            )
             return response
         retry = super().process_response(request, response)
         if isinstance(retry, Request):
@@ -257,46 +260,54 @@ class ConditionalDiscoveryMiddleware:
         if response.status == 304:
             return self._not_modified(store, request, response)
         if response.status == 200 and store.save_discovery_state(
-                request.url, self._source(), _header_text(response, b"ETag"),
-                _header_text(response, b"Last-Modified"), response.body,
-                _header_text(response, b"Content-Type")):
+            request.url,
+            self._source(),
+            _header_text(response, b"ETag"),
+            _header_text(response, b"Last-Modified"),
+            response.body,
+            _header_text(response, b"Content-Type"),
+        ):
             self.stats.inc_value("newsagg/conditional/stored")
         return response
 
-    def _not_modified(self, store: Store, request: Request, response: Response
-                      ) -> Request | Response:
+    def _not_modified(self, store: Store, request: Request, response: Response) -> Request | Response:
         etag, last_modified, body, content_type = (None, None, None, None)
         if request.meta.get(_ASKED) == request.url:
-            etag, last_modified, body, content_type = store.discovery_state(
-                request.url, self._cap(request))
+            etag, last_modified, body, content_type = store.discovery_state(request.url, self._cap(request))
         if body is None:
             # a 304 to a plain request, or the kept body is gone or over the size cap: ask once
             # more, plainly
             if request.meta.get(_UNCONDITIONAL):
                 return response  # the spider's errback reports the 304
             self.stats.inc_value("newsagg/conditional/asked_again")
-            return request.replace(meta={**request.meta, _UNCONDITIONAL: True},
-                                   dont_filter=True)
+            return request.replace(meta={**request.meta, _UNCONDITIONAL: True}, dont_filter=True)
         self.stats.inc_value("newsagg/conditional/not_modified")
         # A 304 may carry updated validators (RFC 9110 15.4.5): keep them with the body.
         new_etag = _header_text(response, b"ETag") or etag
         new_last_modified = _header_text(response, b"Last-Modified") or last_modified
         if (new_etag, new_last_modified) != (etag, last_modified):
-            store.save_discovery_state(request.url, self._source(), new_etag, new_last_modified,
-                                       body, content_type)
+            store.save_discovery_state(
+                request.url, self._source(), new_etag, new_last_modified, body, content_type
+            )
         headers = response.headers.copy()
-        for name in (b"Content-Length", b"Content-Encoding", b"Transfer-Encoding",
-                     b"Content-Type"):
+        for name in (b"Content-Length", b"Content-Encoding", b"Transfer-Encoding", b"Content-Type"):
             headers.pop(name, None)
         if content_type:
             headers[b"Content-Type"] = content_type
         # a new response, not response.replace(): the 304's class may carry an encoding the
         # stored body's class (a gzipped sitemap is a plain Response) does not take
         cls = responsetypes.from_args(headers=headers, url=response.url, body=body)
-        return cls(url=response.url, status=200, headers=headers, body=body,
-                   flags=[*response.flags, "cached"], request=response.request or request,
-                   certificate=response.certificate, ip_address=response.ip_address,
-                   protocol=response.protocol)
+        return cls(
+            url=response.url,
+            status=200,
+            headers=headers,
+            body=body,
+            flags=[*response.flags, "cached"],
+            request=response.request or request,
+            certificate=response.certificate,
+            ip_address=response.ip_address,
+            protocol=response.protocol,
+        )
 
 
 def _header_text(response: Response, name: bytes) -> str | None:

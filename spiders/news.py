@@ -1,7 +1,7 @@
 """The spiders: one per source kind, one source per crawl.
 
 They find article URLs and fetch them, nothing more. Sitemap parsing and the choice of what to
-fetch are :mod:`pipeline.crawl`, the frontier is :mod:`pipeline.store`, and every fetched page
+fetch are :mod:`pipeline.crawl`, the frontier is :mod:`pipeline.store.core`, and every fetched page
 goes to :func:`pipeline.ingest.ingest_page` through :class:`spiders.pipelines.StorePipeline`.
 """
 
@@ -33,7 +33,7 @@ from pipeline.crawl import (
     worth_fetching,
 )
 from pipeline.models import Source
-from pipeline.store import Discovered
+from pipeline.store.core import Discovered
 from spiders.items import FetchedPage, FetchFailed
 from spiders.middlewares import DISCOVERY, HostBlocked, host_blocked
 
@@ -70,14 +70,26 @@ def _content_type(header: str | None) -> tuple[str | None, str | None]:
     return message.get_content_type(), message.get_content_charset()
 
 
+def _exception(failure: Failure) -> BaseException:
+    exc = failure.value
+    return exc if exc is not None else RuntimeError("unknown failure")
+
+
 class SourceSpider(scrapy.Spider):
     """One source's crawl: its store, what it discovered, and why it failed if it did."""
 
-    def __init__(self, source: Source | None = None, ctx: Context | None = None,
-                 since: datetime | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        source: Source | None = None,
+        ctx: Context | None = None,
+        since: datetime | None = None,
+        **kwargs: Any,
+    ) -> None:
         if source is None or ctx is None:
-            raise ValueError(f"the {self.name} spider crawls one registry source into a store: "
-                             "run it through `newsagg crawl` (python -m spiders.run)")
+            raise ValueError(
+                f"the {self.name} spider crawls one registry source into a store: "
+                "run it through `newsagg crawl` (python -m spiders.run)"
+            )
         super().__init__(**kwargs)
         self.source = source
         self.ctx = ctx
@@ -85,6 +97,8 @@ class SourceSpider(scrapy.Spider):
         self.since = since
         self.error: str | None = None
         self.discovered = 0
+        self.max_url_length = 2083  # set from the crawler settings in from_crawler
+        self.max_bytes = 0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -92,8 +106,7 @@ class SourceSpider(scrapy.Spider):
         if spider.source.delay is not None:
             # the source's own politeness; crawler settings are frozen only after this
             crawler.settings.set("DOWNLOAD_DELAY", spider.source.delay, priority="spider")
-            crawler.settings.set("AUTOTHROTTLE_START_DELAY", spider.source.delay,
-                                 priority="spider")
+            crawler.settings.set("AUTOTHROTTLE_START_DELAY", spider.source.delay, priority="spider")
         spider.max_url_length = crawler.settings.getint("URLLENGTH_LIMIT")
         spider.max_bytes = crawler.settings.getint("DOWNLOAD_MAXSIZE")
         crawler.signals.connect(spider.host_blocked, signal=host_blocked)
@@ -113,15 +126,15 @@ class SourceSpider(scrapy.Spider):
         self.fail(reason)
 
     def failed_internally(self, failure: Failure, **_: Any) -> None:
-        self.fail(f"{failure.type.__name__}: {failure.value}")
+        kind = failure.type.__name__ if failure.type is not None else "error"
+        self.fail(f"{kind}: {failure.value}")
 
     def closed(self, reason: str) -> None:
         if reason not in ("finished", "closespider_pagecount"):
             self.fail(f"crawl stopped early: {reason}")
         with self.store.begin() as conn:  # the source's standing, as the feed stage keeps it
             if self.error:
-                self.store.record_drop(conn, self.source.url, self.source.name, "crawl",
-                                       self.error)
+                self.store.record_drop(conn, self.source.url, self.source.name, "crawl", self.error)
             else:
                 self.store.clear_drop(conn, self.source.url)
 
@@ -130,15 +143,23 @@ class SourceSpider(scrapy.Spider):
     def document_request(self, url: str, callback: Callable[..., Any], **kwargs: Any) -> Request:
         """A sitemap or listing page: the source fails if it cannot be had. Marked as a
         discovery document, so it is asked for conditionally (ConditionalDiscoveryMiddleware)."""
-        return Request(url, callback=callback, errback=self.document_failed,
-                       priority=DISCOVERY_PRIORITY, cb_kwargs=kwargs, meta={DISCOVERY: True})
+        return Request(
+            url,
+            callback=callback,
+            errback=self.document_failed,
+            priority=DISCOVERY_PRIORITY,
+            cb_kwargs=kwargs,
+            meta={DISCOVERY: True},
+        )
 
     def document_failed(self, failure: Failure) -> None:
-        self.fail(f"{failure.request.url}: {describe(failure.value)}")
+        request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
+        self.fail(f"{request.url}: {describe(_exception(failure))}")
 
     def article_request(self, url: str) -> Request:
-        return Request(url, callback=self.parse_article, errback=self.article_failed,
-                       meta={"frontier_url": url})
+        return Request(
+            url, callback=self.parse_article, errback=self.article_failed, meta={"frontier_url": url}
+        )
 
     def owed_requests(self) -> Iterator[Request]:
         """URLs this source found in earlier runs and still owes a fetch (a run cut short by
@@ -159,20 +180,29 @@ class SourceSpider(scrapy.Spider):
 
     def parse_article(self, response: Response) -> Iterator[FetchedPage]:
         content_type, charset = _content_type(_header(response, "Content-Type"))
-        yield FetchedPage(url=response.meta["frontier_url"], source=self.source.name,
-                          final_url=response.url, status=response.status, body=response.body,
-                          content_type=content_type, charset=charset,
-                          etag=_header(response, "ETag"),
-                          last_modified=_header(response, "Last-Modified"))
+        yield FetchedPage(
+            url=response.meta["frontier_url"],
+            source=self.source.name,
+            final_url=response.url,
+            status=response.status,
+            body=response.body,
+            content_type=content_type,
+            charset=charset,
+            etag=_header(response, "ETag"),
+            last_modified=_header(response, "Last-Modified"),
+        )
 
     def article_failed(self, failure: Failure) -> Iterator[FetchFailed]:
-        exc = failure.value
+        exc = _exception(failure)
         if isinstance(exc, HostBlocked):
             return  # not the article's fault: it stays pending for the next run
-        request = failure.request
-        yield FetchFailed(url=request.meta.get("frontier_url", request.url),
-                          source=self.source.name, reason=describe(exc),
-                          retryable=retryable(exc))
+        request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
+        yield FetchFailed(
+            url=request.meta.get("frontier_url", request.url),
+            source=self.source.name,
+            reason=describe(exc),
+            retryable=retryable(exc),
+        )
 
 
 class SitemapSpider(SourceSpider):
@@ -188,19 +218,16 @@ class SitemapSpider(SourceSpider):
 
     def parse_sitemap(self, response: Response, depth: int) -> Iterator[Request]:
         try:
-            sitemap = parse_sitemap(response.body, base_url=response.url,
-                                    max_bytes=self.max_bytes)
+            sitemap = parse_sitemap(response.body, base_url=response.url, max_bytes=self.max_bytes)
         except SitemapError as exc:
             self.fail(f"{response.url}: {exc}")
             return
         self.crawler.stats.inc_value(f"newsagg/sitemaps/{sitemap.kind}")
         if sitemap.kind == "urlset":
-            yield from self.follow(sitemap_discoveries(sitemap.entries, self.source.name,
-                                                       self.since))
+            yield from self.follow(sitemap_discoveries(sitemap.entries, self.source.name, self.since))
             return
         if depth >= self.max_index_depth:
-            self.fail(f"{response.url}: sitemap indexes nested more than "
-                      f"{self.max_index_depth} deep")
+            self.fail(f"{response.url}: sitemap indexes nested more than {self.max_index_depth} deep")
             return
         for entry in sitemap.entries:
             # an index entry's lastmod is when that sitemap last changed
@@ -238,22 +265,27 @@ class SectionSpider(SourceSpider):
 
     def parse_listing(self, response: Response, page: int) -> Iterator[Request]:
         if not isinstance(response, TextResponse):
-            self.fail(f"{response.url}: not an HTML page "
-                      f"({_header(response, 'Content-Type') or 'no content type'})")
+            self.fail(
+                f"{response.url}: not an HTML page ({_header(response, 'Content-Type') or 'no content type'})"
+            )
             return
         source = self.source
         try:
-            links = [link for node in select(response, source.links or "")
-                     if (link := link_of(node))]
+            links = [link for node in select(response, source.links or "") if (link := link_of(node))]
             pager = select(response, source.next_page) if source.next_page else []
         except (ValueError, SelectorError) as exc:
             self.fail(f"bad selector in the registry: {exc}")
             return
-        found = [Discovered(url=url, source=source.name, title=title) for href, title in links
-                 if (url := article_url(href, response.url))]
+        found = [
+            Discovered(url=url, source=source.name, title=title)
+            for href, title in links
+            if (url := article_url(href, response.url))
+        ]
         if page == 1 and not found:
-            self.fail(f"{response.url}: selector {source.links!r} matched no article link "
-                      "(has the page layout changed?)")
+            self.fail(
+                f"{response.url}: selector {source.links!r} matched no article link "
+                "(has the page layout changed?)"
+            )
         yield from self.follow(found)
         following = link_of(pager[0]) if pager else None
         if following and page < source.max_pages:

@@ -8,6 +8,7 @@ from scrapy.crawler import Crawler
 
 from pipeline.ingest import ingest_page
 from spiders.items import FetchedPage, FetchFailed
+from spiders.news import SourceSpider
 
 
 class StorePipeline:
@@ -22,21 +23,29 @@ class StorePipeline:
         return cls(crawler)
 
     def process_item(self, item: Any) -> Any:
-        ctx = self.crawler.spider.ctx  # the source spider owns the run's context
+        spider = self.crawler.spider
+        assert isinstance(spider, SourceSpider), "items come only from the source spiders"
+        ctx = spider.ctx  # the source spider owns the run's context
         stats = self.crawler.stats
         with ctx.store.begin() as conn:
             if isinstance(item, FetchedPage):
-                result = ingest_page(ctx, conn, url=item.url, source=item.source,
-                                     final_url=item.final_url, status=item.status,
-                                     body=item.body, content_type=item.content_type,
-                                     charset=item.charset, etag=item.etag,
-                                     last_modified=item.last_modified)
+                result = ingest_page(
+                    ctx,
+                    conn,
+                    url=item.url,
+                    source=item.source,
+                    final_url=item.final_url,
+                    status=item.status,
+                    body=item.body,
+                    content_type=item.content_type,
+                    charset=item.charset,
+                    etag=item.etag,
+                    last_modified=item.last_modified,
+                )
                 stats.inc_value(f"newsagg/pages/{result}")
             elif isinstance(item, FetchFailed):
                 # as the feed path's fetch stage records a failed fetch
-                ctx.store.mark_url(conn, item.url, "failed" if item.retryable else "dropped",
-                                   item.reason)
+                ctx.store.mark_url(conn, item.url, "failed" if item.retryable else "dropped", item.reason)
                 ctx.store.record_drop(conn, item.url, item.source, "fetch", item.reason)
-                stats.inc_value("newsagg/pages/failed" if item.retryable
-                                else "newsagg/pages/dropped")
+                stats.inc_value("newsagg/pages/failed" if item.retryable else "newsagg/pages/dropped")
         return item

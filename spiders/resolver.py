@@ -3,7 +3,7 @@
 ``PrivateAddressMiddleware`` vets each URL, but Scrapy then resolves the name again itself; a
 name that answers a public address to the check and a private one to the connection (DNS
 rebinding) would slip through. Vetting the address the connection will use closes that gap,
-as ``pipeline.http`` does by pinning the vetted address.
+as ``pipeline.net.client`` does by pinning the vetted address.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from scrapy.resolver import CachingThreadedResolver
 from twisted.internet.defer import Deferred
 from twisted.internet.error import DNSLookupError
 
-from pipeline.http import classify_address
+from pipeline.net.client import classify_address
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,10 @@ class PublicOnlyResolver(CachingThreadedResolver):
         reason = classify_address(address)
         if reason:
             # Twisted reports any failed lookup as "no results": say here why it failed
-            message = (f"refused {name}: it resolves to {address}, which is {reason} "
-                       "(set allow_private_network to allow)")
+            message = (
+                f"refused {name}: it resolves to {address}, which is {reason} "
+                "(set allow_private_network to allow)"
+            )
             log.warning(message)
             raise DNSLookupError(message)
         return address

@@ -58,8 +58,7 @@ def merge_stats(per_crawl: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 if key not in merged:
                     merged[key] = value
                 else:
-                    merged[key] = min(merged[key], value) if key == "start_time" \
-                        else max(merged[key], value)
+                    merged[key] = min(merged[key], value) if key == "start_time" else max(merged[key], value)
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 before = merged.get(key)
                 if not isinstance(before, int | float):
@@ -73,13 +72,13 @@ def merge_stats(per_crawl: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if reasons:
         merged["finish_reason"] = ", ".join(sorted(set(reasons)))
     if "start_time" in merged and "finish_time" in merged:
-        merged["elapsed_time_seconds"] = (merged["finish_time"] - merged["start_time"]
-                                          ).total_seconds()
+        merged["elapsed_time_seconds"] = (merged["finish_time"] - merged["start_time"]).total_seconds()
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in sorted(merged.items())}
 
 
-def crawl(sources: Sequence[Source], since: datetime | None, ctx: Context,
-          settings: ScrapySettings) -> dict[str, Any]:
+def crawl(
+    sources: Sequence[Source], since: datetime | None, ctx: Context, settings: ScrapySettings
+) -> dict[str, Any]:
     process = AsyncCrawlerProcess(settings)
     outcomes: dict[str, dict[str, Any]] = {}
     stats: list[dict[str, Any]] = []
@@ -87,15 +86,16 @@ def crawl(sources: Sequence[Source], since: datetime | None, ctx: Context,
     async def crawl_source(source: Source) -> None:
         spider_class = SPIDERS.get(source.kind)
         if spider_class is None:
-            outcomes[source.name] = {"error": f"kind {source.kind!r} is not crawled",
-                                     "discovered": 0}
+            outcomes[source.name] = {"error": f"kind {source.kind!r} is not crawled", "discovered": 0}
             return
         crawler: Crawler = process.create_crawler(spider_class)
         try:
             await process.crawl(crawler, source=source, ctx=ctx, since=since)
         except Exception as exc:
-            outcomes[source.name] = {"error": f"the crawler failed: {type(exc).__name__}: {exc}",
-                                     "discovered": 0}
+            outcomes[source.name] = {
+                "error": f"the crawler failed: {type(exc).__name__}: {exc}",
+                "discovered": 0,
+            }
             return
         spider = crawler.spider
         assert isinstance(spider, SourceSpider)
@@ -116,7 +116,7 @@ def crawl(sources: Sequence[Source], since: datetime | None, ctx: Context,
             await asyncio.gather(*(crawl_host(group) for group in by_host.values()))
         finally:
             with contextlib.suppress(RuntimeError):  # already stopping (a signal)
-                reactor.stop()
+                reactor.stop()  # type: ignore[misc]  # twisted types the global reactor loosely
 
     asyncio.get_event_loop().create_task(crawl_all())
     process.start(stop_after_crawl=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.store import Store
+from pipeline.store.core import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -20,8 +20,10 @@ def shared_path(*parts: str) -> Path:
     """A path in ../shared, or a skip saying why (a user's own clone has no ../shared)."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is absent: the shared development data sits beside the repo only "
-                    "on the project's machines")
+        pytest.skip(
+            f"{path} is absent: the shared development data sits beside the repo only "
+            "on the project's machines"
+        )
     return path
 
 

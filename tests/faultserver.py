@@ -174,9 +174,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # helpers for routes
 
-    def send(self, status: int, body: bytes = b"", *, record: RequestRecord,
-             headers: dict[str, str] | None = None,
-             content_type: str | None = "text/html; charset=utf-8") -> None:
+    def send(
+        self,
+        status: int,
+        body: bytes = b"",
+        *,
+        record: RequestRecord,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = "text/html; charset=utf-8",
+    ) -> None:
         record.status = status
         self.send_response(status)
         if content_type:
@@ -200,8 +206,9 @@ Route = Callable[[_Handler, str, dict[str, str], RequestRecord], None]
 class FaultServer:
     """A threaded loopback server; see the module docstring for its routes."""
 
-    def __init__(self, *, tls: ssl.SSLContext | None = None, keepalive_timeout: float = 5.0,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, *, tls: ssl.SSLContext | None = None, keepalive_timeout: float = 5.0, host: str = "127.0.0.1"
+    ) -> None:
         self.tls = tls
         self.lock = threading.Lock()
         self.accepts = 0
@@ -224,8 +231,9 @@ class FaultServer:
     # lifecycle
 
     def start(self) -> FaultServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -269,14 +277,14 @@ class FaultServer:
 
     def _begin(self, handler: _Handler) -> RequestRecord:
         headers = {k.lower(): v for k, v in handler.headers.items()}
-        record = RequestRecord(time.monotonic(), handler.command, handler.path, headers,
-                               handler.client_address[1])
+        record = RequestRecord(
+            time.monotonic(), handler.command, handler.path, headers, handler.client_address[1]
+        )
         host = record.host
         with self.lock:
             self._records.append(record)
             self._inflight[host] = self._inflight.get(host, 0) + 1
-            self._max_inflight[host] = max(self._max_inflight.get(host, 0),
-                                           self._inflight[host])
+            self._max_inflight[host] = max(self._max_inflight.get(host, 0), self._inflight[host])
         return record
 
     def _finish(self, record: RequestRecord) -> None:
@@ -323,8 +331,7 @@ def _ok(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
     headers = {"Connection": "close"} if q.get("close") else None
     if headers:
         h.close_connection = True
-    h.send(200, body, record=rec, headers=headers,
-           content_type=q.get("ctype", "text/html; charset=utf-8"))
+    h.send(200, body, record=rec, headers=headers, content_type=q.get("ctype", "text/html; charset=utf-8"))
 
 
 def _rendezvous(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
@@ -340,8 +347,7 @@ def _hang(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None
 def _slow(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
     n, interval = int(q.get("n", "100")), float(q.get("interval", "1"))
     rec.status = 200
-    h.raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-          + f"Content-Length: {n}\r\n\r\n".encode())
+    h.raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + f"Content-Length: {n}\r\n\r\n".encode())
     for _ in range(n):
         h.raw(b"x")
         if h.server.owner.stopping.wait(interval):
@@ -390,7 +396,7 @@ def _bomb(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None
     h.close_connection = True  # close-delimited: the client cannot refuse by Content-Length
     h.raw(f"HTTP/1.1 200 OK\r\nContent-Encoding: {kind}\r\nConnection: close\r\n\r\n".encode())
     for start in range(0, len(body), 64 * 1024):
-        h.raw(body[start:start + 64 * 1024])
+        h.raw(body[start : start + 64 * 1024])
 
 
 def _encoded(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
@@ -404,15 +410,17 @@ def _encoded(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> N
 
 def _broken_length(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
     rec.status = 200
-    h.raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n"
-          + b"z" * 100)
+    h.raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n" + b"z" * 100)
     h.close_connection = True
 
 
 def _close_mid_body(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
     rec.status = 200
-    h.raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
-          b"a\r\n0123456789\r\n" b"a\r\n01234")
+    h.raw(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"a\r\n0123456789\r\n"
+        b"a\r\n01234"
+    )
     h.close_connection = True
 
 
@@ -439,6 +447,7 @@ def _redirect_to(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) 
 def _fixed_redirect(location: str) -> Route:
     def route(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
         _redirect(h, location, rec)
+
     return route
 
 
@@ -459,8 +468,7 @@ def _flaky(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> Non
 
 def _etag(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
     headers = {"ETag": ETAG, "Last-Modified": LAST_MODIFIED}
-    if (h.headers.get("If-None-Match") == ETAG
-            or h.headers.get("If-Modified-Since") == LAST_MODIFIED):
+    if h.headers.get("If-None-Match") == ETAG or h.headers.get("If-Modified-Since") == LAST_MODIFIED:
         rec.status = 304
         h.send_response(304)
         for name, value in headers.items():
@@ -527,43 +535,57 @@ def make_tls_files(directory: Path, hostnames: list[str]) -> TlsFiles:
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "newsagg test CA")])
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                       critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
-        .issuer_name(ca_name).public_key(key.public_key())
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in hostnames]),
-                       critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in hostnames]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                       critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            ca_key.public_key()), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
-    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key",
-                     list(hostnames))
+    files = TlsFiles(
+        directory / "ca.pem", directory / "server.pem", directory / "server.key", list(hostnames)
+    )
     files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    files.server_key.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    files.server_key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return files
 
 

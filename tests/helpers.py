@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, select
 
-from pipeline.schema import metadata
-from pipeline.store import normalise_url
+from pipeline.store.core import normalise_url
+from pipeline.store.schema import metadata
 
 
 def dump_store(url: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -61,14 +61,21 @@ class Site:
 
     # -- content -------------------------------------------------------------------------------
 
-    def add(self, path: str, body: str | bytes | Route, content_type: str | None = None,
-            status: int = 200, headers: dict[str, str] | None = None) -> None:
+    def add(
+        self,
+        path: str,
+        body: str | bytes | Route,
+        content_type: str | None = None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if isinstance(body, Page) or callable(body):
             self.routes[path] = body
             return
         data = body.encode("utf-8") if isinstance(body, str) else body
-        self.routes[path] = Page(status, data, content_type or "text/html; charset=utf-8",
-                                 dict(headers or {}))
+        self.routes[path] = Page(
+            status, data, content_type or "text/html; charset=utf-8", dict(headers or {})
+        )
 
     def add_article(self, path: str, title: str, text: str = "") -> str:
         self.add(path, article_html(title, text or f"{title}. " * 40))
@@ -123,8 +130,9 @@ class Site:
             def do_GET(self) -> None:
                 page = site._answer(self.path)
                 with site._lock:
-                    site.hits.append(Hit(self.path, time.monotonic(), page.status,
-                                         dict(self.headers.items())))
+                    site.hits.append(
+                        Hit(self.path, time.monotonic(), page.status, dict(self.headers.items()))
+                    )
                 if page.hang_up:
                     self.close_connection = True
                     return
@@ -138,8 +146,9 @@ class Site:
 
         self._server = _Server((self.host, 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
@@ -151,8 +160,9 @@ class Site:
     def __enter__(self) -> Site:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -163,19 +173,24 @@ NEWS_NS = "http://www.google.com/schemas/sitemap-news/0.9"
 
 
 def article_html(title: str, text: str) -> str:
-    return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(title)}</title></head><body><article><h1>{escape(title)}</h1>"
-            f"<p>{escape(text)}</p></article></body></html>")
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title></head><body><article><h1>{escape(title)}</h1>"
+        f"<p>{escape(text)}</p></article></body></html>"
+    )
 
 
-def url_entry(loc: str, lastmod: str | None = None, news_title: str | None = None,
-              published: str | None = None) -> str:
+def url_entry(
+    loc: str, lastmod: str | None = None, news_title: str | None = None, published: str | None = None
+) -> str:
     parts = [f"<url><loc>{escape(loc)}</loc>"]
     if lastmod:
         parts.append(f"<lastmod>{lastmod}</lastmod>")
     if news_title or published:
-        parts.append("<news:news><news:publication><news:name>Test Daily</news:name>"
-                     "<news:language>en</news:language></news:publication>")
+        parts.append(
+            "<news:news><news:publication><news:name>Test Daily</news:name>"
+            "<news:language>en</news:language></news:publication>"
+        )
         if published:
             parts.append(f"<news:publication_date>{published}</news:publication_date>")
         if news_title:
@@ -186,16 +201,22 @@ def url_entry(loc: str, lastmod: str | None = None, news_title: str | None = Non
 
 
 def urlset(entries: Iterable[str]) -> str:
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="{SITEMAP_NS}" '
-            f'xmlns:news="{NEWS_NS}">\n' + "\n".join(entries) + "\n</urlset>\n")
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="{SITEMAP_NS}" '
+        f'xmlns:news="{NEWS_NS}">\n' + "\n".join(entries) + "\n</urlset>\n"
+    )
 
 
 def sitemap_index(children: Iterable[tuple[str, str | None]]) -> str:
-    items = "".join(f"<sitemap><loc>{escape(loc)}</loc>"
-                    + (f"<lastmod>{lastmod}</lastmod>" if lastmod else "") + "</sitemap>"
-                    for loc, lastmod in children)
-    return f'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns="{SITEMAP_NS}">' \
-           f"{items}</sitemapindex>\n"
+    items = "".join(
+        f"<sitemap><loc>{escape(loc)}</loc>"
+        + (f"<lastmod>{lastmod}</lastmod>" if lastmod else "")
+        + "</sitemap>"
+        for loc, lastmod in children
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns="{SITEMAP_NS}">{items}</sitemapindex>\n'
+    )
 
 
 def gz(text: str) -> bytes:
@@ -204,16 +225,23 @@ def gz(text: str) -> bytes:
 
 def billion_laughs(levels: int = 9) -> str:
     entities = ['<!ENTITY lol0 "lol">'] + [
-        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, levels + 1)]
-    return (f'<?xml version="1.0"?>\n<!DOCTYPE urlset [\n{chr(10).join(entities)}\n]>\n'
-            f'<urlset xmlns="{SITEMAP_NS}"><url><loc>http://example.com/&lol{levels};</loc>'
-            "</url></urlset>\n")
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, levels + 1)
+    ]
+    return (
+        f'<?xml version="1.0"?>\n<!DOCTYPE urlset [\n{chr(10).join(entities)}\n]>\n'
+        f'<urlset xmlns="{SITEMAP_NS}"><url><loc>http://example.com/&lol{levels};</loc>'
+        "</url></urlset>\n"
+    )
 
 
 def listing_html(links: Iterable[tuple[str, str]], next_href: str | None = None) -> str:
-    items = "".join(f'<li><h2><a class="story-link" href="{escape(href)}">{escape(text)}</a>'
-                    f'</h2></li><li><a class="ad" href="/ads/{i}">Sponsored</a></li>'
-                    for i, (href, text) in enumerate(links))
+    items = "".join(
+        f'<li><h2><a class="story-link" href="{escape(href)}">{escape(text)}</a>'
+        f'</h2></li><li><a class="ad" href="/ads/{i}">Sponsored</a></li>'
+        for i, (href, text) in enumerate(links)
+    )
     pager = f'<a class="next" href="{escape(next_href)}">Older</a>' if next_href else ""
-    return (f"<!DOCTYPE html><html><head><title>Section</title></head><body><ul>{items}</ul>"
-            f"<nav>{pager}</nav></body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><title>Section</title></head><body><ul>{items}</ul>"
+        f"<nav>{pager}</nav></body></html>"
+    )

@@ -33,8 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "airflow-local.sh"
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 DAG_ID = "news_aggregation"
 SUBSET = ["wire", "ledger", "monitor"]
 STARTUP_SECONDS = 180
@@ -57,9 +62,12 @@ class Stack:
 
     def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.base_url}/api/v2{path}", data=data,
-                                         method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.base_url}/api/v2{path}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"null")
 
@@ -90,8 +98,10 @@ def _kill_leftovers(home: Path) -> None:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is absent (apt-get install -y chromium): no browser to "
-                    "drive the Airflow UI with")
+        pytest.skip(
+            "/usr/bin/chromium is absent (apt-get install -y chromium): no browser to "
+            "drive the Airflow UI with"
+        )
     port = free_port()
     home = tmp_path / "airflow"
     store_url = f"sqlite:///{tmp_path / 'store' / 'newsagg.db'}"
@@ -100,29 +110,40 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         registry = tmp_path / "sources.yaml"
         registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "NEWSAGG_"))}
-        env.update({
-            "AIRFLOW_HOME": str(home), "AIRFLOW_PORT": str(port), "VENV": sys.prefix,
-            "AIRFLOW_PARALLELISM": "4", "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "NEWSAGG_SOURCES": str(registry), "NEWSAGG_STORE_URL": store_url,
-            "NEWSAGG_ALLOW_PRIVATE_NETWORK": "1", "XDG_DATA_HOME": str(tmp_path / "xdg"),
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(home),
+                "AIRFLOW_PORT": str(port),
+                "VENV": sys.prefix,
+                "AIRFLOW_PARALLELISM": "4",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "NEWSAGG_SOURCES": str(registry),
+                "NEWSAGG_STORE_URL": store_url,
+                "NEWSAGG_ALLOW_PRIVATE_NETWORK": "1",
+                "XDG_DATA_HOME": str(tmp_path / "xdg"),
+            }
+        )
         with open(log, "w") as out:
-            proc = subprocess.Popen([str(SCRIPT)], env=env, cwd=tmp_path, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [str(SCRIPT)],
+                env=env,
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         stack = Stack(f"http://127.0.0.1:{port}", home, store_url, web, log)
         try:
             deadline = time.monotonic() + STARTUP_SECONDS
             while True:
                 if proc.poll() is not None:
-                    pytest.fail(f"airflow-local.sh exited with {proc.returncode}:\n"
-                                + stack.log_tail())
+                    pytest.fail(f"airflow-local.sh exited with {proc.returncode}:\n" + stack.log_tail())
                 with contextlib.suppress(OSError, ValueError):
                     if stack.api(f"/dags/{DAG_ID}")["dag_id"] == DAG_ID:
                         break
                 if time.monotonic() > deadline:
-                    pytest.fail("Airflow did not come up with the DAG in time:\n"
-                                + stack.log_tail())
+                    pytest.fail("Airflow did not come up with the DAG in time:\n" + stack.log_tail())
                 time.sleep(2)
             yield stack
         finally:
@@ -160,28 +181,28 @@ def test_trigger_from_the_ui_with_a_source_subset(stack: Stack) -> None:
             assert run["conf"]["sources"] == SUBSET
             assert run["triggered_by"] == "ui"
 
-            page.goto(f"{stack.base_url}/dags/{DAG_ID}/runs/{run['dag_run_id']}",
-                      wait_until="networkidle")
+            page.goto(f"{stack.base_url}/dags/{DAG_ID}/runs/{run['dag_run_id']}", wait_until="networkidle")
             page.get_by_text("publish").first.wait_for()
             page.screenshot(path=str(ARTIFACTS / "airflow-grid.png"), full_page=True)
         finally:
             browser.close()
 
     tis = stack.api(f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances?limit=100")
-    states = {(t["task_id"], t.get("rendered_map_index") or str(t["map_index"])): t["state"]
-              for t in tis["task_instances"]}
+    states = {
+        (t["task_id"], t.get("rendered_map_index") or str(t["map_index"])): t["state"]
+        for t in tis["task_instances"]
+    }
     assert states[("pull_feed", "wire")] == states[("pull_feed", "ledger")] == "success"
     assert states[("crawl", "monitor")] == "success"
     assert not any(task == "pull_feed" and label not in SUBSET for task, label in states)
 
-    from pipeline.store import Store
+    from pipeline.store.core import Store
 
     with Store(stack.store_url) as store:
         stories = store.stories()
     urls = {a.url for s in stories for a in s.articles}
     assert {a.source for s in stories for a in s.articles} == set(SUBSET)
-    expected = {stack.web.base_url + m["url_path"] for m in load_manifest()
-                if m["outlet"] in SUBSET}
+    expected = {stack.web.base_url + m["url_path"] for m in load_manifest() if m["outlet"] in SUBSET}
     assert expected <= urls, sorted(expected - urls)
     assert (ARTIFACTS / "airflow-grid.png").stat().st_size > 10_000
 
@@ -198,12 +219,20 @@ def wait_for_run(stack: Stack) -> dict[str, Any]:
                 if run["state"] in ("success", "failed"):
                     return run
         time.sleep(2)
-    raise AssertionError(f"the run did not finish in {RUN_SECONDS}s: {run}\n"
-                         + (failed_tasks(stack, run) if run else "") + stack.log_tail())
+    raise AssertionError(
+        f"the run did not finish in {RUN_SECONDS}s: {run}\n"
+        + (failed_tasks(stack, run) if run else "")
+        + stack.log_tail()
+    )
 
 
 def failed_tasks(stack: Stack, run: dict[str, Any]) -> str:
     tis = stack.api(f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances?limit=100")
-    return "task states: " + ", ".join(
-        f"{t['task_id']}[{t.get('rendered_map_index') or t['map_index']}]={t['state']}"
-        for t in tis["task_instances"]) + "\n"
+    return (
+        "task states: "
+        + ", ".join(
+            f"{t['task_id']}[{t.get('rendered_map_index') or t['map_index']}]={t['state']}"
+            for t in tis["task_instances"]
+        )
+        + "\n"
+    )

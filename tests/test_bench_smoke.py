@@ -19,8 +19,20 @@ def _e2e():
 
 
 def test_e2e_smoke(tmp_path: Path) -> None:
-    out = _e2e().main(["--articles", "300", "--outlets", "6", "--days", "3", "--store", "sqlite",
-                       "--json-out", str(tmp_path / "e2e.json")])
+    out = _e2e().main(
+        [
+            "--articles",
+            "300",
+            "--outlets",
+            "6",
+            "--days",
+            "3",
+            "--store",
+            "sqlite",
+            "--json-out",
+            str(tmp_path / "e2e.json"),
+        ]
+    )
     (result,) = out["results"]
     assert result["articles_stored"] > 0
     first, second = result["first"], result["second"]

@@ -10,23 +10,31 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import text
 
-from pipeline import changes
 from pipeline.errors import StoreError
-from pipeline.store import Store
+from pipeline.store import changes
+from pipeline.store.core import Store
 from tests.test_views import KYIV, ODESA, article, fill, save_story
 
 
 def feed(store: Store, after: int = 0) -> list[tuple[int, str, str, str]]:
     with store.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(
-            "SELECT change_seq, kind, id, op FROM newsagg_v1_changes WHERE change_seq > :c "
-            "ORDER BY change_seq"), {"c": after})]
+        return [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT change_seq, kind, id, op FROM newsagg_v1_changes WHERE change_seq > :c "
+                    "ORDER BY change_seq"
+                ),
+                {"c": after},
+            )
+        ]
 
 
 def seq_of(store: Store, view: str, key: str, value: str) -> int | None:
     with store.engine.connect() as conn:
-        return conn.execute(text(f"SELECT change_seq FROM {view} WHERE {key} = :v"),
-                            {"v": value}).scalar_one_or_none()
+        return conn.execute(
+            text(f"SELECT change_seq FROM {view} WHERE {key} = :v"), {"v": value}
+        ).scalar_one_or_none()
 
 
 def test_every_write_gets_the_next_number_and_no_op_writes_none(store: Store) -> None:
@@ -38,14 +46,15 @@ def test_every_write_gets_the_next_number_and_no_op_writes_none(store: Store) ->
         assert store.upsert_article(conn, a) == "unchanged"
     assert len(feed(store)) == 1
     with store.begin() as conn:
-        store.upsert_article(conn, replace(a, text="Two killed now.",
-                                           content_hash="different"))
+        store.upsert_article(conn, replace(a, text="Two killed now.", content_hash="different"))
     assert feed(store, 1) == [(2, "article", a.article_id, "update")]
     assert seq_of(store, "newsagg_v1_articles", "article_id", a.article_id) == 2
 
     save_story(store, "st_kyiv", [a], [])
-    assert feed(store, 2) == [(3, "article", a.article_id, "update"),  # joined a story
-                              (4, "story", "st_kyiv", "insert")]
+    assert feed(store, 2) == [
+        (3, "article", a.article_id, "update"),  # joined a story
+        (4, "story", "st_kyiv", "insert"),
+    ]
     save_story(store, "st_kyiv", [a], [])
     assert len(feed(store)) == 4  # nothing changed, nothing numbered
     save_story(store, "st_kyiv", [a], [(a, "killed", "2")])
@@ -54,8 +63,7 @@ def test_every_write_gets_the_next_number_and_no_op_writes_none(store: Store) ->
     with store.begin() as conn:  # its only article moves: the old story empties and goes
         store.assign(conn, {a.article_id: ("st_other", None, "sig")})
         store.delete_empty_stories(conn)
-    assert feed(store, 5) == [(6, "article", a.article_id, "update"),
-                              (7, "story", "st_kyiv", "delete")]
+    assert feed(store, 5) == [(6, "article", a.article_id, "update"), (7, "story", "st_kyiv", "delete")]
     assert seq_of(store, "newsagg_v1_stories", "story_id", "st_kyiv") is None
 
 
@@ -89,14 +97,18 @@ def test_a_rolled_back_transaction_leaves_no_number(store: Store) -> None:
 def test_numbers_are_visible_on_the_views(store: Store) -> None:
     fill(store)
     with store.engine.connect() as conn:
-        for view in ("newsagg_v1_stories", "newsagg_v1_articles", "newsagg_v1_story_articles",
-                     "newsagg_v1_story_figures"):
+        for view in (
+            "newsagg_v1_stories",
+            "newsagg_v1_articles",
+            "newsagg_v1_story_articles",
+            "newsagg_v1_story_figures",
+        ):
             seqs = conn.execute(text(f"SELECT change_seq FROM {view}")).scalars().all()
             assert seqs and None not in seqs, view
-        latest = dict(conn.execute(text("SELECT id, MAX(change_seq) FROM newsagg_v1_changes "
-                                        "GROUP BY id")).all())
-        for story_id, seq in conn.execute(text("SELECT story_id, change_seq "
-                                               "FROM newsagg_v1_stories")):
+        latest = dict(
+            conn.execute(text("SELECT id, MAX(change_seq) FROM newsagg_v1_changes GROUP BY id")).all()
+        )
+        for story_id, seq in conn.execute(text("SELECT story_id, change_seq FROM newsagg_v1_stories")):
             assert latest[story_id] == seq
 
 
@@ -127,8 +139,10 @@ def test_a_later_writer_waits_for_the_earlier_commit(store: Store) -> None:
     a_conn.close()
     thread.join(30)
     assert not b_error and b_done.is_set()
-    assert feed(store) == [(1, "article", KYIV[0].article_id, "insert"),
-                           (2, "article", KYIV[1].article_id, "insert")]
+    assert feed(store) == [
+        (1, "article", KYIV[0].article_id, "insert"),
+        (2, "article", KYIV[1].article_id, "insert"),
+    ]
 
 
 def test_concurrent_writers_and_a_polling_consumer(store: Store) -> None:
@@ -150,8 +164,9 @@ def test_concurrent_writers_and_a_polling_consumer(store: Store) -> None:
                     store.upsert_article(conn, article(f"w{w}", f"a{i}", f"w{w} round {i}", 3))
                     if i:  # and revise an earlier one
                         earlier = article(f"w{w}", f"a{i - 1}", f"w{w} round {i - 1}", 3)
-                        store.upsert_article(conn, replace(earlier, text=f"rev {i}",
-                                                           content_hash=f"h{w}-{i}"))
+                        store.upsert_article(
+                            conn, replace(earlier, text=f"rev {i}", content_hash=f"h{w}-{i}")
+                        )
                     seqs = changes.stamp(conn)
                     time.sleep(rng.uniform(0, 0.03))  # numbered, not yet committed
                     if rng.random() < 0.2:
@@ -173,9 +188,13 @@ def test_concurrent_writers_and_a_polling_consumer(store: Store) -> None:
             with store.engine.connect() as conn:
                 while True:
                     finished = done.is_set()
-                    page = conn.execute(text(
-                        "SELECT change_seq, kind, id FROM newsagg_v1_changes "
-                        "WHERE change_seq > :c ORDER BY change_seq LIMIT 5"), {"c": cursor}).all()
+                    page = conn.execute(
+                        text(
+                            "SELECT change_seq, kind, id FROM newsagg_v1_changes "
+                            "WHERE change_seq > :c ORDER BY change_seq LIMIT 5"
+                        ),
+                        {"c": cursor},
+                    ).all()
                     conn.commit()  # a fresh snapshot for the next poll
                     seen.extend(tuple(r) for r in page)
                     if page:
@@ -208,8 +227,7 @@ def test_concurrent_writers_and_a_polling_consumer(store: Store) -> None:
 def test_changes_after_pages_the_feed(store: Store) -> None:
     fill(store)
     with store.begin() as conn:
-        store.upsert_article(conn, replace(ODESA[0], text="Two killed in Odesa.",
-                                           content_hash="x"))
+        store.upsert_article(conn, replace(ODESA[0], text="Two killed in Odesa.", content_hash="x"))
     got, cursor = [], 0
     with store.engine.connect() as conn:
         while page := changes.changes_after(conn, cursor, limit=3):

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.cluster.hierarchy import linkage
 
-from pipeline import cluster as C
-from pipeline.cluster import (
+from pipeline.cluster import core as C
+from pipeline.cluster.core import (
     DEFAULT_PARAMS,
     Doc,
     assign_story_ids,
@@ -39,84 +39,136 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
 # The night of 12-13 March: a wire service, two national outlets and a local one, each with its
 # own headline and figures.
 NIGHT1 = [
-    Doc("n1-wire", title="Russian missile and drone attack on Kyiv kills two, injures 14",
-        text=("KYIV, March 13 - Russia launched a massive missile and drone attack on Kyiv "
-              "overnight, killing at least two people and injuring 14, Mayor Vitali Klitschko "
-              "said on Wednesday. Debris from downed missiles fell in the Shevchenkivskyi and "
-              "Solomianskyi districts, damaging a school and several apartment blocks. "
-              "Ukraine's air force said Russia launched 12 ballistic and cruise missiles and 48 "
-              "drones, and air defence shot down 9 missiles and 41 drones. Emergency crews were "
-              "still searching the rubble of a five-storey building in the Shevchenkivskyi "
-              "district in the morning."),
-        published_at=at(13, 7, 10), source="wire", url="https://wire.example/kyiv-attack"),
-    Doc("n1-national-a",
+    Doc(
+        "n1-wire",
+        title="Russian missile and drone attack on Kyiv kills two, injures 14",
+        text=(
+            "KYIV, March 13 - Russia launched a massive missile and drone attack on Kyiv "
+            "overnight, killing at least two people and injuring 14, Mayor Vitali Klitschko "
+            "said on Wednesday. Debris from downed missiles fell in the Shevchenkivskyi and "
+            "Solomianskyi districts, damaging a school and several apartment blocks. "
+            "Ukraine's air force said Russia launched 12 ballistic and cruise missiles and 48 "
+            "drones, and air defence shot down 9 missiles and 41 drones. Emergency crews were "
+            "still searching the rubble of a five-storey building in the Shevchenkivskyi "
+            "district in the morning."
+        ),
+        published_at=at(13, 7, 10),
+        source="wire",
+        url="https://wire.example/kyiv-attack",
+    ),
+    Doc(
+        "n1-national-a",
         title="Two killed, 16 injured as Russia pounds Kyiv with missiles overnight",
-        text=("At least two people were killed and 16 wounded in Kyiv after Russian forces "
-              "fired ballistic missiles and Shahed drones at the capital last night, the city "
-              "military administration said. Klitschko said a fire broke out in a residential "
-              "building in the Shevchenkivskyi district after debris hit it. Air defence units "
-              "destroyed most of the incoming drones, officials said; the air force reported 41 "
-              "drones and 9 missiles downed. Medics hospitalised nine of the injured."),
-        published_at=at(13, 8, 30), source="national-a"),
-    Doc("n1-national-b", title="Kyiv death toll rises to three after night of explosions",
-        text=("The death toll from Russia's overnight missile and drone strike on Kyiv rose to "
-              "three, Mayor Vitali Klitschko said, as rescuers pulled another body from a "
-              "damaged apartment block in the Shevchenkivskyi district. Explosions rang out "
-              "across the capital from around 2 a.m. as air defence engaged ballistic missiles "
-              "and drones. Solomianskyi district also reported damage to a school. The air "
-              "force said 48 drones and 12 missiles were launched."),
-        published_at=at(13, 12, 5), source="national-b"),
-    Doc("n1-local", title="Shevchenkivskyi residents clear debris after night attack",
-        text=("Residents of the Shevchenkivskyi district in Kyiv spent Wednesday morning "
-              "sweeping glass and boarding up windows after last night's Russian missile and "
-              "drone attack. Debris from a downed missile hit a five-storey building on the "
-              "street, city officials said, and a school in the neighbouring Solomianskyi "
-              "district was damaged. Klitschko said two people were killed and 14 injured "
-              "across the city."),
-        published_at=at(13, 15, 40), source="local"),
+        text=(
+            "At least two people were killed and 16 wounded in Kyiv after Russian forces "
+            "fired ballistic missiles and Shahed drones at the capital last night, the city "
+            "military administration said. Klitschko said a fire broke out in a residential "
+            "building in the Shevchenkivskyi district after debris hit it. Air defence units "
+            "destroyed most of the incoming drones, officials said; the air force reported 41 "
+            "drones and 9 missiles downed. Medics hospitalised nine of the injured."
+        ),
+        published_at=at(13, 8, 30),
+        source="national-a",
+    ),
+    Doc(
+        "n1-national-b",
+        title="Kyiv death toll rises to three after night of explosions",
+        text=(
+            "The death toll from Russia's overnight missile and drone strike on Kyiv rose to "
+            "three, Mayor Vitali Klitschko said, as rescuers pulled another body from a "
+            "damaged apartment block in the Shevchenkivskyi district. Explosions rang out "
+            "across the capital from around 2 a.m. as air defence engaged ballistic missiles "
+            "and drones. Solomianskyi district also reported damage to a school. The air "
+            "force said 48 drones and 12 missiles were launched."
+        ),
+        published_at=at(13, 12, 5),
+        source="national-b",
+    ),
+    Doc(
+        "n1-local",
+        title="Shevchenkivskyi residents clear debris after night attack",
+        text=(
+            "Residents of the Shevchenkivskyi district in Kyiv spent Wednesday morning "
+            "sweeping glass and boarding up windows after last night's Russian missile and "
+            "drone attack. Debris from a downed missile hit a five-storey building on the "
+            "street, city officials said, and a school in the neighbouring Solomianskyi "
+            "district was damaged. Klitschko said two people were killed and 14 injured "
+            "across the city."
+        ),
+        published_at=at(13, 15, 40),
+        source="local",
+    ),
 ]
 # The next night, same city, same kind of report.
 NIGHT2 = [
-    Doc("n2-wire", title="Russia strikes Kyiv again overnight, one killed",
-        text=("KYIV, March 14 - Russia attacked Kyiv with drones and missiles for the second "
-              "night in a row, killing one person and injuring five, Mayor Vitali Klitschko "
-              "said on Thursday. Debris fell in the Darnytskyi and Dniprovskyi districts on the "
-              "left bank of the Dnipro. Ukraine's air force said air defence shot down 6 "
-              "missiles and 25 drones out of 8 missiles and 31 drones launched overnight."),
-        published_at=at(14, 7, 20), source="wire"),
-    Doc("n2-national", title="Second night of attacks on the capital: one dead in Darnytskyi",
-        text=("One person was killed and five injured when debris from a downed drone hit a "
-              "high-rise in the Darnytskyi district of Kyiv last night, Klitschko said. It was "
-              "the second Russian missile and drone attack on the capital in two nights; air "
-              "defence destroyed 25 drones and six missiles."),
-        published_at=at(14, 9, 0), source="national-a"),
+    Doc(
+        "n2-wire",
+        title="Russia strikes Kyiv again overnight, one killed",
+        text=(
+            "KYIV, March 14 - Russia attacked Kyiv with drones and missiles for the second "
+            "night in a row, killing one person and injuring five, Mayor Vitali Klitschko "
+            "said on Thursday. Debris fell in the Darnytskyi and Dniprovskyi districts on the "
+            "left bank of the Dnipro. Ukraine's air force said air defence shot down 6 "
+            "missiles and 25 drones out of 8 missiles and 31 drones launched overnight."
+        ),
+        published_at=at(14, 7, 20),
+        source="wire",
+    ),
+    Doc(
+        "n2-national",
+        title="Second night of attacks on the capital: one dead in Darnytskyi",
+        text=(
+            "One person was killed and five injured when debris from a downed drone hit a "
+            "high-rise in the Darnytskyi district of Kyiv last night, Klitschko said. It was "
+            "the second Russian missile and drone attack on the capital in two nights; air "
+            "defence destroyed 25 drones and six missiles."
+        ),
+        published_at=at(14, 9, 0),
+        source="national-a",
+    ),
 ]
 # The same night as NIGHT1, another city.
 ODESA = [
-    Doc("odesa-wire", title="Russian drones hit Odesa port overnight, injuring five",
-        text=("ODESA, March 13 - Russian drones struck port infrastructure in Odesa overnight, "
-              "injuring five people and starting a fire at a grain terminal, regional governor "
-              "Oleh Kiper said on Wednesday. The Black Sea city's Prymorskyi district was hit "
-              "by debris. The air force said air defence shot down 11 of 14 drones over the "
-              "Odesa region."),
-        published_at=at(13, 8, 0), source="wire"),
+    Doc(
+        "odesa-wire",
+        title="Russian drones hit Odesa port overnight, injuring five",
+        text=(
+            "ODESA, March 13 - Russian drones struck port infrastructure in Odesa overnight, "
+            "injuring five people and starting a fire at a grain terminal, regional governor "
+            "Oleh Kiper said on Wednesday. The Black Sea city's Prymorskyi district was hit "
+            "by debris. The air force said air defence shot down 11 of 14 drones over the "
+            "Odesa region."
+        ),
+        published_at=at(13, 8, 0),
+        source="wire",
+    ),
 ]
 STRIKES = NIGHT1 + NIGHT2 + ODESA
 GERMAN = Doc(
-    "de-1", title="Russischer Raketenangriff auf Kiew: zwei Tote",
-    text=("Bei einem massiven russischen Raketen- und Drohnenangriff auf Kiew sind in der Nacht "
-          "mindestens zwei Menschen getötet und 14 verletzt worden, wie Bürgermeister Vitali "
-          "Klitschko mitteilte. Trümmer fielen im Bezirk Schewtschenkiwskyj auf ein Wohnhaus und "
-          "eine Schule. Die Luftabwehr habe 9 von 12 Raketen und 41 von 48 Drohnen abgeschossen, "
-          "teilte die ukrainische Luftwaffe mit."),
-    published_at=at(13, 9, 0), source="de-outlet")
+    "de-1",
+    title="Russischer Raketenangriff auf Kiew: zwei Tote",
+    text=(
+        "Bei einem massiven russischen Raketen- und Drohnenangriff auf Kiew sind in der Nacht "
+        "mindestens zwei Menschen getötet und 14 verletzt worden, wie Bürgermeister Vitali "
+        "Klitschko mitteilte. Trümmer fielen im Bezirk Schewtschenkiwskyj auf ein Wohnhaus und "
+        "eine Schule. Die Luftabwehr habe 9 von 12 Raketen und 41 von 48 Drohnen abgeschossen, "
+        "teilte die ukrainische Luftwaffe mit."
+    ),
+    published_at=at(13, 9, 0),
+    source="de-outlet",
+)
 UKRAINIAN = Doc(
-    "uk-1", title="Внаслідок нічної атаки на Київ загинули двоє людей",
-    text=("Унаслідок масованої ракетно-дронової атаки Росії на Київ уночі загинули щонайменше "
-          "двоє людей, ще 14 поранені, повідомив міський голова Віталій Кличко. Уламки впали у "
-          "Шевченківському та Солом'янському районах. За даними Повітряних сил, сили ППО збили "
-          "9 ракет і 41 дрон."),
-    published_at=at(13, 9, 30), source="uk-outlet")
+    "uk-1",
+    title="Внаслідок нічної атаки на Київ загинули двоє людей",
+    text=(
+        "Унаслідок масованої ракетно-дронової атаки Росії на Київ уночі загинули щонайменше "
+        "двоє людей, ще 14 поранені, повідомив міський голова Віталій Кличко. Уламки впали у "
+        "Шевченківському та Солом'янському районах. За даними Повітряних сил, сили ППО збили "
+        "9 ракет і 41 дрон."
+    ),
+    published_at=at(13, 9, 30),
+    source="uk-outlet",
+)
 
 
 def groups(partition: dict[str, str]) -> set[frozenset[str]]:
@@ -132,7 +184,9 @@ def groups(partition: dict[str, str]) -> set[frozenset[str]]:
 def test_strike_scenario() -> None:
     part = cluster_docs(STRIKES)
     assert groups(part) == {
-        frozenset(d.id for d in NIGHT1), frozenset(d.id for d in NIGHT2), frozenset({"odesa-wire"}),
+        frozenset(d.id for d in NIGHT1),
+        frozenset(d.id for d in NIGHT2),
+        frozenset({"odesa-wire"}),
     }
     # the key derives from the earliest member, and starts with its time
     assert part["n1-local"] == part["n1-wire"]
@@ -145,14 +199,22 @@ def test_far_apart_in_time_merges_only_when_nearly_identical() -> None:
     assert NIGHT1[0].published_at is not None and NIGHT1[2].published_at is not None
     # a follow-up that reuses most of a report five days later is another story ...
     rewrite = dataclasses.replace(
-        NIGHT1[2], id="late-rewrite", published_at=NIGHT1[2].published_at + later,
+        NIGHT1[2],
+        id="late-rewrite",
+        published_at=NIGHT1[2].published_at + later,
         title="Kyiv buries the victims of last week's strike",
-        text=NIGHT1[2].text.replace("rose to three", "stands at three").replace(
+        text=NIGHT1[2]
+        .text.replace("rose to three", "stands at three")
+        .replace(
             "Explosions rang out across the capital from around 2 a.m. as air defence engaged "
-            "ballistic missiles and drones. ", ""))
+            "ballistic missiles and drones. ",
+            "",
+        ),
+    )
     # ... the same text republished is not
-    republished = dataclasses.replace(NIGHT1[0], id="republished",
-                                      published_at=NIGHT1[0].published_at + later)
+    republished = dataclasses.replace(
+        NIGHT1[0], id="republished", published_at=NIGHT1[0].published_at + later
+    )
     part = cluster_docs([*NIGHT1, rewrite, republished])
     assert part["late-rewrite"] != part["n1-wire"]
     assert part["republished"] == part["n1-wire"]
@@ -164,8 +226,10 @@ def test_event_windows() -> None:
     assert night == (at(12, 16), at(13, 8))
     assert event_window(wed_morning, "Russia struck Kyiv last night.") == night
     # a dateline is the publication day, "on Wednesday" is when officials spoke: night wins
-    assert event_window(wed_morning, "KYIV, March 13 - An attack overnight, the mayor said on "
-                                     "Wednesday.") == night
+    assert (
+        event_window(wed_morning, "KYIV, March 13 - An attack overnight, the mayor said on Wednesday.")
+        == night
+    )
     assert event_window(wed_morning, "The attack on Tuesday night killed two.") == night
     assert event_window(wed_morning, "Yesterday's attack killed two.") == (at(12, 0), at(13, 2))
     assert event_window(wed_morning, "The March 5 attack killed two.") == (at(5, 0), at(6, 2))
@@ -191,8 +255,9 @@ def test_other_language_never_joins_an_english_story(foreign: Doc) -> None:
 
 
 def test_same_language_reports_of_other_languages_still_cluster() -> None:
-    second = dataclasses.replace(GERMAN, id="de-2", published_at=at(13, 10),
-                                 text=GERMAN.text.replace("massiven", "großangelegten"))
+    second = dataclasses.replace(
+        GERMAN, id="de-2", published_at=at(13, 10), text=GERMAN.text.replace("massiven", "großangelegten")
+    )
     part = cluster_docs([*NIGHT1, GERMAN, second])
     assert part["de-1"] == part["de-2"] != part["n1-wire"]
 
@@ -212,15 +277,24 @@ def _many(n_copies: int) -> list[Doc]:
     out = []
     for week in range(n_copies):
         for d in [*STRIKES, GERMAN]:
-            text = (d.text.replace("Kyiv", f"Town{week}").replace("Kiew", f"Town{week}")
-                    .replace("Klitschko", f"Mayor{week}"))
+            text = (
+                d.text.replace("Kyiv", f"Town{week}")
+                .replace("Kiew", f"Town{week}")
+                .replace("Klitschko", f"Mayor{week}")
+            )
             words = text.split()
             tail = words[-15:]  # the lead keeps its "overnight": it is what splits the nights
             rng.shuffle(tail)
             words[-15:] = tail
             assert d.published_at is not None
-            out.append(dataclasses.replace(d, id=f"{d.id}-w{week}", text=" ".join(words),
-                                           published_at=d.published_at + timedelta(weeks=week)))
+            out.append(
+                dataclasses.replace(
+                    d,
+                    id=f"{d.id}-w{week}",
+                    text=" ".join(words),
+                    published_at=d.published_at + timedelta(weeks=week),
+                )
+            )
     return out
 
 
@@ -243,7 +317,8 @@ def test_small_average_link_matches_scipy(m: int, seed: int, threshold: float) -
     merges = linkage(1.0 - sim[np.triu_indices(m, 1)], method="average")
     theirs = C._cut(merges, m, 1.0 - threshold)
     assert groups(dict(zip(map(str, range(m)), map(str, mine), strict=True))) == groups(
-        dict(zip(map(str, range(m)), map(str, theirs), strict=True)))
+        dict(zip(map(str, range(m)), map(str, theirs), strict=True))
+    )
 
 
 def test_duplicate_ids_rejected_and_empty_input() -> None:
@@ -273,17 +348,23 @@ def test_backfill_of_an_earlier_day_renames_nothing() -> None:
     assert backfilled["n1-wire"] == stored["n1-national-a"]
     # a fresh run over everything names night 1 after its earliest member instead, which is
     # why stored ids always win
-    assert assign_story_ids(cluster_docs([*later, NIGHT1[0]]), {})["n1-wire"] != \
-        stored["n1-national-a"]
+    assert assign_story_ids(cluster_docs([*later, NIGHT1[0]]), {})["n1-wire"] != stored["n1-national-a"]
 
 
 def test_cluster_spanning_two_stories_goes_to_the_oldest() -> None:
     partition = {"a": "k1", "b": "k1", "c": "k1", "d": "k2"}
-    existing = {"a": "st-20240314T000000Z-bbb", "b": "st-20240313T000000Z-aaa",
-                "d": "st-20240314T000000Z-bbb"}
+    existing = {
+        "a": "st-20240314T000000Z-bbb",
+        "b": "st-20240313T000000Z-aaa",
+        "d": "st-20240314T000000Z-bbb",
+    }
     out = assign_story_ids(partition, existing)
-    assert out == {"a": "st-20240313T000000Z-aaa", "b": "st-20240313T000000Z-aaa",
-                   "c": "st-20240313T000000Z-aaa", "d": "st-20240314T000000Z-bbb"}
+    assert out == {
+        "a": "st-20240313T000000Z-aaa",
+        "b": "st-20240313T000000Z-aaa",
+        "c": "st-20240313T000000Z-aaa",
+        "d": "st-20240314T000000Z-bbb",
+    }
     # a stored story the window now splits keeps its id where most of it stays (ties: the
     # smaller cluster key); the part that left becomes a new story, so no id is ever shared
     story = "st-20240314T000000Z-bbb"
@@ -306,9 +387,14 @@ def test_new_story_id_never_collides_with_a_stored_one() -> None:
 def _write_jsonl(path: Path, docs: list[Doc]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for d in docs:
-            row = {"id": d.id, "text": d.text, "title": d.title, "url": d.url,
-                   "published_at": d.published_at.isoformat() if d.published_at else None,
-                   "source": d.source}
+            row = {
+                "id": d.id,
+                "text": d.text,
+                "title": d.title,
+                "url": d.url,
+                "published_at": d.published_at.isoformat() if d.published_at else None,
+                "source": d.source,
+            }
             fh.write(json.dumps(row) + "\n")
 
 
@@ -328,8 +414,10 @@ def test_cluster_file_contract(tmp_path: Path) -> None:
 
 def test_cluster_file_minimal_lines_and_empty_file(tmp_path: Path) -> None:
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    inp.write_text('{"id": "a", "text": "One."}\n{"id": "b", "text": "Two.", "published_at": '
-                   '"2024-03-13T07:00:00Z"}\n', encoding="utf-8")
+    inp.write_text(
+        '{"id": "a", "text": "One."}\n{"id": "b", "text": "Two.", "published_at": "2024-03-13T07:00:00Z"}\n',
+        encoding="utf-8",
+    )
     assert cluster_file(inp, out) == 2
     assert len(out.read_text(encoding="utf-8").splitlines()) == 2
     inp.write_text("", encoding="utf-8")
@@ -389,7 +477,8 @@ GATE_B3_F1 = 0.945  # reached: 0.957 (see benchmarks/cluster_quality.py)
 @pytest.mark.skipif(not DEV.exists(), reason=f"ECB+ dev set not found at {DEV}")
 def test_dev_set_quality_gate() -> None:
     spec = importlib.util.spec_from_file_location(
-        "cluster_quality", REPO / "benchmarks" / "cluster_quality.py")
+        "cluster_quality", REPO / "benchmarks" / "cluster_quality.py"
+    )
     assert spec is not None and spec.loader is not None
     quality = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(quality)

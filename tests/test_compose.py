@@ -27,8 +27,14 @@ SCRIPT = ROOT / "scripts" / "airflow-local.sh"
 MAKE_FRAGMENT = ROOT / "mk" / "airflow.mk"
 DAG_FILE = ROOT / "dags" / "news_aggregation.py"
 
-AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler",
-                    "airflow-dag-processor", "airflow-triggerer", "airflow-worker"}
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
 LONG_RUNNING = AIRFLOW_SERVICES - {"airflow-init"} | {"postgres", "redis"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -45,6 +51,7 @@ def env_example() -> dict[str, str]:
 
 def interpolate(text: str, env: dict[str, str]) -> str:
     """Compose's variable substitution: ${VAR}, ${VAR:-default}, ${VAR:?error}, $$."""
+
     def one(match: re.Match[str]) -> str:
         name, op, arg = match.group(1), match.group(2), match.group(3)
         if name in env and (env[name] != "" or not op or not op.startswith(":")):
@@ -82,8 +89,7 @@ def test_services_and_their_order(compose: dict[str, Any]) -> None:
         assert depends["redis"]["condition"] == "service_healthy", name
         if name != "airflow-init":
             assert depends["airflow-init"]["condition"] == "service_completed_successfully", name
-    assert services["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == \
-        "service_healthy"
+    assert services["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
     commands = {name: services[name].get("command") for name in AIRFLOW_SERVICES}
     assert commands["airflow-apiserver"] == "api-server"
     assert commands["airflow-scheduler"] == "scheduler"
@@ -106,8 +112,9 @@ def test_celery_and_shared_secrets(compose: dict[str, Any]) -> None:
         env = environment(compose["services"][name])
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:"), name
-        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == \
-            "http://airflow-apiserver:8080/execution/", name
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/", (
+            name
+        )
         for secret in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY"):
             assert env[secret] and env[secret] != "", (name, secret)
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
@@ -136,11 +143,10 @@ def test_newsagg_configuration_is_the_clis(compose: dict[str, Any]) -> None:
         newsagg = {k for k in env if k.startswith("NEWSAGG_") and k != "NEWSAGG_HTTP_POOL_SLOTS"}
         assert {"NEWSAGG_STORE_URL", "NEWSAGG_SOURCES", "NEWSAGG_ALLOW_PRIVATE_NETWORK"} <= newsagg
         for key in newsagg:
-            assert key[len("NEWSAGG_"):].lower() in fields, f"{name}: {key} is not a setting"
+            assert key[len("NEWSAGG_") :].lower() in fields, f"{name}: {key} is not a setting"
         volumes = compose["services"][name]["volumes"]
         assert any(v.endswith(f":{env['NEWSAGG_SOURCES']}:ro") for v in volumes), name
-    assert environment(compose["services"]["airflow-scheduler"])[
-        "NEWSAGG_ALLOW_PRIVATE_NETWORK"] == "0"
+    assert environment(compose["services"]["airflow-scheduler"])["NEWSAGG_ALLOW_PRIVATE_NETWORK"] == "0"
 
 
 def test_init_creates_the_pool_the_dag_uses(compose: dict[str, Any]) -> None:
@@ -187,15 +193,20 @@ def test_docs_commands_match_the_stack(compose: dict[str, Any]) -> None:
     for command in commands:
         words = command.split()
         for word in words[1:]:
-            if re.fullmatch(r"[a-z][a-z0-9-]*", word) and word not in ("airflow", "newsagg",
-                                                                      "dags", "trigger",
-                                                                      "stories"):
+            if re.fullmatch(r"[a-z][a-z0-9-]*", word) and word not in (
+                "airflow",
+                "newsagg",
+                "dags",
+                "trigger",
+                "stories",
+            ):
                 assert word in services, f"docs: `docker compose {command}`: no service {word}"
             if "=" in word and word.split("=")[0] in ("airflow-worker",):
                 assert word.split("=")[0] in services
     # The order in the compose file's own header is the documented one.
-    header = [line[2:].strip() for line in COMPOSE.read_text().splitlines()
-              if line.startswith("#   docker compose")]
+    header = [
+        line[2:].strip() for line in COMPOSE.read_text().splitlines() if line.startswith("#   docker compose")
+    ]
     for line in header:
         assert line.split("#")[0].strip() in docs, line
     make_targets = set(re.findall(r"^([a-z][a-z-]*):", MAKE_FRAGMENT.read_text(), re.M))
@@ -208,13 +219,18 @@ def test_docs_commands_match_the_stack(compose: dict[str, Any]) -> None:
 def test_local_script_is_valid_bash_and_documents_itself() -> None:
     assert SCRIPT.stat().st_mode & 0o111, "scripts/airflow-local.sh is not executable"
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
-    help_text = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True,
-                               check=True).stdout
+    help_text = subprocess.run(
+        ["bash", str(SCRIPT), "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "--sample-web" in help_text
     text = SCRIPT.read_text()
-    for setting in ("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True",
-                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=", "AIRFLOW__CORE__PARALLELISM=",
-                    "AIRFLOW__API__HOST=127.0.0.1", "NEWSAGG_STORE_URL="):
+    for setting in (
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=",
+        "AIRFLOW__CORE__PARALLELISM=",
+        "AIRFLOW__API__HOST=127.0.0.1",
+        "NEWSAGG_STORE_URL=",
+    ):
         assert setting in text, setting
 
 
@@ -226,6 +242,10 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text(ENV_EXAMPLE.read_text())
     (tmp_path / "sources.yaml").write_text("sources: []\n")
-    result = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "--env-file", str(env_file),
-                             "config", "--quiet"], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE), "--env-file", str(env_file), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr

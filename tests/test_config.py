@@ -38,10 +38,13 @@ def test_default_store_is_sqlite_under_data_dir(tmp_path: Path) -> None:
     assert settings.resolved_store_url == f"sqlite:///{tmp_path / 'newsagg.db'}"
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"NEWSAGG_HOST_DELAY": "soon"}, "NEWSAGG_HOST_DELAY"),
-    ({"NEWSAGG_ALLOW_PRIVATE_NETWORK": "maybe"}, "allow_private_network"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"NEWSAGG_HOST_DELAY": "soon"}, "NEWSAGG_HOST_DELAY"),
+        ({"NEWSAGG_ALLOW_PRIVATE_NETWORK": "maybe"}, "allow_private_network"),
+    ],
+)
 def test_bad_environment_values_are_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(env=env, config_file=None)

@@ -45,8 +45,8 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from pipeline.sampleweb.server import SampleWeb, sources_yaml
-from pipeline.schema import articles, metadata
-from pipeline.store import normalise_url
+from pipeline.store.core import normalise_url
+from pipeline.store.schema import articles, metadata
 from tests.helpers import dump_store
 
 FEED_OUTLETS = ["wire", "ledger", "herald", "courier"]
@@ -71,15 +71,32 @@ def _registry(tmp_path: Path, web: SampleWeb) -> Path:
 
 
 def _command(registry: Path, store: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline.cli", "run", "--sources", str(registry),
-            "--store", store, "--allow-private-network", "--only", *FEED_OUTLETS]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "run",
+        "--sources",
+        str(registry),
+        "--store",
+        store,
+        "--allow-private-network",
+        "--only",
+        *FEED_OUTLETS,
+    ]
 
 
 def _start(registry: Path, store: str, cwd: Path) -> subprocess.Popen[str]:
     # Its own process group: the kill takes the run's extraction workers with it.
-    return subprocess.Popen(_command(registry, store), cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-                            start_new_session=True)
+    return subprocess.Popen(
+        _command(registry, store),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
 
 
 def _kill_group(proc: subprocess.Popen[Any]) -> None:
@@ -154,13 +171,21 @@ def test_kill_9_then_rerun_equals_one_clean_run(web: SampleWeb, tmp_path: Path) 
         store = f"sqlite:///{tmp_path / f'killed{n}' / 'newsagg.db'}"
         log = tmp_path / f"killed{n}.log"
         with log.open("w") as err:
-            proc = subprocess.Popen(_command(registry, store), cwd=tmp_path,
-                                    stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ),
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                _command(registry, store),
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=dict(os.environ),
+                start_new_session=True,
+            )
             try:
                 deadline = time.monotonic() + RUN_TIMEOUT
-                while (proc.poll() is None and f"{stage}: started" not in log.read_text()
-                       and time.monotonic() < deadline):
+                while (
+                    proc.poll() is None
+                    and f"{stage}: started" not in log.read_text()
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.01)
                 time.sleep(delay)
                 state = "killed" if proc.poll() is None else "had finished"
@@ -171,17 +196,23 @@ def test_kill_9_then_rerun_equals_one_clean_run(web: SampleWeb, tmp_path: Path) 
         killed_mid_run += state == "killed"
         _finish(_start(registry, store, tmp_path))  # the rerun, to completion
         counts = _compare(store, reference)
-        report.append(f"kill {delay:.2f}s into {stage} ({state}): "
-                      f"lost {counts['lost']}, duplicated {counts['duplicated']}")
-    print(f"\nclean run: {clean_seconds:.1f}s, {len(want['articles'])} articles, "
-          f"{len(want['stories'])} stories\n" + "\n".join(report))
+        report.append(
+            f"kill {delay:.2f}s into {stage} ({state}): "
+            f"lost {counts['lost']}, duplicated {counts['duplicated']}"
+        )
+    print(
+        f"\nclean run: {clean_seconds:.1f}s, {len(want['articles'])} articles, "
+        f"{len(want['stories'])} stories\n" + "\n".join(report)
+    )
     assert killed_mid_run >= 1, report
 
 
 # ------------------------------------------------------------------------------ PostgreSQL
 
-def test_two_concurrent_runs_on_postgresql_equal_one_run(web: SampleWeb, tmp_path: Path,
-                                                         pg_url: str, second_pg_url: str) -> None:
+
+def test_two_concurrent_runs_on_postgresql_equal_one_run(
+    web: SampleWeb, tmp_path: Path, pg_url: str, second_pg_url: str
+) -> None:
     registry = _registry(tmp_path, web)
     _finish(_start(registry, second_pg_url, tmp_path))
     first, second = _start(registry, pg_url, tmp_path), _start(registry, pg_url, tmp_path)
@@ -189,25 +220,26 @@ def test_two_concurrent_runs_on_postgresql_equal_one_run(web: SampleWeb, tmp_pat
     # One of the two did the work; the other waited for the advisory lock and found it done.
     assert sum("articles: 0 new" not in out for out in outs) == 1, outs
     counts = _compare(pg_url, second_pg_url)
-    print(f"\nconcurrent runs on PostgreSQL: lost {counts['lost']}, "
-          f"duplicated {counts['duplicated']}")
+    print(f"\nconcurrent runs on PostgreSQL: lost {counts['lost']}, duplicated {counts['duplicated']}")
 
 
 # ------------------------------------------------------- a crash inside dedup, made exact
+
 
 class _Crash(BaseException):
     """Stands for SIGKILL: nothing in the pipeline catches it, no cleanup code of ours runs."""
 
 
 def test_crash_between_story_writes_then_rerun_equals_one_clean_run(
-        web: SampleWeb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    web: SampleWeb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A crash inside dedup, made exact: the run dies after dedup committed the articles' story
     assignments and the first story, before the other stories (and their figures) are written.
 
     Before ``dedup()`` wrote the new signatures last, the rerun found every ``dedup_sig``
     current, did nothing, and the store stayed without 8 of its 9 stories."""
     from pipeline.cli import main
-    from pipeline.store import Store
+    from pipeline.store.core import Store
 
     registry = _registry(tmp_path, web)
     args = ["run", "--sources", str(registry), "--allow-private-network", "--only", *FEED_OUTLETS]

@@ -23,8 +23,8 @@ from sqlalchemy import select
 from pipeline.config import load_settings
 from pipeline.crawl import CrawlResult, run_crawl
 from pipeline.models import Source
-from pipeline.schema import feed_state, urls
-from pipeline.store import Store
+from pipeline.store.core import Store
+from pipeline.store.schema import feed_state, urls
 
 ROBOTS = "User-agent: *\nDisallow: /private/\n"
 LAST_MODIFIED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -60,9 +60,16 @@ class ConditionalSite:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
-    def add(self, path: str, body: str | bytes, content_type: str = "text/html; charset=utf-8",
-            *, etag: bool = True, last_modified: datetime | None = LAST_MODIFIED,
-            encode_gzip: bool = False) -> None:
+    def add(
+        self,
+        path: str,
+        body: str | bytes,
+        content_type: str = "text/html; charset=utf-8",
+        *,
+        etag: bool = True,
+        last_modified: datetime | None = LAST_MODIFIED,
+        encode_gzip: bool = False,
+    ) -> None:
         data = body.encode() if isinstance(body, str) else body
         tag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"' if etag else None
         self.docs[path] = Doc(data, content_type, tag, last_modified, encode_gzip)
@@ -118,8 +125,7 @@ class ConditionalSite:
                 if doc.etag:
                     self.send_header("ETag", doc.etag)
                 if doc.last_modified:
-                    self.send_header("Last-Modified", format_datetime(doc.last_modified,
-                                                                      usegmt=True))
+                    self.send_header("Last-Modified", format_datetime(doc.last_modified, usegmt=True))
                 if status == 304:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -135,8 +141,9 @@ class ConditionalSite:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -153,8 +160,7 @@ def site() -> Iterator[ConditionalSite]:
 
 
 def crawl(store_url: str, sources: list[Source], **settings: Any) -> CrawlResult:
-    values: dict[str, Any] = {"store_url": store_url, "allow_private_network": True,
-                              "host_delay": 0.0}
+    values: dict[str, Any] = {"store_url": store_url, "allow_private_network": True, "host_delay": 0.0}
     values.update(settings)
     return run_crawl(load_settings(values), sources, None)
 
@@ -174,22 +180,35 @@ def frontier(store_url: str) -> dict[str, Any]:
 
 def build_daily(site: ConditionalSite, more: list[str]) -> None:
     site.add("/robots.txt", ROBOTS, "text/plain")
-    site.add("/sitemap_index.xml", sitemap_index([(site.url("/news-sitemap.xml"), None),
-                                                  (site.url("/more-sitemap.xml.gz"), None)]),
-             "application/xml")
-    site.add("/news-sitemap.xml", urlset([
-        url_entry(site.url("/news/alpha"), news_title="Alpha", published="2026-11-20T09:00:00Z"),
-        url_entry(site.url("/private/embargoed"), news_title="Embargoed")]),
-        "application/xml", encode_gzip=True)  # kept decoded, after HttpCompression
-    site.add("/more-sitemap.xml.gz", gz(urlset(url_entry(site.url(p)) for p in more)),
-             "application/gzip", etag=False)  # Last-Modified only: If-Modified-Since
-    for path in ("/news/alpha", "/private/embargoed", "/news/beta", "/news/gamma",
-                 "/private/second"):
+    site.add(
+        "/sitemap_index.xml",
+        sitemap_index([(site.url("/news-sitemap.xml"), None), (site.url("/more-sitemap.xml.gz"), None)]),
+        "application/xml",
+    )
+    site.add(
+        "/news-sitemap.xml",
+        urlset(
+            [
+                url_entry(site.url("/news/alpha"), news_title="Alpha", published="2026-11-20T09:00:00Z"),
+                url_entry(site.url("/private/embargoed"), news_title="Embargoed"),
+            ]
+        ),
+        "application/xml",
+        encode_gzip=True,
+    )  # kept decoded, after HttpCompression
+    site.add(
+        "/more-sitemap.xml.gz",
+        gz(urlset(url_entry(site.url(p)) for p in more)),
+        "application/gzip",
+        etag=False,
+    )  # Last-Modified only: If-Modified-Since
+    for path in ("/news/alpha", "/private/embargoed", "/news/beta", "/news/gamma", "/private/second"):
         site.add(path, article_html(path, f"The report at {path}. " * 30))
 
 
 def test_second_crawl_asks_only_conditionally_and_changes_nothing(
-        site: ConditionalSite, store_url: str) -> None:
+    site: ConditionalSite, store_url: str
+) -> None:
     build_daily(site, more=["/news/beta"])
     source = Source("daily", "sitemap", site.url("/sitemap_index.xml"))
     discovery = ["/robots.txt", "/sitemap_index.xml", "/news-sitemap.xml", "/more-sitemap.xml.gz"]
@@ -224,8 +243,13 @@ def test_second_crawl_asks_only_conditionally_and_changes_nothing(
     third = crawl(store_url, [source])
     assert (third.ok, third.failed, third.discovered) == (["daily"], {}, 2)
     status = {hit.path: hit.status for hit in site.requested()}
-    assert status == {"/robots.txt": 304, "/sitemap_index.xml": 304, "/news-sitemap.xml": 304,
-                      "/more-sitemap.xml.gz": 200, "/news/gamma": 200}
+    assert status == {
+        "/robots.txt": 304,
+        "/sitemap_index.xml": 304,
+        "/news-sitemap.xml": 304,
+        "/more-sitemap.xml.gz": 200,
+        "/news/gamma": 200,
+    }
     # robots.txt answered 304: its rules came from the store, and still hold
     assert third.stats["robotstxt/forbidden"] == 1
     second_private = frontier(store_url)[site.url("/private/second")]
@@ -239,15 +263,15 @@ def test_second_crawl_asks_only_conditionally_and_changes_nothing(
     assert dump_store(store_url) == after_third
 
 
-def test_section_pages_are_asked_for_conditionally(site: ConditionalSite,
-                                                   sqlite_url: str) -> None:
+def test_section_pages_are_asked_for_conditionally(site: ConditionalSite, sqlite_url: str) -> None:
     site.add("/robots.txt", ROBOTS, "text/plain", etag=False)
     site.add("/world/", listing_html([("/news/a", "A"), ("/news/b", "B")], "/world/2"))
     site.add("/world/2", listing_html([("/news/c", "C")]))
     for path in ("/news/a", "/news/b", "/news/c"):
         site.add(path, article_html(path, f"The report at {path}. " * 30))
-    source = Source("gazette", "html", site.url("/world/"), links="a.story-link",
-                    next_page="a.next", max_pages=2)
+    source = Source(
+        "gazette", "html", site.url("/world/"), links="a.story-link", next_page="a.next", max_pages=2
+    )
 
     first = crawl(sqlite_url, [source])
     assert (first.ok, first.discovered) == (["gazette"], 3)
@@ -262,10 +286,16 @@ def test_section_pages_are_asked_for_conditionally(site: ConditionalSite,
 
 
 def test_a_document_without_validators_is_neither_kept_nor_asked_for_conditionally(
-        site: ConditionalSite, sqlite_url: str) -> None:
+    site: ConditionalSite, sqlite_url: str
+) -> None:
     site.add("/robots.txt", ROBOTS, "text/plain", etag=False, last_modified=None)
-    site.add("/sitemap.xml", urlset([url_entry(site.url("/news/a"))]), "application/xml",
-             etag=False, last_modified=None)
+    site.add(
+        "/sitemap.xml",
+        urlset([url_entry(site.url("/news/a"))]),
+        "application/xml",
+        etag=False,
+        last_modified=None,
+    )
     site.add("/news/a", article_html("A", "The report. " * 30))
     source = Source("plain", "sitemap", site.url("/sitemap.xml"))
     crawl(sqlite_url, [source])
@@ -277,8 +307,9 @@ def test_a_document_without_validators_is_neither_kept_nor_asked_for_conditional
     assert dump_store(sqlite_url)["feed_state"] == []
 
 
-def test_a_kept_body_gone_from_the_store_means_a_plain_request(site: ConditionalSite,
-                                                               sqlite_url: str) -> None:
+def test_a_kept_body_gone_from_the_store_means_a_plain_request(
+    site: ConditionalSite, sqlite_url: str
+) -> None:
     site.add("/robots.txt", ROBOTS, "text/plain")
     site.add("/sitemap.xml", urlset([url_entry(site.url("/news/a"))]), "application/xml")
     site.add("/news/a", article_html("A", "The report. " * 30))
@@ -287,8 +318,9 @@ def test_a_kept_body_gone_from_the_store_means_a_plain_request(site: Conditional
     store = Store(sqlite_url)
     try:
         with store.begin() as conn:
-            conn.execute(feed_state.update().where(feed_state.c.url == site.url("/sitemap.xml"))
-                         .values(body_gz=None))
+            conn.execute(
+                feed_state.update().where(feed_state.c.url == site.url("/sitemap.xml")).values(body_gz=None)
+            )
     finally:
         store.close()
     site.clear()
@@ -309,10 +341,10 @@ def test_store_discovery_state(store: Store) -> None:
     assert store.discovery_state(url) == ('"1"', None, body, "application/xml")
     assert store.discovery_state(url, max_bytes=len(body))[2] == body
     assert store.discovery_state(url, max_bytes=len(body) - 1)[2] is None  # over the cap
-    assert store.save_discovery_state(url, "s", '"2"', "Fri, 20 Nov 2026 10:00:00 GMT",
-                                      body + b"x", "text/xml")
-    assert store.discovery_state(url) == ('"2"', "Fri, 20 Nov 2026 10:00:00 GMT",
-                                          body + b"x", "text/xml")
+    assert store.save_discovery_state(
+        url, "s", '"2"', "Fri, 20 Nov 2026 10:00:00 GMT", body + b"x", "text/xml"
+    )
+    assert store.discovery_state(url) == ('"2"', "Fri, 20 Nov 2026 10:00:00 GMT", body + b"x", "text/xml")
     assert store.save_discovery_state(url, "s", "x" * 600, None, body, None)  # oversized ETag
     assert store.discovery_state(url) == (None, None, None, None)
     with store.engine.connect() as conn:

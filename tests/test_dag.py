@@ -31,8 +31,20 @@ DAGS = ROOT / "dags"
 DAG_ID = "news_aggregation"
 FEEDS = ["wire", "ledger", "herald", "courier"]
 CRAWLS = ["monitor", "gazette"]
-HEAVY = ("scrapy", "trafilatura", "feedparser", "twisted", "lxml", "numpy", "sklearn",
-         "psycopg", "pipeline.store", "pipeline.tasks", "pipeline.extract", "pipeline.http")
+HEAVY = (
+    "scrapy",
+    "trafilatura",
+    "feedparser",
+    "twisted",
+    "lxml",
+    "numpy",
+    "sklearn",
+    "psycopg",
+    "pipeline.store.core",
+    "pipeline.tasks",
+    "pipeline.extract.core",
+    "pipeline.net.client",
+)
 LOGICAL_DATE = "2026-11-21T02:00:00+00:00"
 RUN_TIMEOUT = 420
 
@@ -117,12 +129,13 @@ print("RESULT " + json.dumps({"new": sorted(set(sys.modules) - before), "all": s
 
 # -- helpers -------------------------------------------------------------------------------------
 
+
 def _result(proc: subprocess.CompletedProcess[str], log: Path | None = None) -> dict[str, Any]:
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = (log.read_text(errors="replace") if log else proc.stderr)[-6000:]
         raise AssertionError(f"subprocess failed (exit {proc.returncode}):\n{tail}")
-    data: dict[str, Any] = json.loads(lines[-1][len("RESULT "):])
+    data: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
     return data
 
 
@@ -131,25 +144,34 @@ def airflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated Airflow metadata DB; each test works on a copy."""
     home = tmp_path_factory.mktemp("airflow-template")
     env = airflow_env(home)
-    proc = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return home
 
 
 def airflow_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "NEWSAGG_")) or k == "NEWSAGG_TEST_POSTGRES_URL"}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
-                                      if p),
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "NEWSAGG_")) or k == "NEWSAGG_TEST_POSTGRES_URL"
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        }
+    )
     env.update(extra or {})
     return env
 
@@ -170,12 +192,15 @@ def web() -> Iterator[SampleWeb]:
         yield server
 
 
-def newsagg_env(tmp_path: Path, web: SampleWeb, store: str,
-                extra_sources: str = "") -> dict[str, str]:
+def newsagg_env(tmp_path: Path, web: SampleWeb, store: str, extra_sources: str = "") -> dict[str, str]:
     registry = tmp_path / "sources.yaml"
     registry.write_text(sources_yaml(web.base_url) + extra_sources, encoding="utf-8")
-    return {"NEWSAGG_SOURCES": str(registry), "NEWSAGG_STORE_URL": store,
-            "NEWSAGG_ALLOW_PRIVATE_NETWORK": "1", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    return {
+        "NEWSAGG_SOURCES": str(registry),
+        "NEWSAGG_STORE_URL": store,
+        "NEWSAGG_ALLOW_PRIVATE_NETWORK": "1",
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+    }
 
 
 class Run:
@@ -184,26 +209,42 @@ class Run:
     def __init__(self, home: Path, run_id: str, state: str) -> None:
         self.run_id, self.state = run_id, state
         with sqlite3.connect(home / "airflow.db") as db:
-            (self.logical_date,) = db.execute("SELECT logical_date FROM dag_run WHERE run_id = ?",
-                                              (run_id,)).fetchone()
-            self.tis = {(r[0], r[1]): {"state": r[2], "try_number": r[3], "label": r[4]}
-                        for r in db.execute(
-                            "SELECT task_id, map_index, state, try_number, rendered_map_index "
-                            "FROM task_instance WHERE run_id = ?", (run_id,))}
-            self.xcoms = [(r[0], r[1], r[2], r[3]) for r in db.execute(
-                "SELECT task_id, map_index, key, value FROM xcom WHERE run_id = ?", (run_id,))]
-            self.events = [(r[0], json.loads(r[1]) if isinstance(r[1], str) else r[1])
-                           for r in db.execute(
-                               "SELECT asset.uri, asset_event.extra FROM asset_event "
-                               "JOIN asset ON asset.id = asset_event.asset_id "
-                               "WHERE asset_event.source_run_id = ?", (run_id,))]
+            (self.logical_date,) = db.execute(
+                "SELECT logical_date FROM dag_run WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            self.tis = {
+                (r[0], r[1]): {"state": r[2], "try_number": r[3], "label": r[4]}
+                for r in db.execute(
+                    "SELECT task_id, map_index, state, try_number, rendered_map_index "
+                    "FROM task_instance WHERE run_id = ?",
+                    (run_id,),
+                )
+            }
+            self.xcoms = [
+                (r[0], r[1], r[2], r[3])
+                for r in db.execute(
+                    "SELECT task_id, map_index, key, value FROM xcom WHERE run_id = ?", (run_id,)
+                )
+            ]
+            self.events = [
+                (r[0], json.loads(r[1]) if isinstance(r[1], str) else r[1])
+                for r in db.execute(
+                    "SELECT asset.uri, asset_event.extra FROM asset_event "
+                    "JOIN asset ON asset.id = asset_event.asset_id "
+                    "WHERE asset_event.source_run_id = ?",
+                    (run_id,),
+                )
+            ]
 
     def state_of(self, task_id: str) -> str | None:
         return self.tis[(task_id, -1)]["state"]
 
     def mapped(self, task_id: str) -> dict[str, str]:
-        return {ti["label"] or str(index): ti["state"]
-                for (tid, index), ti in self.tis.items() if tid == task_id and index >= 0}
+        return {
+            ti["label"] or str(index): ti["state"]
+            for (tid, index), ti in self.tis.items()
+            if tid == task_id and index >= 0
+        }
 
     def xcom(self, task_id: str, key: str = "return_value") -> Any:
         values = [v for t, i, k, v in self.xcoms if t == task_id and k == key and i == -1]
@@ -212,19 +253,37 @@ class Run:
         return json.loads(value) if isinstance(value, str | bytes) else value
 
     def summary(self) -> str:
-        return ", ".join(f"{t}[{i}]={ti['state']}/try {ti['try_number']}"
-                         for (t, i), ti in sorted(self.tis.items()))
+        return ", ".join(
+            f"{t}[{i}]={ti['state']}/try {ti['try_number']}" for (t, i), ti in sorted(self.tis.items())
+        )
 
 
-def run_dag(home: Path, env: Mapping[str, str], *, conf: Mapping[str, Any] | None = None,
-            logical_date: str | None = LOGICAL_DATE, no_retries: bool = False) -> Run:
-    args = {"dags": str(DAGS), "dag_id": DAG_ID, "conf": dict(conf or {}),
-            "logical_date": logical_date, "no_retries": no_retries}
+def run_dag(
+    home: Path,
+    env: Mapping[str, str],
+    *,
+    conf: Mapping[str, Any] | None = None,
+    logical_date: str | None = LOGICAL_DATE,
+    no_retries: bool = False,
+) -> Run:
+    args = {
+        "dags": str(DAGS),
+        "dag_id": DAG_ID,
+        "conf": dict(conf or {}),
+        "logical_date": logical_date,
+        "no_retries": no_retries,
+    }
     log = home / f"dag-test-{len(list(home.glob('dag-test-*.log')))}.log"
     with open(log, "w") as out:
-        proc = subprocess.run([sys.executable, "-c", DAG_TEST, json.dumps(args)],
-                              env=airflow_env(home, env), stdout=subprocess.PIPE, stderr=out,
-                              text=True, timeout=RUN_TIMEOUT, cwd=home)
+        proc = subprocess.run(
+            [sys.executable, "-c", DAG_TEST, json.dumps(args)],
+            env=airflow_env(home, env),
+            stdout=subprocess.PIPE,
+            stderr=out,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            cwd=home,
+        )
     result = _result(proc, log)
     run = Run(home, result["run_id"], result["state"])
     retried = [f"{t}[{i}]" for (t, i), ti in run.tis.items() if (ti["try_number"] or 0) > 1]
@@ -271,8 +330,13 @@ def inspected(airflow_template: Path, tmp_path_factory: pytest.TempPathFactory) 
     home = tmp_path_factory.mktemp("airflow-inspect")
     shutil.copy(airflow_template / "airflow.db", home / "airflow.db")
     args = {"dags": str(DAGS), "dag_id": DAG_ID, "confs": BAD_CONFS + GOOD_CONFS}
-    proc = subprocess.run([sys.executable, "-c", INSPECT, json.dumps(args)],
-                          env=airflow_env(home), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", INSPECT, json.dumps(args)],
+        env=airflow_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return _result(proc)
 
 
@@ -289,8 +353,7 @@ def test_dagbag_has_no_import_errors(inspected: dict[str, Any]) -> None:
 
 def test_every_task_has_retries_backoff_and_a_timeout(inspected: dict[str, Any]) -> None:
     tasks = inspected["tasks"]
-    assert {"load_sources", "pull_feed", "crawl", "plan_clean", "clean", "dedup",
-            "publish"} <= set(tasks)
+    assert {"load_sources", "pull_feed", "crawl", "plan_clean", "clean", "dedup", "publish"} <= set(tasks)
     for task_id, task in tasks.items():
         assert task["timeout"] and task["timeout"] <= 3 * 3600, task_id
         if task_id == "fail_if_any_failed":  # it exists to fail; a retry would only delay that
@@ -301,8 +364,7 @@ def test_every_task_has_retries_backoff_and_a_timeout(inspected: dict[str, Any])
         assert task["max_retry_delay"] and task["max_retry_delay"] <= 3600, task_id
 
 
-def test_fetching_tasks_share_the_http_pool_and_publish_updates_the_asset(
-        inspected: dict[str, Any]) -> None:
+def test_fetching_tasks_share_the_http_pool_and_publish_updates_the_asset(inspected: dict[str, Any]) -> None:
     tasks = inspected["tasks"]
     assert tasks["pull_feed"]["pool"] == tasks["crawl"]["pool"] == "newsagg_http"
     assert tasks["pull_feed"]["mapped"] and tasks["crawl"]["mapped"] and tasks["clean"]["mapped"]
@@ -314,22 +376,30 @@ def test_fetching_tasks_share_the_http_pool_and_publish_updates_the_asset(
 
 def test_params_reject_bad_values_before_a_run(inspected: dict[str, Any]) -> None:
     verdicts = inspected["verdicts"]
-    for conf, verdict in zip(BAD_CONFS, verdicts[:len(BAD_CONFS)], strict=True):
+    for conf, verdict in zip(BAD_CONFS, verdicts[: len(BAD_CONFS)], strict=True):
         assert verdict is not None, f"{conf} was accepted"
-    for conf, verdict in zip(GOOD_CONFS, verdicts[len(BAD_CONFS):], strict=True):
+    for conf, verdict in zip(GOOD_CONFS, verdicts[len(BAD_CONFS) :], strict=True):
         assert verdict is None, f"{conf} was rejected: {verdict}"
     assert inspected["dag"]["params"]["since"]["format"] == "date"
 
 
 def test_parsing_the_dag_file_imports_nothing_heavy_and_opens_no_socket(tmp_path: Path) -> None:
-    env = airflow_env(tmp_path, {
-        # A store the parse must not touch: nothing listens there.
-        "NEWSAGG_STORE_URL": "postgresql://nobody@127.0.0.1:9/nowhere",
-        "NEWSAGG_SOURCES": str(tmp_path / "missing.yaml"),
-        "NEWSAGG_SCHEDULE": "30 3 * * *",
-    })
-    proc = subprocess.run([sys.executable, "-c", PARSE, str(DAGS / "news_aggregation.py")],
-                          env=env, capture_output=True, text=True, timeout=120)
+    env = airflow_env(
+        tmp_path,
+        {
+            # A store the parse must not touch: nothing listens there.
+            "NEWSAGG_STORE_URL": "postgresql://nobody@127.0.0.1:9/nowhere",
+            "NEWSAGG_SOURCES": str(tmp_path / "missing.yaml"),
+            "NEWSAGG_SCHEDULE": "30 3 * * *",
+        },
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", PARSE, str(DAGS / "news_aggregation.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     result = _result(proc)
     loaded, new = set(result["all"]), set(result["new"])
     for name in ("scrapy", "trafilatura", "feedparser"):
@@ -337,32 +407,44 @@ def test_parsing_the_dag_file_imports_nothing_heavy_and_opens_no_socket(tmp_path
     for name in HEAVY:  # some (twisted, via structlog) come with airflow.sdk itself
         assert name not in new, f"parsing the DAG file imported {name}"
     assert "sqlalchemy" not in new and "yaml" not in new
-    assert {m for m in new if m.startswith("pipeline")} <= {"pipeline", "pipeline.config",
-                                                           "pipeline.errors"}
+    assert {m for m in new if m.startswith("pipeline")} <= {"pipeline", "pipeline.config", "pipeline.errors"}
     assert result["seconds"] < 3, result["seconds"]
 
 
 def test_schedule_comes_from_configuration(airflow_home: Path) -> None:
     args = {"dags": str(DAGS), "dag_id": DAG_ID, "confs": []}
-    proc = subprocess.run([sys.executable, "-c", INSPECT, json.dumps(args)],
-                          env=airflow_env(airflow_home, {"NEWSAGG_SCHEDULE": "15 4 * * 1"}),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", INSPECT, json.dumps(args)],
+        env=airflow_env(airflow_home, {"NEWSAGG_SCHEDULE": "15 4 * * 1"}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert _result(proc)["dag"]["schedule"] == "15 4 * * 1"
 
 
 # -- pipeline.tasks, without Airflow ---------------------------------------------------------------
 
+
 def test_validate_params_normalises_and_rejects() -> None:
     from pipeline.tasks import validate_params
 
-    assert validate_params({}) == {"sources": [], "since": None, "recluster": False,
-                                   "dry_run": False}
+    assert validate_params({}) == {"sources": [], "since": None, "recluster": False, "dry_run": False}
     assert validate_params({"sources": ["wire", "wire"], "since": "2026-11-20"}) == {
-        "sources": ["wire"], "since": "2026-11-20T00:00:00Z", "recluster": False,
-        "dry_run": False}
-    for bad in ({"sources": ["Bad!"]}, {"sources": "wire"}, {"since": "soon"},
-                {"recluster": "no"}, {"other": 1}, {"since": 20261120},
-                {"since": (datetime.now(UTC) + timedelta(days=30)).date().isoformat()}):
+        "sources": ["wire"],
+        "since": "2026-11-20T00:00:00Z",
+        "recluster": False,
+        "dry_run": False,
+    }
+    for bad in (
+        {"sources": ["Bad!"]},
+        {"sources": "wire"},
+        {"since": "soon"},
+        {"recluster": "no"},
+        {"other": 1},
+        {"since": 20261120},
+        {"since": (datetime.now(UTC) + timedelta(days=30)).date().isoformat()},
+    ):
         with pytest.raises(ConfigError):
             validate_params(bad)
 
@@ -376,22 +458,23 @@ def test_resolve_since_reaches_back_before_the_last_success() -> None:
     assert resolve_since(None, last) == (last - SINCE_OVERLAP).isoformat().replace("+00:00", "Z")
 
 
-def test_unknown_source_names_are_config_errors(tmp_path: Path, web: SampleWeb,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_source_names_are_config_errors(
+    tmp_path: Path, web: SampleWeb, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pipeline.tasks import load_sources
 
     for key, value in newsagg_env(tmp_path, web, f"sqlite:///{tmp_path / 's.db'}").items():
         monkeypatch.setenv(key, value)
-    assert load_sources(["wire", "gazette"]) == {"rss": ["wire"], "sitemap": [],
-                                                 "html": ["gazette"]}
+    assert load_sources(["wire", "gazette"]) == {"rss": ["wire"], "sitemap": [], "html": ["gazette"]}
     with pytest.raises(ConfigError, match="unknown source name"):
         load_sources(["wire", "nosuch"])
 
 
 def test_clean_batches_are_ranges_so_a_retry_does_not_eat_the_next(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str
+) -> None:
     from pipeline import tasks
-    from pipeline.store import Store
+    from pipeline.store.core import Store
 
     registry = tmp_path / "sources.yaml"
     registry.write_text("sources:\n  - {name: site, kind: rss, url: 'http://site.example/rss'}\n")
@@ -400,16 +483,24 @@ def test_clean_batches_are_ranges_so_a_retry_does_not_eat_the_next(
     monkeypatch.setenv("NEWSAGG_EXTRACT_WORKERS", "1")
     store = Store(sqlite_url)
     store.migrate()
-    body = ("<html><head><title>Story {n}</title></head><body><article><h1>Story {n}</h1>"
-            + "<p>Paragraph {n} of a report about the harbour reopening after the storm. "
-            "Officials said the port would handle ships again by Friday.</p>" * 6
-            + "</article></body></html>")
+    body = (
+        "<html><head><title>Story {n}</title></head><body><article><h1>Story {n}</h1>"
+        + "<p>Paragraph {n} of a report about the harbour reopening after the storm. "
+        "Officials said the port would handle ships again by Friday.</p>" * 6 + "</article></body></html>"
+    )
     with store.begin() as conn:
         for n in range(5):
-            store.save_page(conn, url=f"http://site.example/{n}", source="site",
-                            final_url=f"http://site.example/{n}",
-                            body=body.format(n=n).encode(), content_type="text/html",
-                            charset="utf-8", etag=None, last_modified=None)
+            store.save_page(
+                conn,
+                url=f"http://site.example/{n}",
+                source="site",
+                final_url=f"http://site.example/{n}",
+                body=body.format(n=n).encode(),
+                content_type="text/html",
+                charset="utf-8",
+                etag=None,
+                last_modified=None,
+            )
     store.close()
     batches = tasks.plan_clean(["site"], batch_size=2)
     assert [b["pages"] for b in batches] == [2, 2, 1]
@@ -419,7 +510,8 @@ def test_clean_batches_are_ranges_so_a_retry_does_not_eat_the_next(
     assert retried["pages"] == 0
     assert tasks.plan_clean(["site"], batch_size=2) == [
         {"after": "", "last": "http://site.example/3", "pages": 2},
-        {"after": "http://site.example/3", "last": "http://site.example/4", "pages": 1}]
+        {"after": "http://site.example/3", "last": "http://site.example/4", "pages": 1},
+    ]
     for batch in batches[1:]:
         assert tasks.clean_batch(batch, ["site"])["pages"] > 0
     assert tasks.plan_clean(["site"]) == []
@@ -427,8 +519,10 @@ def test_clean_batches_are_ranges_so_a_retry_does_not_eat_the_next(
 
 # -- dag.test() end to end -------------------------------------------------------------------------
 
+
 def test_dag_runs_the_sample_web_and_a_rerun_changes_no_row(
-        airflow_home: Path, tmp_path: Path, web: SampleWeb, store_url: str) -> None:
+    airflow_home: Path, tmp_path: Path, web: SampleWeb, store_url: str
+) -> None:
     env = newsagg_env(tmp_path, web, store_url)
     run = run_dag(airflow_home, env)
     assert run.state == "success", run.summary()
@@ -440,7 +534,7 @@ def test_dag_runs_the_sample_web_and_a_rerun_changes_no_row(
     assert run.state_of("fail_if_any_failed") == "skipped"
     assert_small_xcoms(run)
 
-    from pipeline.store import Store
+    from pipeline.store.core import Store
 
     with Store(store_url) as store:
         stories = store.stories()
@@ -463,36 +557,35 @@ def test_dag_runs_the_sample_web_and_a_rerun_changes_no_row(
     assert again.xcom("load_sources", "since") is None  # no earlier successful run
 
     # The next night's default window starts shortly before this successful run.
-    nxt = run_dag(airflow_home, env, logical_date="2026-11-22T02:00:00+00:00",
-                  conf={"sources": ["wire"]})
+    nxt = run_dag(airflow_home, env, logical_date="2026-11-22T02:00:00+00:00", conf={"sources": ["wire"]})
     assert nxt.state == "success", nxt.summary()
     assert nxt.xcom("load_sources", "since") == "2026-11-20T20:00:00Z"
     assert dump_store(store_url) == before
 
 
 def test_manual_run_without_logical_date_on_a_source_subset_into_the_connection(
-        airflow_home: Path, tmp_path: Path, web: SampleWeb, sqlite_url: str) -> None:
+    airflow_home: Path, tmp_path: Path, web: SampleWeb, sqlite_url: str
+) -> None:
     env = newsagg_env(tmp_path, web, sqlite_url)
     # No store in the configuration: the Airflow Connection newsagg_store names it.
     del env["NEWSAGG_STORE_URL"]
-    env["AIRFLOW_CONN_NEWSAGG_STORE"] = json.dumps({"conn_type": "sqlite",
-                                                    "extra": {"url": sqlite_url}})
-    run = run_dag(airflow_home, env, conf={"sources": ["wire", "gazette"], "recluster": True},
-                  logical_date=None)
+    env["AIRFLOW_CONN_NEWSAGG_STORE"] = json.dumps({"conn_type": "sqlite", "extra": {"url": sqlite_url}})
+    run = run_dag(
+        airflow_home, env, conf={"sources": ["wire", "gazette"], "recluster": True}, logical_date=None
+    )
     assert run.state == "success", run.summary()
     assert run.xcom("dedup")["recluster"] is True
     assert run.mapped("pull_feed") == {"wire": "success"}
     assert run.mapped("crawl") == {"gazette": "success"}
     assert run.xcom("load_sources", "since") is None
-    from pipeline.store import Store
+    from pipeline.store.core import Store
 
     with Store(sqlite_url) as store:
         sources = {a.source for s in store.stories() for a in s.articles}
     assert sources == {"wire", "gazette"}
 
 
-def test_dry_run_validates_and_touches_nothing(airflow_home: Path, tmp_path: Path,
-                                               web: SampleWeb) -> None:
+def test_dry_run_validates_and_touches_nothing(airflow_home: Path, tmp_path: Path, web: SampleWeb) -> None:
     store = tmp_path / "store" / "newsagg.db"
     env = newsagg_env(tmp_path, web, f"sqlite:///{store}")
     run = run_dag(airflow_home, env, conf={"dry_run": True, "since": "2026-11-19"})
@@ -506,8 +599,9 @@ def test_dry_run_validates_and_touches_nothing(airflow_home: Path, tmp_path: Pat
     assert run.events == []
 
 
-def test_unknown_source_fails_fast_without_retry_or_work(airflow_home: Path, tmp_path: Path,
-                                                         web: SampleWeb) -> None:
+def test_unknown_source_fails_fast_without_retry_or_work(
+    airflow_home: Path, tmp_path: Path, web: SampleWeb
+) -> None:
     store = tmp_path / "store" / "newsagg.db"
     env = newsagg_env(tmp_path, web, f"sqlite:///{store}")
     run = run_dag(airflow_home, env, conf={"sources": ["wire", "nosuch"]})
@@ -523,7 +617,8 @@ def test_unknown_source_fails_fast_without_retry_or_work(airflow_home: Path, tmp
 
 
 def test_a_failing_source_fails_the_run_but_the_rest_is_published(
-        airflow_home: Path, tmp_path: Path, web: SampleWeb, sqlite_url: str) -> None:
+    airflow_home: Path, tmp_path: Path, web: SampleWeb, sqlite_url: str
+) -> None:
     extra = f"  - name: garbage\n    kind: rss\n    url: {web.base_url}/faults/garbage-feed.xml\n"
     env = newsagg_env(tmp_path, web, sqlite_url, extra)
     run = run_dag(airflow_home, env, conf={"sources": ["wire", "garbage"]}, no_retries=True)
@@ -533,14 +628,15 @@ def test_a_failing_source_fails_the_run_but_the_rest_is_published(
         assert run.state_of(task_id) == "success", run.summary()
     assert run.state_of("fail_if_any_failed") == "failed"
     assert [uri.rstrip("/") for uri, _ in run.events] == ["newsagg://stories"]
-    from pipeline.store import Store
+    from pipeline.store.core import Store
 
     with Store(sqlite_url) as store:
         assert {a.source for s in store.stories() for a in s.articles} == {"wire"}
 
 
-def test_a_refused_source_fails_at_once_without_retries(airflow_home: Path, tmp_path: Path,
-                                                        web: SampleWeb, sqlite_url: str) -> None:
+def test_a_refused_source_fails_at_once_without_retries(
+    airflow_home: Path, tmp_path: Path, web: SampleWeb, sqlite_url: str
+) -> None:
     env = newsagg_env(tmp_path, web, sqlite_url)
     env["NEWSAGG_ALLOW_PRIVATE_NETWORK"] = "0"  # the sample web is on loopback: refused
     run = run_dag(airflow_home, env, conf={"sources": ["wire"]})

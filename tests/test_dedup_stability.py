@@ -16,39 +16,64 @@ NIGHT1 = datetime(2026, 11, 19, 2, 0, tzinfo=UTC)
 NIGHT2 = NIGHT1 + timedelta(days=1)
 
 REPORTS = {
-    "wire-1": ("Russian missiles and drones hit Kyiv overnight, one killed",
-               "Russia attacked Kyiv overnight with missiles and drones, killing one person and "
-               "injuring eight in the Shevchenkivskyi and Darnytskyi districts, the head of the "
-               "Kyiv City Military Administration, Tymur Tkachenko, said.", NIGHT1),
-    "ledger-1": ("Two dead as Russia pounds Kyiv with 12 missiles and 48 drones",
-                 "Two people were killed and 14 injured in Kyiv last night when Russia launched 12 "
-                 "missiles and 48 drones at the capital. Tymur Tkachenko said debris fell in the "
-                 "Shevchenkivskyi, Darnytskyi and Solomianskyi districts.", NIGHT1 + timedelta(hours=4)),
-    "courier-1": ("Night attack on Kyiv: one dead, nine injured",
-                  "One person was killed and nine injured in Kyiv overnight as Russian drones and "
-                  "missiles struck the Darnytskyi and Shevchenkivskyi districts, Tymur Tkachenko "
-                  "said on Telegram.", NIGHT1 + timedelta(minutes=20)),
-    "wire-2": ("Kyiv attacked for second night in a row",
-               "Russia attacked Kyiv with ballistic missiles and 63 drones overnight, killing one "
-               "person and injuring seven in the Holosiivskyi and Obolonskyi districts, Tymur "
-               "Tkachenko said.", NIGHT2),
-    "ledger-2": ("Second night of strikes on Kyiv leaves one dead",
-                 "One person was killed and seven injured in Kyiv overnight in the Holosiivskyi and "
-                 "Obolonskyi districts after Russia launched six ballistic missiles and 63 drones, "
-                 "Tymur Tkachenko said.", NIGHT2 + timedelta(hours=3)),
-    "wire-odesa": ("Odesa port struck by drones overnight",
-                   "A Russian drone attack on the port of Odesa overnight killed a security guard "
-                   "and injured four, Oleh Kiper, head of the Odesa regional administration, "
-                   "said. Fires broke out at a grain terminal in the Prymorskyi district.",
-                   NIGHT1 + timedelta(hours=2)),
+    "wire-1": (
+        "Russian missiles and drones hit Kyiv overnight, one killed",
+        "Russia attacked Kyiv overnight with missiles and drones, killing one person and "
+        "injuring eight in the Shevchenkivskyi and Darnytskyi districts, the head of the "
+        "Kyiv City Military Administration, Tymur Tkachenko, said.",
+        NIGHT1,
+    ),
+    "ledger-1": (
+        "Two dead as Russia pounds Kyiv with 12 missiles and 48 drones",
+        "Two people were killed and 14 injured in Kyiv last night when Russia launched 12 "
+        "missiles and 48 drones at the capital. Tymur Tkachenko said debris fell in the "
+        "Shevchenkivskyi, Darnytskyi and Solomianskyi districts.",
+        NIGHT1 + timedelta(hours=4),
+    ),
+    "courier-1": (
+        "Night attack on Kyiv: one dead, nine injured",
+        "One person was killed and nine injured in Kyiv overnight as Russian drones and "
+        "missiles struck the Darnytskyi and Shevchenkivskyi districts, Tymur Tkachenko "
+        "said on Telegram.",
+        NIGHT1 + timedelta(minutes=20),
+    ),
+    "wire-2": (
+        "Kyiv attacked for second night in a row",
+        "Russia attacked Kyiv with ballistic missiles and 63 drones overnight, killing one "
+        "person and injuring seven in the Holosiivskyi and Obolonskyi districts, Tymur "
+        "Tkachenko said.",
+        NIGHT2,
+    ),
+    "ledger-2": (
+        "Second night of strikes on Kyiv leaves one dead",
+        "One person was killed and seven injured in Kyiv overnight in the Holosiivskyi and "
+        "Obolonskyi districts after Russia launched six ballistic missiles and 63 drones, "
+        "Tymur Tkachenko said.",
+        NIGHT2 + timedelta(hours=3),
+    ),
+    "wire-odesa": (
+        "Odesa port struck by drones overnight",
+        "A Russian drone attack on the port of Odesa overnight killed a security guard "
+        "and injured four, Oleh Kiper, head of the Odesa regional administration, "
+        "said. Fires broke out at a grain terminal in the Prymorskyi district.",
+        NIGHT1 + timedelta(hours=2),
+    ),
 }
 
 
 def article(key: str) -> Article:
     title, text, published = REPORTS[key]
-    return Article(url=f"https://{key.split('-')[0]}.example/{key}", source=key.split("-")[0],
-                   title=title, authors=(), published_at=published, language="en", text=text,
-                   content_hash=content_hash_for(text), fetched_at=published + timedelta(hours=1))
+    return Article(
+        url=f"https://{key.split('-')[0]}.example/{key}",
+        source=key.split("-")[0],
+        title=title,
+        authors=(),
+        published_at=published,
+        language="en",
+        text=text,
+        content_hash=content_hash_for(text),
+        fetched_at=published + timedelta(hours=1),
+    )
 
 
 def ingest(store_url: str, batches: list[list[str]]) -> dict[str, str]:
@@ -70,16 +95,23 @@ def partition(assigned: dict[str, str]) -> set[frozenset[str]]:
     return {frozenset(g) for g in groups.values()}
 
 
-EXPECTED = {frozenset({"wire-1", "ledger-1", "courier-1"}), frozenset({"wire-2", "ledger-2"}),
-            frozenset({"wire-odesa"})}
+EXPECTED = {
+    frozenset({"wire-1", "ledger-1", "courier-1"}),
+    frozenset({"wire-2", "ledger-2"}),
+    frozenset({"wire-odesa"}),
+}
 
 
 def test_order_of_arrival_does_not_matter(tmp_path: Path) -> None:
     keys = sorted(REPORTS)
-    for i, batches in enumerate([[keys], [list(reversed(keys))],
-                                 [["wire-2", "ledger-2"], ["wire-odesa", "courier-1"],
-                                  ["ledger-1", "wire-1"]],
-                                 [[k] for k in reversed(keys)]]):
+    for i, batches in enumerate(
+        [
+            [keys],
+            [list(reversed(keys))],
+            [["wire-2", "ledger-2"], ["wire-odesa", "courier-1"], ["ledger-1", "wire-1"]],
+            [[k] for k in reversed(keys)],
+        ]
+    ):
         assigned = ingest(f"sqlite:///{tmp_path / f'order{i}.db'}", batches)
         # Ids may differ between orders (a story keeps the id it was born with), membership not.
         assert partition(assigned) == EXPECTED, batches

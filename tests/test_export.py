@@ -12,9 +12,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.dedup import story_to_json
-from pipeline.export import export
 from pipeline.progress import Progress
-from pipeline.store import Store
+from pipeline.serve.export import export
+from pipeline.store.core import Store
 from tests.test_views import KYIV, ODESA, fill, save_story
 
 
@@ -35,9 +35,9 @@ def cursor_from(err: str) -> int:
     return int(err.rsplit("--since-seq ", 1)[1].split()[0])
 
 
-def test_jsonl_export_resumes_from_the_reported_cursor(store: Store, store_url: str,
-                                                       tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_jsonl_export_resumes_from_the_reported_cursor(
+    store: Store, store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out" / "stories.jsonl"
     assert main(["export", "--store", store_url, "--output", str(out)]) == 0
     first = lines(out)
@@ -48,16 +48,14 @@ def test_jsonl_export_resumes_from_the_reported_cursor(store: Store, store_url: 
         seq = item.pop("change_seq")
         assert item == story_to_json(by_id[item["story_id"]]) and 0 < seq <= cursor
 
-    assert main(["export", "--store", store_url, "--output", str(out),
-                 "--since-seq", str(cursor)]) == 0
+    assert main(["export", "--store", store_url, "--output", str(out), "--since-seq", str(cursor)]) == 0
     assert lines(out) == [] and cursor_from(capsys.readouterr().err) == cursor
 
     revised = replace(ODESA[0], text="Two killed in Odesa.", content_hash="h2")
     with store.begin() as conn:
         store.upsert_article(conn, revised)
     save_story(store, "st_odesa", [revised], [(revised, "killed", "2")])
-    assert main(["export", "--store", store_url, "--output", str(out),
-                 "--since-seq", str(cursor)]) == 0
+    assert main(["export", "--store", store_url, "--output", str(out), "--since-seq", str(cursor)]) == 0
     [again] = lines(out)
     assert again["story_id"] == "st_odesa" and again["change_seq"] > cursor
     assert again["figures"][0]["value"] == 2
@@ -71,8 +69,7 @@ def test_parquet_export_of_stories_and_articles(store: Store, tmp_path: Path) ->
     assert result.rows == 2 and [r["story_id"] for r in table] == ["st_kyiv", "st_odesa"]
     kyiv = table[0]
     assert {a["source"] for a in kyiv["articles"]} == {"wire", "courier", "ledger"}
-    killed = [(f["source"], f["number"], f["value"]) for f in kyiv["figures"]
-              if f["kind"] == "killed"]
+    killed = [(f["source"], f["number"], f["value"]) for f in kyiv["figures"] if f["kind"] == "killed"]
     assert ("ledger", 2, "2") in killed
     [place] = [f for f in kyiv["figures"] if f["kind"] == "place"]
     assert place["number"] is None and place["value"] == "Shevchenkivskyi"
@@ -87,12 +84,20 @@ def test_parquet_export_of_stories_and_articles(store: Store, tmp_path: Path) ->
     assert courier["story_id"] == "st_kyiv"
 
 
-def test_cursor_file_makes_reruns_incremental(store: Store, store_url: str,
-                                              tmp_path: Path) -> None:
+def test_cursor_file_makes_reruns_incremental(store: Store, store_url: str, tmp_path: Path) -> None:
     cursor = tmp_path / "cursor.json"
     out = tmp_path / "articles.jsonl"
-    args = ["export", "--store", store_url, "--kind", "articles", "--output", str(out),
-            "--cursor-file", str(cursor)]
+    args = [
+        "export",
+        "--store",
+        store_url,
+        "--kind",
+        "articles",
+        "--output",
+        str(out),
+        "--cursor-file",
+        str(cursor),
+    ]
     assert main(args) == 0
     assert len(lines(out)) == len(KYIV) + len(ODESA)
     assert main(args) == 0
@@ -105,29 +110,31 @@ def test_cursor_file_makes_reruns_incremental(store: Store, store_url: str,
     assert json.loads(cursor.read_text())["last_seq"] == only["change_seq"]
 
 
-def test_stdout_export_and_usage_errors(store: Store, store_url: str, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_stdout_export_and_usage_errors(
+    store: Store, store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
     assert main(["export", "--store", store_url]) == 0
     captured = capsys.readouterr()
-    assert [json.loads(line)["story_id"] for line in captured.out.splitlines()] == [
-        "st_kyiv", "st_odesa"]
+    assert [json.loads(line)["story_id"] for line in captured.out.splitlines()] == ["st_kyiv", "st_odesa"]
     assert "continue with --since-seq" in captured.err
     assert main(["export", "--store", store_url, "--format", "parquet"]) == 2
     assert main(["export", "--store", store_url, "--since-seq", "-1"]) == 2
 
 
-def test_progress_is_plain_off_a_terminal(store: Store, tmp_path: Path,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_progress_is_plain_off_a_terminal(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="newsagg"):
         export(store, "jsonl", tmp_path / "s.jsonl", progress=Progress(enabled=False))
     messages = [r.getMessage() for r in caplog.records]
     assert "export stories: started" in messages and "export stories: done (2)" in messages
 
 
-def test_a_failed_export_leaves_no_file_and_no_cursor(store: Store, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.export as mod
+def test_a_failed_export_leaves_no_file_and_no_cursor(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.serve.export as mod
 
     def boom(*_args: object) -> object:
         raise RuntimeError("disk full")

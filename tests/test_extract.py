@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.extract as extract_module
+import pipeline.extract.core as extract_module
 from pipeline.errors import ExtractionError
-from pipeline.extract import Extracted, decode_html, extract, extract_many, sanitize_text
+from pipeline.extract.core import Extracted, decode_html, extract, extract_many, sanitize_text
 
 _extract_safely = extract_module._extract_safely
 
@@ -51,18 +51,25 @@ def page(body_html: str, head: str = "", *, lang: str = "en", charset: str = "ut
 
 def article_html(*extra: str) -> str:
     return "<h1>Council approves tram extension</h1>" + "".join(
-        f"<p>{p}</p>" for p in (*PARAGRAPHS[:2], *extra, *PARAGRAPHS[2:]))
+        f"<p>{p}</p>" for p in (*PARAGRAPHS[:2], *extra, *PARAGRAPHS[2:])
+    )
 
 
 # -- body ---------------------------------------------------------------------------------------
+
 
 def test_boilerplate_is_removed_and_paragraphs_kept() -> None:
     result = extract(page(article_html()).encode(), "https://news.example/tram")
     assert isinstance(result, Extracted)
     for paragraph in PARAGRAPHS:
         assert paragraph in result.text
-    for junk in ("Sign in to your account", "Most read", "Celebrity weds", "Copyright 2024",
-                 "Privacy policy"):
+    for junk in (
+        "Sign in to your account",
+        "Most read",
+        "Celebrity weds",
+        "Copyright 2024",
+        "Privacy policy",
+    ):
         assert junk not in result.text
     assert result.text.split("\n")[0] == PARAGRAPHS[0]  # repeated headline dropped
     assert result.language == "en"
@@ -80,16 +87,31 @@ def test_no_script_handler_or_javascript_link_survives() -> None:
     )
     result = extract(page(article_html(nasty)).encode(), "https://news.example/tram")
     lowered = result.text.lower()
-    for bad in ("<script", "</script", "<img", "<a ", "javascript:", "onclick", "onerror=",
-                "onmouseover", "onload=", "alert('x')", "injected"):
+    for bad in (
+        "<script",
+        "</script",
+        "<img",
+        "<a ",
+        "javascript:",
+        "onclick",
+        "onerror=",
+        "onmouseover",
+        "onload=",
+        "alert('x')",
+        "injected",
+    ):
         assert bad not in lowered, bad
     assert "read the full plan" in result.text
     assert "must never reach readers as markup" in result.text
 
 
 def test_nul_and_control_bytes_are_removed() -> None:
-    html = page(article_html("<p>Null\x00 bytes\x01 and bell\x07 characters are dropped here, "
-                             "the rest of this sentence stays intact for readers.</p>"))
+    html = page(
+        article_html(
+            "<p>Null\x00 bytes\x01 and bell\x07 characters are dropped here, "
+            "the rest of this sentence stays intact for readers.</p>"
+        )
+    )
     result = extract(html.encode().replace(b"Council", b"Coun\x00cil"), None)
     for text in (result.text, result.title or ""):
         assert not any(ord(ch) < 32 and ch not in "\n\t" for ch in text)
@@ -103,18 +125,20 @@ def test_no_article_body_raises() -> None:
         extract(empty.encode(), "https://news.example/empty")
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"", "empty"),
-    (b"   \n\t ", "empty"),
-    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>", "PDF"),
-    (b'{"title": "not a page", "items": [1, 2, 3]}', "JSON"),
-    (b"\n  [1, 2, 3]", "JSON"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "PNG"),
-    (b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title></channel></rss>',
-     "feed"),
-    (b"just some plain text without any markup at all", "no markup"),
-    (bytes(range(256)) * 8, "binary"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "empty"),
+        (b"   \n\t ", "empty"),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>", "PDF"),
+        (b'{"title": "not a page", "items": [1, 2, 3]}', "JSON"),
+        (b"\n  [1, 2, 3]", "JSON"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "PNG"),
+        (b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</title></channel></rss>', "feed"),
+        (b"just some plain text without any markup at all", "no markup"),
+        (bytes(range(256)) * 8, "binary"),
+    ],
+)
 def test_not_html_raises_with_reason(body: bytes, reason: str) -> None:
     with pytest.raises(ExtractionError, match="not HTML") as info:
         extract(body, "https://news.example/file")
@@ -128,8 +152,7 @@ RUSSIAN = "Городской совет одобрил строительств
 
 
 def german_page(charset: str) -> str:
-    return page(f"<h1>Brücke</h1><p>{GERMAN}</p><p>{PARAGRAPHS[0]}</p>", lang="de",
-                charset=charset)
+    return page(f"<h1>Brücke</h1><p>{GERMAN}</p><p>{PARAGRAPHS[0]}</p>", lang="de", charset=charset)
 
 
 def test_latin1_declared_by_http_header() -> None:
@@ -146,8 +169,7 @@ def test_latin1_declared_by_meta_tag() -> None:
 
 
 def test_cp1251_declared_by_meta_tag() -> None:
-    html = page(f"<h1>Трамвай</h1><p>{RUSSIAN}</p><p>{RUSSIAN}</p>", lang="ru",
-                charset="windows-1251")
+    html = page(f"<h1>Трамвай</h1><p>{RUSSIAN}</p><p>{RUSSIAN}</p>", lang="ru", charset="windows-1251")
     result = extract(html.encode("cp1251"))
     assert "Городской совет одобрил строительство" in result.text
     assert result.language == "ru"
@@ -193,8 +215,10 @@ JSONLD = """<script type="application/ld+json">{"@context": "https://schema.org"
 
 
 def test_jsonld_title_date_and_authors_are_used() -> None:
-    head = (JSONLD + '<meta property="og:title" content="Tram vote | Example News">'
-            '<meta property="article:published_time" content="2020-01-01T00:00:00Z">')
+    head = (
+        JSONLD + '<meta property="og:title" content="Tram vote | Example News">'
+        '<meta property="article:published_time" content="2020-01-01T00:00:00Z">'
+    )
     result = extract(page(article_html(), head, lang="").encode(), "https://news.example/tram")
     assert result.title == "Council approves tram extension & bond issue"
     assert result.published_at == datetime(2024, 3, 6, 4, 30, tzinfo=UTC)
@@ -203,10 +227,12 @@ def test_jsonld_title_date_and_authors_are_used() -> None:
 
 
 def test_meta_tags_when_there_is_no_jsonld() -> None:
-    head = ('<meta property="og:title" content="Council approves tram extension | Example News">'
-            '<meta property="og:site_name" content="Example News">'
-            '<meta property="article:published_time" content="2024-03-05T10:00:00+01:00">'
-            '<meta name="author" content="By Jane Doe and John Smith">')
+    head = (
+        '<meta property="og:title" content="Council approves tram extension | Example News">'
+        '<meta property="og:site_name" content="Example News">'
+        '<meta property="article:published_time" content="2024-03-05T10:00:00+01:00">'
+        '<meta name="author" content="By Jane Doe and John Smith">'
+    )
     result = extract(page(article_html(), head, lang="uk-UA").encode(), "https://news.example/x")
     assert result.title == "Council approves tram extension"
     assert result.published_at == datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
@@ -217,8 +243,7 @@ def test_meta_tags_when_there_is_no_jsonld() -> None:
 def test_title_suffix_kept_when_it_is_not_the_site_name() -> None:
     head = '<meta property="og:title" content="Budget: a decade of cuts | Analysis">'
     html = page("".join(f"<p>{p}</p>" for p in PARAGRAPHS), head)
-    assert extract(html.encode(), "https://news.example/x").title == (
-        "Budget: a decade of cuts | Analysis")
+    assert extract(html.encode(), "https://news.example/x").title == ("Budget: a decade of cuts | Analysis")
 
 
 def _titled(head: str, h1: str = "Council approves tram extension", title: str = "Page") -> str:
@@ -228,8 +253,7 @@ def _titled(head: str, h1: str = "Council approves tram extension", title: str =
 
 
 def _jsonld_headline(headline: str) -> str:
-    return ('<script type="application/ld+json">{"@type": "NewsArticle", "headline": '
-            f'"{headline}"}}</script>')
+    return f'<script type="application/ld+json">{{"@type": "NewsArticle", "headline": "{headline}"}}</script>'
 
 
 def test_stated_headline_that_differs_from_the_html_title_wins() -> None:
@@ -238,7 +262,8 @@ def test_stated_headline_that_differs_from_the_html_title_wins() -> None:
     # <title> copies og:title, so the JSON-LD headline is the one an editor wrote
     head = _jsonld_headline("Council approves tram extension") + social
     assert _titled(head, title="Tram vote: what changes for riders | Example News") == (
-        "Council approves tram extension")
+        "Council approves tram extension"
+    )
     # <title> copies the JSON-LD headline, so og:title is
     head = _jsonld_headline("Tram extension: council vote explained") + social
     assert _titled(head, title=seo) == "Tram vote: what changes for riders"
@@ -248,8 +273,10 @@ def test_stated_headline_that_differs_from_the_html_title_wins() -> None:
 
 
 def test_stated_headline_beats_h1_and_twitter_title() -> None:
-    head = ('<meta property="og:title" content="Council approves tram extension">'
-            '<meta name="twitter:title" content="Trams! Finally!">')
+    head = (
+        '<meta property="og:title" content="Council approves tram extension">'
+        '<meta name="twitter:title" content="Trams! Finally!">'
+    )
     assert _titled(head, h1="Trams are coming") == "Council approves tram extension"
     assert _titled("", h1="Trams are coming") == "Trams are coming"
 
@@ -259,23 +286,37 @@ def test_title_candidates_in_section_or_site_segments_are_the_same_headline() ->
     head = '<meta property="og:title" content="Transport: Council approves tram extension | City">'
     assert _titled(head, title="Tram news") == "Council approves tram extension"
     # typographic and straight quotes name the same headline: both sources count for it
-    head = (_jsonld_headline("Council’s ‘tram’ vote")
-            + "<meta property=\"og:title\" content=\"Council's 'tram' vote\">"
-            '<meta name="twitter:title" content="Other">')
+    head = (
+        _jsonld_headline("Council’s ‘tram’ vote")
+        + '<meta property="og:title" content="Council\'s \'tram\' vote">'
+        '<meta name="twitter:title" content="Other">'
+    )
     assert _titled(head, h1="Tram vote", title="Council's 'tram' vote") == "Council’s ‘tram’ vote"
 
 
 def test_kicker_and_word_joiners_do_not_merge_title_candidates() -> None:
     pick = extract_module._pick_title
     # a kicker alone is not decoration: "Kicker: Headline" and "Headline" stay two headlines
-    assert pick([None, "Tram vote: Council approves extension", "Council approves extension",
-                 None, "Council approves extension"]) == "Tram vote: Council approves extension"
+    assert (
+        pick(
+            [
+                None,
+                "Tram vote: Council approves extension",
+                "Council approves extension",
+                None,
+                "Council approves extension",
+            ]
+        )
+        == "Tram vote: Council approves extension"
+    )
     # "-" inside a word ("KI-Foto") is no separator
     assert pick([None, None, "Trump postet Jesus-KI-Foto", None, "Trump postet Jesus"]) == (
-        "Trump postet Jesus-KI-Foto")
+        "Trump postet Jesus-KI-Foto"
+    )
     # a one-word h1 (section name) does not absorb the og:title that starts with it
     assert pick([None, "Politik | Council approves tram extension", "Politik", None, None]) == (
-        "Politik | Council approves tram extension")
+        "Politik | Council approves tram extension"
+    )
     assert pick([None, None, None, None, None]) is None
 
 
@@ -285,25 +326,32 @@ def test_site_name_segments_are_stripped() -> None:
     assert strip("Council approves tram | Example News", sites) == "Council approves tram"
     assert strip("Example News - Council approves tram", sites) == "Council approves tram"
     assert strip("Council approves tram extension | Example News | by Jane Doe", sites) == (
-        "Council approves tram extension")
+        "Council approves tram extension"
+    )
     assert strip("Council approves tram | CBC News", sites) == "Council approves tram"
     # the name inside the headline, or a longer tail after it, stays
-    assert strip("CBC News anchor quits: what we know", sites) == (
-        "CBC News anchor quits: what we know")
+    assert strip("CBC News anchor quits: what we know", sites) == ("CBC News anchor quits: what we know")
     assert strip("Council | Example News | approves the tram extension", sites) == (
-        "Council | Example News | approves the tram extension")
+        "Council | Example News | approves the tram extension"
+    )
     assert strip("Council approves tram | CBCs", sites) == "Council approves tram | CBCs"
 
 
 def test_time_element_is_a_date_fallback() -> None:
-    html = page(article_html('<p>Posted <time datetime="2023-11-02T08:15:00Z">2 Nov</time> '
-                             "by the newsroom, updated as the vote went on and on.</p>"))
+    html = page(
+        article_html(
+            '<p>Posted <time datetime="2023-11-02T08:15:00Z">2 Nov</time> '
+            "by the newsroom, updated as the vote went on and on.</p>"
+        )
+    )
     assert extract(html.encode()).published_at == datetime(2023, 11, 2, 8, 15, tzinfo=UTC)
 
 
 def test_sanitize_text() -> None:
-    dirty = ("  First\x00 line &amp; more <b>bold</b>\r\n\r\n\tSecond\u200b line "
-             "&lt;script&gt;x()&lt;/script&gt; <a href='javascript:x()'>a</a>\n\n")
+    dirty = (
+        "  First\x00 line &amp; more <b>bold</b>\r\n\r\n\tSecond\u200b line "
+        "&lt;script&gt;x()&lt;/script&gt; <a href='javascript:x()'>a</a>\n\n"
+    )
     assert sanitize_text(dirty) == "First line & more bold\nSecond line a"
     assert sanitize_text("caf\u0065\u0301 \ud800") == "café"
     assert sanitize_text("") == ""
@@ -311,13 +359,17 @@ def test_sanitize_text() -> None:
 
 # -- many pages ---------------------------------------------------------------------------------
 
+
 def _items(n: int) -> list[tuple[str, bytes, str | None]]:
     good = page(article_html()).encode()
     bad = [b"%PDF-1.4 binary", b"", b'{"json": true}', page("<h1>only</h1>").encode()]
     items = []
     for i in range(n):
-        html = bad[i // 3 % len(bad)] if i % 3 == 1 else good.replace(
-            b"Council approves", f"Item {i} approves".encode())
+        html = (
+            bad[i // 3 % len(bad)]
+            if i % 3 == 1
+            else good.replace(b"Council approves", f"Item {i} approves".encode())
+        )
         items.append((f"key-{i}", html, f"https://news.example/{i}"))
     return items
 
@@ -373,7 +425,8 @@ GATE = {"body_f1": 0.95, "title": 0.87, "date": 0.97, "authors": 0.86}
 
 def _quality_module():
     spec = importlib.util.spec_from_file_location(
-        "extraction_quality", REPO / "benchmarks" / "extraction_quality.py")
+        "extraction_quality", REPO / "benchmarks" / "extraction_quality.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["extraction_quality"] = module  # dataclasses look their module up by name
@@ -384,8 +437,10 @@ def _quality_module():
 def test_quality_gate_on_fundus_pages() -> None:
     quality = _quality_module()
     if quality.data_dir() is None:
-        pytest.skip(f"fundus test pages not found at {quality.DEFAULT_SHARED / quality.FUNDUS} "
-                    "(../shared is absent); the quality gate needs them")
+        pytest.skip(
+            f"fundus test pages not found at {quality.DEFAULT_SHARED / quality.FUNDUS} "
+            "(../shared is absent); the quality gate needs them"
+        )
     figures = quality.evaluate(extractor="newsagg").figures()
     for name, floor in GATE.items():
         assert figures[name] >= floor, f"{name} fell to {figures[name]:.3f} (gate {floor})"

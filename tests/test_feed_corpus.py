@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from pipeline.extract import sanitize_text
-from pipeline.feeds import parse_feed
+from pipeline.extract.core import sanitize_text
+from pipeline.parse.feeds import parse_feed
 from tests.conftest import shared_path
 
 
@@ -42,15 +42,21 @@ def test_real_feeds_yield_their_linked_items() -> None:
         except UnicodeDecodeError:  # one fixture's expected output is itself Latin-1
             expected = json.loads(raw.decode("latin-1"))
         items = expected.get("feed", {}).get("items", [])
-        links = {i["link"].strip() for i in items
-                 if isinstance(i.get("link"), str) and i["link"].strip().startswith("http")}
+        links = {
+            i["link"].strip()
+            for i in items
+            if isinstance(i.get("link"), str) and i["link"].strip().startswith("http")
+        }
         result = parse_feed(source.read_bytes(), "http://feeds.example/feed")
         got = {e.url for e in result.entries}
         # Canonicalisation may respell a link; compare counts and titles instead of strings.
         assert len(got) >= len(links) * 0.9, source.name
         # The reference parser mangled some non-UTF-8 titles into U+FFFD; those say nothing.
-        titles = {_norm(i["title"]) for i in items if isinstance(i.get("title"), str)
-                  and i["title"].strip() and "\ufffd" not in i["title"]}
+        titles = {
+            _norm(i["title"])
+            for i in items
+            if isinstance(i.get("title"), str) and i["title"].strip() and "\ufffd" not in i["title"]
+        }
         got_titles = {_norm(e.title or "") for e in result.entries}
         if links and titles:
             assert len(titles & got_titles) >= 0.8 * len(titles), source.name

@@ -12,7 +12,7 @@ Anything under ``or``/``not`` or compared with a non-literal is not checked.
 How a feedparser entry ``N`` is matched to our output: ``parse_feed`` keys entries on their
 canonical http(s) URL and drops entries without one (by design, an entry without a link is not
 an article). The test reparses the file with feedparser exactly as ``parse_feed`` does and finds
-entry N's URL with the same rule (``pipeline.feeds._entry_url``), then looks that URL up in
+entry N's URL with the same rule (``pipeline.parse.feeds._entry_url``), then looks that URL up in
 ``parse_feed``'s result.
 
 Fair normalisations (each applies to every file alike):
@@ -21,7 +21,7 @@ Fair normalisations (each applies to every file alike):
   (``http://127.0.0.1:8097/tests/<path>``), and the ``Header: Content-Location`` /
   ``Header: Content-type`` lines are passed as feedparser's harness passes them, so relative
   links resolve as the expectations assume.
-* Links are compared after :func:`pipeline.urls.canonicalize`, and only http(s) links.
+* Links are compared after :func:`pipeline.parse.urls.canonicalize`, and only http(s) links.
 * Titles are compared as plain text: the expected title goes through the same
   ``sanitize_text`` and whitespace folding as ``parse_feed``'s (which stores text, not markup).
 * Most title test files (the ``amp``, ``sanitize`` and ``entry_title_*`` families) contain entries
@@ -43,9 +43,9 @@ from dataclasses import dataclass
 
 import feedparser
 
-from pipeline.extract import sanitize_text
-from pipeline.feeds import _entry_url, parse_feed
-from pipeline.urls import canonicalize
+from pipeline.extract.core import sanitize_text
+from pipeline.parse.feeds import _entry_url, parse_feed
+from pipeline.parse.urls import canonicalize
 from tests.conftest import shared_path
 
 HARNESS_BASE = "http://127.0.0.1:8097/tests/"
@@ -135,14 +135,16 @@ def _with_probe_links(raw: bytes) -> bytes:
     return _OPEN_ITEM.sub(add, raw)
 
 
-def _check_file(raw: bytes, doc_url: str, content_type: str | None, base: str,
-                checks: list[Check]) -> tuple[list[str], list[Check]]:
+def _check_file(
+    raw: bytes, doc_url: str, content_type: str | None, base: str, checks: list[Check]
+) -> tuple[list[str], list[Check]]:
     """(failures, checks not addressable because entry N has no http(s) URL)."""
     headers = {"content-location": base}
     if content_type:
         headers["content-type"] = content_type
-    reference = feedparser.parse(raw, response_headers=headers, sanitize_html=True,
-                                 resolve_relative_uris=True)
+    reference = feedparser.parse(
+        raw, response_headers=headers, sanitize_html=True, resolve_relative_uris=True
+    )
     ours = {e.url: e for e in parse_feed(raw, base, content_type).entries}
     failures, unaddressable = [], []
     for check in checks:
@@ -182,8 +184,11 @@ def test_feedparser_expectations_on_titles_and_links_hold() -> None:
         if not match:
             continue
         with_expect += 1
-        checks = [c for c in expectations(match.group(1))
-                  if c.field == "title" or c.want.strip().lower().startswith(("http://", "https://"))]
+        checks = [
+            c
+            for c in expectations(match.group(1))
+            if c.field == "title" or c.want.strip().lower().startswith(("http://", "https://"))
+        ]
         if not checks:
             continue
         checkable_files += 1
@@ -207,9 +212,11 @@ def test_feedparser_expectations_on_titles_and_links_hold() -> None:
                 unchecked += [f"{rel}: {c}" for c in still]
             else:
                 unchecked += [f"{rel}: {c}" for c in titles]
-    print(f"\nfeedparser-tests: {len(files)} files, {with_expect} with Expect, "
-          f"{checkable_files} with title/link expectations; {checked + via_probe} checks passed "
-          f"({checked} as is, {via_probe} with a probe link), {len(unchecked)} not addressable")
+    print(
+        f"\nfeedparser-tests: {len(files)} files, {with_expect} with Expect, "
+        f"{checkable_files} with title/link expectations; {checked + via_probe} checks passed "
+        f"({checked} as is, {via_probe} with a probe link), {len(unchecked)} not addressable"
+    )
     assert failures == []
     assert checkable_files >= 150
     assert checked + via_probe >= 150
@@ -220,7 +227,9 @@ def test_feedparser_expectations_on_titles_and_links_hold() -> None:
 def test_expect_parsing_is_literal_only() -> None:
     assert expectations("not bozo and entries[0]['title'] == u'A' + 'B'") == [Check(0, "title", "AB")]
     assert expectations("entries[0]['link'] == entries[1]['link'] == 'http://x/'") == [
-        Check(0, "link", "http://x/"), Check(1, "link", "http://x/")]
+        Check(0, "link", "http://x/"),
+        Check(1, "link", "http://x/"),
+    ]
     assert expectations("entries[0]['title'] == __import__('os').system('false')") == []
     assert expectations("not entries[0]['title'] == 'x'") == []
     assert expectations("bozo or entries[0]['title'] == 'x'") == []

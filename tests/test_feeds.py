@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.feeds import parse_feed
+from pipeline.parse.feeds import parse_feed
 
 RSS = b"""<?xml version="1.0"?>
 <rss version="2.0"><channel><title>Wire</title>

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.figures import FIGURE_KINDS, extract_figures, extract_places
+from pipeline.cluster.figures import FIGURE_KINDS, extract_figures, extract_places
 from pipeline.models import FIGURE_KINDS as MODEL_KINDS
 
 
@@ -38,31 +38,36 @@ def test_casualties(text: str, expected: list[tuple[str, str]]) -> None:
 
 
 def test_killed_and_injured_in_one_sentence() -> None:
-    assert counts("At least two people were killed and 16 wounded.") == [
-        ("killed", "2"), ("injured", "16")]
-    assert counts("The strike hit a market, killing 3 and wounding 9.") == [
-        ("killed", "3"), ("injured", "9")]
+    assert counts("At least two people were killed and 16 wounded.") == [("killed", "2"), ("injured", "16")]
+    assert counts("The strike hit a market, killing 3 and wounding 9.") == [("killed", "3"), ("injured", "9")]
     assert counts("Russian missile and drone attack on Kyiv kills two, injures 14") == [
-        ("killed", "2"), ("injured", "14")]
-    assert counts("Three people died and twenty were hurt.") == [
-        ("killed", "3"), ("injured", "20")]
+        ("killed", "2"),
+        ("injured", "14"),
+    ]
+    assert counts("Three people died and twenty were hurt.") == [("killed", "3"), ("injured", "20")]
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Russia launched 12 ballistic and cruise missiles and 48 drones.",
-         [("missiles", "12"), ("drones", "48")]),
-        ("The air force said 48 drones and 12 missiles were launched.",
-         [("drones", "48"), ("missiles", "12")]),
+        (
+            "Russia launched 12 ballistic and cruise missiles and 48 drones.",
+            [("missiles", "12"), ("drones", "48")],
+        ),
+        (
+            "The air force said 48 drones and 12 missiles were launched.",
+            [("drones", "48"), ("missiles", "12")],
+        ),
         ("Russia attacked with 31 Shahed drones overnight.", [("drones", "31")]),
         ("Air defence shot down 9 missiles and 41 drones.", [("intercepted", "50")]),
         ("Air defence units destroyed 41 drones.", [("intercepted", "41")]),
         ("41 drones and 9 missiles were downed.", [("intercepted", "50")]),
-        ("Air defence shot down 11 of 14 drones over the region.",
-         [("drones", "14"), ("intercepted", "11")]),
-        ("Air defence shot down 6 missiles and 25 drones out of 8 missiles and 32 drones "
-         "launched overnight.", [("intercepted", "31"), ("missiles", "8"), ("drones", "32")]),
+        ("Air defence shot down 11 of 14 drones over the region.", [("drones", "14"), ("intercepted", "11")]),
+        (
+            "Air defence shot down 6 missiles and 25 drones out of 8 missiles and 32 drones "
+            "launched overnight.",
+            [("intercepted", "31"), ("missiles", "8"), ("drones", "32")],
+        ),
         ("Russia launched 48 drones, while air defence shot down 41.", [("drones", "48")]),
         ("One missile hit a power plant.", [("missiles", "1")]),
     ],
@@ -88,8 +93,10 @@ def test_vague_or_unrelated_numbers_give_nothing(text: str) -> None:
 
 
 def test_repeated_value_once_and_update_kept() -> None:
-    text = ("Two people were killed in the strike. Officials said two people were killed. "
-            "Later the death toll rose to 3.")
+    text = (
+        "Two people were killed in the strike. Officials said two people were killed. "
+        "Later the death toll rose to 3."
+    )
     assert counts(text) == [("killed", "2"), ("killed", "3")]
 
 
@@ -97,8 +104,10 @@ def test_repeated_value_once_and_update_kept() -> None:
     ("text", "expected"),
     [
         ("Debris fell in the Shevchenkivskyi district.", ["Shevchenkivskyi district"]),
-        ("Debris fell in the Shevchenkivskyi and Solomianskyi districts.",
-         ["Shevchenkivskyi district", "Solomianskyi district"]),
+        (
+            "Debris fell in the Shevchenkivskyi and Solomianskyi districts.",
+            ["Shevchenkivskyi district", "Solomianskyi district"],
+        ),
         ("A fire broke out in Kyiv after the attack.", ["Kyiv"]),
         ("Drones were shot down over the Odesa region.", ["Odesa region"]),
         ("Three people were injured in Kharkiv Oblast.", ["Kharkiv oblast"]),
@@ -116,15 +125,22 @@ def test_places(text: str, expected: list[str]) -> None:
 
 def test_full_report() -> None:
     title = "Russian missile and drone attack on Kyiv kills two, injures 14"
-    text = ("KYIV, March 13 - Russia launched a massive missile and drone attack on Kyiv "
-            "overnight, killing at least two people and injuring 14, Mayor Vitali Klitschko "
-            "said. Debris fell in the Shevchenkivskyi district. Ukraine's air force said Russia "
-            "launched 12 ballistic and cruise missiles and 48 drones, and air defence shot down "
-            "9 missiles and 41 drones.")
+    text = (
+        "KYIV, March 13 - Russia launched a massive missile and drone attack on Kyiv "
+        "overnight, killing at least two people and injuring 14, Mayor Vitali Klitschko "
+        "said. Debris fell in the Shevchenkivskyi district. Ukraine's air force said Russia "
+        "launched 12 ballistic and cruise missiles and 48 drones, and air defence shot down "
+        "9 missiles and 41 drones."
+    )
     figures = extract_figures(text, title)
     assert figures == [
-        ("killed", "2"), ("injured", "14"), ("missiles", "12"), ("drones", "48"),
-        ("intercepted", "50"), ("place", "Kyiv"), ("place", "Shevchenkivskyi district"),
+        ("killed", "2"),
+        ("injured", "14"),
+        ("missiles", "12"),
+        ("drones", "48"),
+        ("intercepted", "50"),
+        ("place", "Kyiv"),
+        ("place", "Shevchenkivskyi district"),
     ]
     assert {kind for kind, _ in figures} <= set(MODEL_KINDS)
     assert FIGURE_KINDS == MODEL_KINDS

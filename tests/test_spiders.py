@@ -33,17 +33,25 @@ from pipeline.config import load_settings
 from pipeline.crawl import CrawlResult, run_crawl
 from pipeline.errors import NewsaggError
 from pipeline.models import Source
-from pipeline.schema import drops, pages, urls
-from pipeline.store import Store
+from pipeline.store.core import Store
+from pipeline.store.schema import drops, pages, urls
 
 XML, GZIP, TEXT = "application/xml", "application/gzip", "text/plain"
 ROBOTS = "User-agent: *\nDisallow: /private/\n"
 
 
-def crawl(tmp_path: Path, sources: list[Source], since: datetime | None = None,
-          scrapy_settings: dict[str, Any] | None = None, **settings: Any) -> CrawlResult:
-    values: dict[str, Any] = {"store_url": f"sqlite:///{tmp_path / 'store.db'}",
-                              "allow_private_network": True, "host_delay": 0.05}
+def crawl(
+    tmp_path: Path,
+    sources: list[Source],
+    since: datetime | None = None,
+    scrapy_settings: dict[str, Any] | None = None,
+    **settings: Any,
+) -> CrawlResult:
+    values: dict[str, Any] = {
+        "store_url": f"sqlite:///{tmp_path / 'store.db'}",
+        "allow_private_network": True,
+        "host_delay": 0.05,
+    }
     values.update(settings)
     return run_crawl(load_settings(values), sources, since, scrapy_settings=scrapy_settings)
 
@@ -79,29 +87,58 @@ def other_site() -> Iterator[Site]:
 
 # -- sitemaps --------------------------------------------------------------------------------------
 
+
 def build_daily(site: Site, archive_lastmod: str = "2026-10-01") -> None:
     site.add("/robots.txt", ROBOTS, TEXT)
-    site.add("/sitemap_index.xml.gz", gz(sitemap_index([
-        (site.url("/news-sitemap.xml.gz"), "2026-11-20T10:00:00Z"),
-        (site.url("/archive-sitemap.xml"), "2026-10-31")])), GZIP)
-    site.add("/news-sitemap.xml.gz", gz(urlset([
-        url_entry(site.url("/news/alpha"), news_title="Alpha falls",
-                  published="2026-11-20T09:00:00Z"),
-        url_entry(site.url("/news/beta?utm_source=feed"), news_title="Beta rises",
-                  published="2026-11-20T08:00:00+02:00"),
-        url_entry(site.url("/private/embargoed"), news_title="Embargoed",
-                  published="2026-11-20T07:00:00Z"),
-    ])), GZIP)
-    site.add("/archive-sitemap.xml", urlset([url_entry(site.url("/archive/old"),
-                                                       lastmod=archive_lastmod)]), XML)
-    for path, title in (("/news/alpha", "Alpha falls"), ("/news/beta?utm_source=feed", "x"),
-                        ("/news/beta", "Beta rises"), ("/private/embargoed", "Secret"),
-                        ("/archive/old", "Old story")):
+    site.add(
+        "/sitemap_index.xml.gz",
+        gz(
+            sitemap_index(
+                [
+                    (site.url("/news-sitemap.xml.gz"), "2026-11-20T10:00:00Z"),
+                    (site.url("/archive-sitemap.xml"), "2026-10-31"),
+                ]
+            )
+        ),
+        GZIP,
+    )
+    site.add(
+        "/news-sitemap.xml.gz",
+        gz(
+            urlset(
+                [
+                    url_entry(
+                        site.url("/news/alpha"), news_title="Alpha falls", published="2026-11-20T09:00:00Z"
+                    ),
+                    url_entry(
+                        site.url("/news/beta?utm_source=feed"),
+                        news_title="Beta rises",
+                        published="2026-11-20T08:00:00+02:00",
+                    ),
+                    url_entry(
+                        site.url("/private/embargoed"),
+                        news_title="Embargoed",
+                        published="2026-11-20T07:00:00Z",
+                    ),
+                ]
+            )
+        ),
+        GZIP,
+    )
+    site.add(
+        "/archive-sitemap.xml", urlset([url_entry(site.url("/archive/old"), lastmod=archive_lastmod)]), XML
+    )
+    for path, title in (
+        ("/news/alpha", "Alpha falls"),
+        ("/news/beta?utm_source=feed", "x"),
+        ("/news/beta", "Beta rises"),
+        ("/private/embargoed", "Secret"),
+        ("/archive/old", "Old story"),
+    ):
         site.add_article(path, title)
 
 
-def test_sitemap_index_gzip_news_robots_spacing_and_incremental(tmp_path: Path,
-                                                                site: Site) -> None:
+def test_sitemap_index_gzip_news_robots_spacing_and_incremental(tmp_path: Path, site: Site) -> None:
     build_daily(site)
     source = Source("daily", "sitemap", site.url("/sitemap_index.xml.gz"))
     result = crawl(tmp_path, [source], host_delay=0.1)
@@ -139,24 +176,37 @@ def test_sitemap_index_gzip_news_robots_spacing_and_incremental(tmp_path: Path,
     moved = crawl(tmp_path, [source], host_delay=0.1)
     assert (moved.ok, moved.discovered) == (["daily"], 1)
     assert articles_requested(site) == ["/archive/old"]
-    assert rows(tmp_path, pages)[site.url("/archive/old")].body_sha256 != \
-        stored[site.url("/archive/old")].body_sha256
+    assert (
+        rows(tmp_path, pages)[site.url("/archive/old")].body_sha256
+        != stored[site.url("/archive/old")].body_sha256
+    )
 
 
 def test_since_skips_old_sitemaps_and_old_articles(tmp_path: Path, site: Site) -> None:
     site.add("/robots.txt", ROBOTS, TEXT)
-    site.add("/index.xml", sitemap_index([(site.url("/recent.xml"), "2026-11-20"),
-                                          (site.url("/2025.xml"), "2025-12-31")]), XML)
-    site.add("/recent.xml", urlset([
-        url_entry(site.url("/news/new"), published="2026-11-20T10:00:00Z"),
-        url_entry(site.url("/news/old"), published="2026-10-01T10:00:00Z"),
-        url_entry(site.url("/news/undated"))]), XML)
+    site.add(
+        "/index.xml",
+        sitemap_index([(site.url("/recent.xml"), "2026-11-20"), (site.url("/2025.xml"), "2025-12-31")]),
+        XML,
+    )
+    site.add(
+        "/recent.xml",
+        urlset(
+            [
+                url_entry(site.url("/news/new"), published="2026-11-20T10:00:00Z"),
+                url_entry(site.url("/news/old"), published="2026-10-01T10:00:00Z"),
+                url_entry(site.url("/news/undated")),
+            ]
+        ),
+        XML,
+    )
     site.add("/2025.xml", urlset([url_entry(site.url("/news/ancient"))]), XML)
     for path in ("/news/new", "/news/old", "/news/undated", "/news/ancient"):
         site.add_article(path, path)
 
-    result = crawl(tmp_path, [Source("s", "sitemap", site.url("/index.xml"))],
-                   since=datetime(2026, 11, 1, tzinfo=UTC))
+    result = crawl(
+        tmp_path, [Source("s", "sitemap", site.url("/index.xml"))], since=datetime(2026, 11, 1, tzinfo=UTC)
+    )
 
     assert result.ok == ["s"]
     assert "/2025.xml" not in site.paths()
@@ -164,8 +214,7 @@ def test_since_skips_old_sitemaps_and_old_articles(tmp_path: Path, site: Site) -
     assert set(rows(tmp_path, urls)) == {site.url("/news/new"), site.url("/news/undated")}
 
 
-def test_broken_and_hostile_sitemaps_fail_their_source_clearly(tmp_path: Path,
-                                                               site: Site) -> None:
+def test_broken_and_hostile_sitemaps_fail_their_source_clearly(tmp_path: Path, site: Site) -> None:
     site.add("/robots.txt", ROBOTS, TEXT)
     site.add("/good.xml", urlset([url_entry(site.url("/news/fine"))]), XML)
     site.add_article("/news/fine", "Fine")
@@ -173,8 +222,14 @@ def test_broken_and_hostile_sitemaps_fail_their_source_clearly(tmp_path: Path,
     site.add("/bomb.xml", billion_laughs(), XML)
     site.add("/soft404.xml", "<html><body>Page not found</body></html>", "text/html")
     site.add("/gzbomb.xml.gz", gz("<urlset>" + " " * (3 * 1024 * 1024)), GZIP)
-    names = {"malformed": "/malformed.xml", "bomb": "/bomb.xml", "soft404": "/soft404.xml",
-             "gzbomb": "/gzbomb.xml.gz", "gone": "/gone.xml", "good": "/good.xml"}
+    names = {
+        "malformed": "/malformed.xml",
+        "bomb": "/bomb.xml",
+        "soft404": "/soft404.xml",
+        "gzbomb": "/gzbomb.xml.gz",
+        "gone": "/gone.xml",
+        "good": "/good.xml",
+    }
     sources = [Source(name, "sitemap", site.url(path)) for name, path in names.items()]
 
     started = time.monotonic()
@@ -191,8 +246,7 @@ def test_broken_and_hostile_sitemaps_fail_their_source_clearly(tmp_path: Path,
     assert all(site.url(names[n]) in why[n] for n in why if n != "gzbomb")
     recorded = {row.source: row for row in rows(tmp_path, drops).values()}
     assert set(recorded) == set(why)
-    assert all(row.stage == "crawl" and row.reason == why[name]
-               for name, row in recorded.items())
+    assert all(row.stage == "crawl" and row.reason == why[name] for name, row in recorded.items())
     assert articles_requested(site) == ["/news/fine"]
 
     site.routes["/bomb.xml"] = site.routes["/good.xml"]  # fixed: the source's drop is cleared
@@ -203,16 +257,21 @@ def test_broken_and_hostile_sitemaps_fail_their_source_clearly(tmp_path: Path,
 
 # -- politeness ------------------------------------------------------------------------------------
 
-def test_robots_txt_5xx_or_unreachable_means_no_crawl(tmp_path: Path, site: Site,
-                                                      other_site: Site) -> None:
+
+def test_robots_txt_5xx_or_unreachable_means_no_crawl(tmp_path: Path, site: Site, other_site: Site) -> None:
     for s in (site, other_site):
         s.add("/sitemap.xml", urlset([url_entry(s.url("/news/a"))]), XML)
         s.add_article("/news/a", "A")
     site.add("/robots.txt", "busy", TEXT, status=503)
     other_site.add("/robots.txt", Page(hang_up=True))
 
-    result = crawl(tmp_path, [Source("busy", "sitemap", site.url("/sitemap.xml")),
-                              Source("down", "sitemap", other_site.url("/sitemap.xml"))])
+    result = crawl(
+        tmp_path,
+        [
+            Source("busy", "sitemap", site.url("/sitemap.xml")),
+            Source("down", "sitemap", other_site.url("/sitemap.xml")),
+        ],
+    )
 
     assert result.ok == []
     assert "answered 503: not crawling that host this run" in result.failed["busy"]
@@ -222,8 +281,7 @@ def test_robots_txt_5xx_or_unreachable_means_no_crawl(tmp_path: Path, site: Site
     assert result.stats["newsagg/robots_blocked_hosts"] == 2
 
 
-def test_crawl_delay_is_honoured_up_to_the_cap(tmp_path: Path, site: Site,
-                                               other_site: Site) -> None:
+def test_crawl_delay_is_honoured_up_to_the_cap(tmp_path: Path, site: Site, other_site: Site) -> None:
     for s, delay in ((site, "0.4"), (other_site, "30")):
         s.add("/robots.txt", f"User-agent: *\nCrawl-delay: {delay}\n", TEXT)
         s.add("/sitemap.xml", urlset([url_entry(s.url(f"/news/{i}")) for i in range(3)]), XML)
@@ -231,9 +289,15 @@ def test_crawl_delay_is_honoured_up_to_the_cap(tmp_path: Path, site: Site,
             s.add_article(f"/news/{i}", f"Story {i}")
 
     started = time.monotonic()
-    result = crawl(tmp_path, [Source("slow", "sitemap", site.url("/sitemap.xml")),
-                              Source("capped", "sitemap", other_site.url("/sitemap.xml"))],
-                   host_delay=0.05, robots_crawl_delay_cap=0.6)
+    result = crawl(
+        tmp_path,
+        [
+            Source("slow", "sitemap", site.url("/sitemap.xml")),
+            Source("capped", "sitemap", other_site.url("/sitemap.xml")),
+        ],
+        host_delay=0.05,
+        robots_crawl_delay_cap=0.6,
+    )
 
     assert sorted(result.ok) == ["capped", "slow"]
     assert len(site.paths()) == len(other_site.paths()) == 5
@@ -242,24 +306,27 @@ def test_crawl_delay_is_honoured_up_to_the_cap(tmp_path: Path, site: Site,
     assert time.monotonic() - started < 15  # 30 s asked, 0.6 s given
 
 
-def test_retry_after_is_waited_for_or_defers_the_host(tmp_path: Path, site: Site,
-                                                      other_site: Site) -> None:
+def test_retry_after_is_waited_for_or_defers_the_host(tmp_path: Path, site: Site, other_site: Site) -> None:
     site.add("/robots.txt", ROBOTS, TEXT)
     site.add("/sitemap.xml", urlset([url_entry(site.url(f"/news/{n}")) for n in "ab"]), XML)
     busy_once = Page(503, b"busy", TEXT, {"Retry-After": "1"})
     site.add("/news/a", lambda n: busy_once if n == 1 else Page(200, b"<html>a</html>"))
     site.add_article("/news/b", "B")
     other_site.add("/robots.txt", ROBOTS, TEXT)
-    other_site.add("/sitemap.xml", urlset([url_entry(other_site.url(f"/news/{n}"))
-                                           for n in "xyz"]), XML)
+    other_site.add("/sitemap.xml", urlset([url_entry(other_site.url(f"/news/{n}")) for n in "xyz"]), XML)
     other_site.add("/news/x", Page(429, b"slow down", TEXT, {"Retry-After": "3600"}))
     other_site.add("/news/y", Page(429, b"slow down", TEXT, {"Retry-After": "3600"}))
     other_site.add("/news/z", Page(429, b"slow down", TEXT, {"Retry-After": "3600"}))
 
     started = time.monotonic()
-    result = crawl(tmp_path, [Source("patient", "sitemap", site.url("/sitemap.xml")),
-                              Source("deferred", "sitemap", other_site.url("/sitemap.xml"))],
-                   retry_after_cap=5)
+    result = crawl(
+        tmp_path,
+        [
+            Source("patient", "sitemap", site.url("/sitemap.xml")),
+            Source("deferred", "sitemap", other_site.url("/sitemap.xml")),
+        ],
+        retry_after_cap=5,
+    )
 
     assert time.monotonic() - started < 15
     assert result.ok == ["patient"]
@@ -276,11 +343,9 @@ def test_retry_after_is_waited_for_or_defers_the_host(tmp_path: Path, site: Site
     assert states == ["failed", "pending", "pending"]
 
 
-def test_page_limit_holds_and_the_next_run_fetches_what_is_owed(tmp_path: Path,
-                                                                site: Site) -> None:
+def test_page_limit_holds_and_the_next_run_fetches_what_is_owed(tmp_path: Path, site: Site) -> None:
     site.add("/robots.txt", ROBOTS, TEXT)
-    site.add("/sitemap.xml", urlset([url_entry(site.url(f"/news/{i}")) for i in range(40)]),
-             XML)
+    site.add("/sitemap.xml", urlset([url_entry(site.url(f"/news/{i}")) for i in range(40)]), XML)
     for i in range(40):
         site.add_article(f"/news/{i}", f"Story {i}")
     source = Source("big", "sitemap", site.url("/sitemap.xml"))
@@ -305,8 +370,10 @@ def test_page_limit_holds_and_the_next_run_fetches_what_is_owed(tmp_path: Path,
 
 # -- safety ----------------------------------------------------------------------------------------
 
-def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, site: Site,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+
+def test_private_addresses_are_refused_unless_allowed(
+    tmp_path: Path, site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
     site.add("/robots.txt", ROBOTS, TEXT)
     site.add("/sitemap.xml", urlset([url_entry(site.url("/news/a"))]), XML)
     source = Source("local", "sitemap", site.url("/sitemap.xml"))
@@ -314,18 +381,19 @@ def test_private_addresses_are_refused_unless_allowed(tmp_path: Path, site: Site
     refused = crawl(tmp_path, [source], allow_private_network=False)
 
     assert refused.ok == []
-    assert "127.0.0.1 is a loopback address (set allow_private_network" in \
-        refused.failed["local"]
+    assert "127.0.0.1 is a loopback address (set allow_private_network" in refused.failed["local"]
     assert site.paths() == []
 
     # the resolver refuses too: a name that resolves to loopback, with the URL check removed
-    by_name = Source("byname", "sitemap", site.url("/sitemap.xml").replace("127.0.0.1",
-                                                                          "localhost"))
-    resolved = crawl(tmp_path, [by_name], allow_private_network=False, scrapy_settings={
-        "DOWNLOADER_MIDDLEWARES": {"spiders.middlewares.PrivateAddressMiddleware": None}})
+    by_name = Source("byname", "sitemap", site.url("/sitemap.xml").replace("127.0.0.1", "localhost"))
+    resolved = crawl(
+        tmp_path,
+        [by_name],
+        allow_private_network=False,
+        scrapy_settings={"DOWNLOADER_MIDDLEWARES": {"spiders.middlewares.PrivateAddressMiddleware": None}},
+    )
     assert "robots.txt of localhost:" in resolved.failed["byname"]
-    assert "refused localhost: it resolves to 127.0.0.1, which is a loopback address" in \
-        caplog.text
+    assert "refused localhost: it resolves to 127.0.0.1, which is a loopback address" in caplog.text
     assert site.paths() == []
 
 
@@ -338,15 +406,20 @@ def test_the_address_check_runs_on_every_request_a_redirect_makes() -> None:
 
     from spiders.middlewares import PrivateAddressMiddleware, Refused
 
-    crawler: Any = SimpleNamespace(settings=ScrapySettings({"NEWSAGG_ALLOW_PRIVATE_NETWORK": 0}),
-                                   stats=SimpleNamespace(inc_value=lambda key: None))
+    crawler: Any = SimpleNamespace(
+        settings=ScrapySettings({"NEWSAGG_ALLOW_PRIVATE_NETWORK": 0}),
+        stats=SimpleNamespace(inc_value=lambda key: None),
+    )
     guard = PrivateAddressMiddleware.from_crawler(crawler)
     public = Request("http://93.184.215.14/story")
     assert asyncio.run(guard.process_request(public)) is None
     # RedirectMiddleware turns a 30x into request.replace(url=Location): a new request that
     # goes through every downloader middleware again
-    for target in ("http://169.254.169.254/latest/meta-data/", "http://[::ffff:10.0.0.1]/",
-                   "http://0x7f.1/admin"):
+    for target in (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:10.0.0.1]/",
+        "http://0x7f.1/admin",
+    ):
         hop = public.replace(url=target, meta={"redirect_urls": [public.url]})
         with pytest.raises(Refused, match="refused"):
             asyncio.run(guard.process_request(hop))
@@ -382,6 +455,7 @@ def test_pinned_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- section pages -------------------------------------------------------------------------------
 
+
 def test_section_pages_selectors_pagination_and_page_limit(tmp_path: Path, site: Site) -> None:
     site.add("/robots.txt", ROBOTS, TEXT)
     for page in range(1, 5):
@@ -390,14 +464,19 @@ def test_section_pages_selectors_pagination_and_page_limit(tmp_path: Path, site:
         site.add(path, listing_html(links, f"/world/page/{page + 1}/"))
         for href, title in links:
             site.add_article(href, title)
-    site.add("/europe/", listing_html([(site.url("/news/e1"), "Europe one"),
-                                       ("/private/e2", "Europe two")]))
+    site.add("/europe/", listing_html([(site.url("/news/e1"), "Europe one"), ("/private/e2", "Europe two")]))
     site.add_article("/news/e1", "Europe one")
     sources = [
-        Source("world", "html", site.url("/world/"), links="a.story-link", next_page="a.next",
-               max_pages=2, delay=0.2),
-        Source("europe", "html", site.url("/europe/"),
-               links="xpath://a[@class='story-link']/@href"),
+        Source(
+            "world",
+            "html",
+            site.url("/world/"),
+            links="a.story-link",
+            next_page="a.next",
+            max_pages=2,
+            delay=0.2,
+        ),
+        Source("europe", "html", site.url("/europe/"), links="xpath://a[@class='story-link']/@href"),
         Source("redesigned", "html", site.url("/europe/"), links="article a.headline"),
     ]
 
@@ -408,8 +487,13 @@ def test_section_pages_selectors_pagination_and_page_limit(tmp_path: Path, site:
     paths = site.paths()
     assert "/world/page/2/" in paths and "/world/page/3/" not in paths  # max_pages 2
     assert not any(p.startswith("/ads/") for p in paths)
-    assert sorted(articles_requested(site)) == ["/news/e1", "/news/w11", "/news/w12",
-                                                "/news/w21", "/news/w22"]
+    assert sorted(articles_requested(site)) == [
+        "/news/e1",
+        "/news/w11",
+        "/news/w12",
+        "/news/w21",
+        "/news/w22",
+    ]
     world = [h.time for h in site.hits if h.path.startswith(("/world", "/news/w"))]
     assert min(gaps(world)) >= 0.175  # the source's own delay, 0.2 s
     frontier = rows(tmp_path, urls)
@@ -419,31 +503,41 @@ def test_section_pages_selectors_pagination_and_page_limit(tmp_path: Path, site:
 
 # -- the launcher --------------------------------------------------------------------------------
 
-def test_newsagg_crawl_over_the_sample_news_web(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_newsagg_crawl_over_the_sample_news_web(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline.sampleweb.server import SampleWeb, load_manifest, sources_yaml
 
     with SampleWeb() as web:
         registry = tmp_path / "sources.yaml"
         registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
         store = f"sqlite:///{tmp_path / 'store.db'}"
-        status = newsagg(["crawl", "--sources", str(registry), "--store", store,
-                          "--allow-private-network", "--only", "monitor", "gazette"])
+        status = newsagg(
+            [
+                "crawl",
+                "--sources",
+                str(registry),
+                "--store",
+                store,
+                "--allow-private-network",
+                "--only",
+                "monitor",
+                "gazette",
+            ]
+        )
         requested = {r.path for r in web.requests}
 
     printed = json.loads(capsys.readouterr().out)
     assert status == 0
     assert sorted(printed["ok"]) == ["gazette", "monitor"] and printed["failed"] == {}
     assert not any(path.startswith("/private/") for path in requested)
-    stored = {row.url.removeprefix(web.base_url): row.source
-              for row in rows(tmp_path, pages).values()}
-    expected = {a["url_path"]: a["outlet"] for a in load_manifest()
-                if a["outlet"] in ("monitor", "gazette")}
+    stored = {row.url.removeprefix(web.base_url): row.source for row in rows(tmp_path, pages).values()}
+    expected = {a["url_path"]: a["outlet"] for a in load_manifest() if a["outlet"] in ("monitor", "gazette")}
     assert expected and stored == expected
 
 
-def test_a_dying_crawl_process_raises_with_its_last_words(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dying_crawl_process_raises_with_its_last_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(crawl_module, "RUNNER", "spiders.no_such_module")
     with pytest.raises(NewsaggError, match=r"(?s)exit status 1.*No module named"):
         crawl(tmp_path, [Source("s", "sitemap", "http://127.0.0.1:9/sitemap.xml")])

@@ -8,18 +8,24 @@ from alembic.migration import MigrationContext
 
 from pipeline.errors import ConfigError, StoreError
 from pipeline.models import Article, content_hash_for
-from pipeline.schema import metadata
-from pipeline.store import Discovered, Store
+from pipeline.store.core import Discovered, Store
+from pipeline.store.schema import metadata
 
 
-def make_article(url: str = "https://n.example/a", text: str = "Body text of the report.",
-                 title: str = "Title") -> Article:
-    return Article(url=url, source="wire", title=title, authors=("A. Writer",),
-                   published_at=datetime(2026, 11, 19, 3, 0, tzinfo=UTC), language="en",
-                   text=text, content_hash=content_hash_for(text),
-                   fetched_at=datetime(2026, 11, 19, 4, 0, tzinfo=UTC))
-
-
+def make_article(
+    url: str = "https://n.example/a", text: str = "Body text of the report.", title: str = "Title"
+) -> Article:
+    return Article(
+        url=url,
+        source="wire",
+        title=title,
+        authors=("A. Writer",),
+        published_at=datetime(2026, 11, 19, 3, 0, tzinfo=UTC),
+        language="en",
+        text=text,
+        content_hash=content_hash_for(text),
+        fetched_at=datetime(2026, 11, 19, 4, 0, tzinfo=UTC),
+    )
 
 
 def test_migrations_match_the_schema(store: Store) -> None:
@@ -57,8 +63,7 @@ def test_exact_duplicate_by_content_hash(store: Store) -> None:
 
 
 def test_discover_is_idempotent_and_requeues_on_lastmod(store: Store) -> None:
-    found = [Discovered("https://n.example/a", "wire",
-                        lastmod=datetime(2026, 11, 19, tzinfo=UTC))]
+    found = [Discovered("https://n.example/a", "wire", lastmod=datetime(2026, 11, 19, tzinfo=UTC))]
     assert store.discover(found) == (1, 0)
     assert store.discover(found) == (0, 0)
     with store.begin() as conn:
@@ -77,24 +82,48 @@ def test_failed_batch_leaves_previous_state(store: Store) -> None:
         store.upsert_article(conn, make_article("https://n.example/new-1", text="one"))
         store.upsert_article(conn, make_article("https://n.example/new-2", text="two"))
         # The same primary key again: the database refuses, the whole batch rolls back.
-        conn.execute(metadata.tables["articles"].insert().values(
-            article_id=make_article("https://n.example/keep").article_id, url="https://x/",
-            source="s", authors="[]", text="", content_hash="", fetched_at=datetime.now(UTC),
-            updated_at=datetime.now(UTC)))
+        conn.execute(
+            metadata.tables["articles"]
+            .insert()
+            .values(
+                article_id=make_article("https://n.example/keep").article_id,
+                url="https://x/",
+                source="s",
+                authors="[]",
+                text="",
+                content_hash="",
+                fetched_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+        )
     assert store.counts() == before
 
 
 def test_raw_pages_are_kept_compressed(store: Store) -> None:
     body = b"<html><body><p>" + b"word " * 2000 + b"</p></body></html>"
     with store.begin() as conn:
-        assert store.save_page(conn, url="https://n.example/a", source="wire",
-                               final_url="https://n.example/a", body=body,
-                               content_type="text/html", charset="utf-8", etag='"1"',
-                               last_modified=None)
-        assert not store.save_page(conn, url="https://n.example/a", source="wire",
-                                   final_url="https://n.example/a", body=body,
-                                   content_type="text/html", charset="utf-8", etag='"1"',
-                                   last_modified=None)
+        assert store.save_page(
+            conn,
+            url="https://n.example/a",
+            source="wire",
+            final_url="https://n.example/a",
+            body=body,
+            content_type="text/html",
+            charset="utf-8",
+            etag='"1"',
+            last_modified=None,
+        )
+        assert not store.save_page(
+            conn,
+            url="https://n.example/a",
+            source="wire",
+            final_url="https://n.example/a",
+            body=body,
+            content_type="text/html",
+            charset="utf-8",
+            etag='"1"',
+            last_modified=None,
+        )
     [page] = store.pages_to_clean()
     assert page.body == body
     with store.engine.connect() as conn:
@@ -110,18 +139,25 @@ def test_bad_store_urls_are_clear() -> None:
 
 
 def test_a_page_packed_by_the_fetcher_is_stored_as_one_packed_here(store: Store) -> None:
-    from pipeline.store import PackedBody, unpack
+    from pipeline.store.core import PackedBody, unpack
 
     body = b"<html><body><p>" + b"Report text. " * 2000 + b"</p></body></html>"
-    kwargs = {"source": "wire", "content_type": "text/html", "charset": "utf-8", "etag": '"1"',
-              "last_modified": None}
+    kwargs = {
+        "source": "wire",
+        "content_type": "text/html",
+        "charset": "utf-8",
+        "etag": '"1"',
+        "last_modified": None,
+    }
     with store.begin() as conn:
         assert store.save_page(conn, url="https://a/1", final_url="https://a/1", body=body, **kwargs)
-        assert store.save_page(conn, url="https://a/2", final_url="https://a/2", body=body,
-                               packed=PackedBody.of(body), **kwargs)
+        assert store.save_page(
+            conn, url="https://a/2", final_url="https://a/2", body=body, packed=PackedBody.of(body), **kwargs
+        )
         # the same body again: unchanged, whichever way it comes
-        assert not store.save_page(conn, url="https://a/1", final_url="https://a/1", body=body,
-                                   packed=PackedBody.of(body), **kwargs)
+        assert not store.save_page(
+            conn, url="https://a/1", final_url="https://a/1", body=body, packed=PackedBody.of(body), **kwargs
+        )
     stored = {p.url: p for p in store.pages_to_clean()}
     assert stored["https://a/1"].body_sha256 == stored["https://a/2"].body_sha256
     assert unpack(stored["https://a/2"].body_gz) == body == stored["https://a/1"].body

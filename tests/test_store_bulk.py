@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.models import Article, Figure, Story, StoryArticle, content_hash_for
-from pipeline.store import Store
+from pipeline.store.core import Store
 from tests.helpers import dump_store
 
 T0 = datetime(2026, 11, 19, 2, 0, tzinfo=UTC)
@@ -33,54 +33,86 @@ def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
 
 def _article(key: str, hours: int) -> Article:
     text = f"Report {key}: three people were killed and {hours + 2} injured in Kyiv."
-    return Article(url=f"https://{key}.example/r", source=key[0], title=f"Report {key}",
-                   authors=(), published_at=T0 + timedelta(hours=hours), language="en",
-                   text=text, content_hash=content_hash_for(text),
-                   fetched_at=T0 + timedelta(hours=hours + 1))
+    return Article(
+        url=f"https://{key}.example/r",
+        source=key[0],
+        title=f"Report {key}",
+        authors=(),
+        published_at=T0 + timedelta(hours=hours),
+        language="en",
+        text=text,
+        content_hash=content_hash_for(text),
+        fetched_at=T0 + timedelta(hours=hours + 1),
+    )
 
 
 ARTICLES = {k: _article(k, i) for i, k in enumerate(["a1", "a2", "b1", "c1", "d1", "e1"])}
 
 
-def _story(story_id: str, keys: list[str], figs: list[tuple[str, str, str]], title: str = ""
-           ) -> tuple[Story, str | None, list[tuple[str, Figure]]]:
+def _story(
+    story_id: str, keys: list[str], figs: list[tuple[str, str, str]], title: str = ""
+) -> tuple[Story, str | None, list[tuple[str, Figure]]]:
     members = [ARTICLES[k] for k in keys]
-    story = Story(story_id, title or f"Story {story_id}", "summary", members[0].published_at
-                  or T0, members[-1].published_at or T0,
-                  tuple(StoryArticle(a.article_id, a.url, a.source, a.title, a.published_at, None)
-                        for a in members))
-    figures = [(ARTICLES[k].article_id,
-                Figure(kind, value, ARTICLES[k].source, ARTICLES[k].url, ARTICLES[k].published_at))
-               for k, kind, value in figs]
+    story = Story(
+        story_id,
+        title or f"Story {story_id}",
+        "summary",
+        members[0].published_at or T0,
+        members[-1].published_at or T0,
+        tuple(StoryArticle(a.article_id, a.url, a.source, a.title, a.published_at, None) for a in members),
+    )
+    figures = [
+        (
+            ARTICLES[k].article_id,
+            Figure(kind, value, ARTICLES[k].source, ARTICLES[k].url, ARTICLES[k].published_at),
+        )
+        for k, kind, value in figs
+    ]
     return story, members[-1].article_id, figures
 
 
 # Each round: memberships, then the stories saved in this order.
 ROUNDS: list[tuple[dict[str, str], list[tuple[Story, str | None, list[tuple[str, Figure]]]]]] = [
-    ({"a1": "st_a", "a2": "st_a", "b1": "st_b", "c1": "st_c", "d1": "st_d", "e1": "st_e"},
-     [_story("st_a", ["a1", "a2"], [("a1", "killed", "3"), ("a2", "killed", "3"),
-                                    ("a2", "place", "Kyiv")]),
-      _story("st_b", ["b1"], [("b1", "injured", "4")]),
-      _story("st_c", ["c1"], [("c1", "killed", "3")]),
-      _story("st_d", ["d1"], [("d1", "killed", "3")]),
-      _story("st_e", ["e1"], [])]),
+    (
+        {"a1": "st_a", "a2": "st_a", "b1": "st_b", "c1": "st_c", "d1": "st_d", "e1": "st_e"},
+        [
+            _story(
+                "st_a", ["a1", "a2"], [("a1", "killed", "3"), ("a2", "killed", "3"), ("a2", "place", "Kyiv")]
+            ),
+            _story("st_b", ["b1"], [("b1", "injured", "4")]),
+            _story("st_c", ["c1"], [("c1", "killed", "3")]),
+            _story("st_d", ["d1"], [("d1", "killed", "3")]),
+            _story("st_e", ["e1"], []),
+        ],
+    ),
     # a2 moves to a later story (st_c), b1 to an earlier one (st_a); st_d is unchanged; st_e is
     # saved twice; st_b keeps no member but is saved empty-handed (figures gone); a new story.
-    ({"a1": "st_a", "a2": "st_c", "b1": "st_a", "c1": "st_c", "d1": "st_d", "e1": "st_f"},
-     [_story("st_a", ["a1", "b1"], [("a1", "killed", "3"), ("b1", "injured", "4"),
-                                    ("b1", "killed", "1")]),
-      _story("st_b", ["b1"], []),
-      _story("st_c", ["a2", "c1"], [("a2", "killed", "3"), ("a2", "place", "Kyiv"),
-                                    ("c1", "killed", "4")]),
-      _story("st_d", ["d1"], [("d1", "killed", "3")]),
-      _story("st_e", ["e1"], [("e1", "killed", "2")], title="Revised"),
-      _story("st_e", ["e1"], [("e1", "killed", "5")], title="Revised again"),
-      _story("st_f", ["e1"], [("e1", "killed", "5")])]),
+    (
+        {"a1": "st_a", "a2": "st_c", "b1": "st_a", "c1": "st_c", "d1": "st_d", "e1": "st_f"},
+        [
+            _story(
+                "st_a", ["a1", "b1"], [("a1", "killed", "3"), ("b1", "injured", "4"), ("b1", "killed", "1")]
+            ),
+            _story("st_b", ["b1"], []),
+            _story(
+                "st_c", ["a2", "c1"], [("a2", "killed", "3"), ("a2", "place", "Kyiv"), ("c1", "killed", "4")]
+            ),
+            _story("st_d", ["d1"], [("d1", "killed", "3")]),
+            _story("st_e", ["e1"], [("e1", "killed", "2")], title="Revised"),
+            _story("st_e", ["e1"], [("e1", "killed", "5")], title="Revised again"),
+            _story("st_f", ["e1"], [("e1", "killed", "5")]),
+        ],
+    ),
     # nothing changes: no row written, no change noted
-    ({"a1": "st_a", "a2": "st_c", "b1": "st_a", "c1": "st_c", "d1": "st_d", "e1": "st_f"},
-     [_story("st_a", ["a1", "b1"], [("a1", "killed", "3"), ("b1", "injured", "4"),
-                                    ("b1", "killed", "1")]),
-      _story("st_d", ["d1"], [("d1", "killed", "3")])]),
+    (
+        {"a1": "st_a", "a2": "st_c", "b1": "st_a", "c1": "st_c", "d1": "st_d", "e1": "st_f"},
+        [
+            _story(
+                "st_a", ["a1", "b1"], [("a1", "killed", "3"), ("b1", "injured", "4"), ("b1", "killed", "1")]
+            ),
+            _story("st_d", ["d1"], [("d1", "killed", "3")]),
+        ],
+    ),
 ]
 
 
@@ -100,8 +132,7 @@ def test_save_stories_equals_save_story_one_by_one(two_stores: tuple[Store, Stor
         statuses = []
         for s in (one, bulk):
             with s.begin() as conn:
-                s.assign(conn, {ARTICLES[k].article_id: (sid, None, "sig")
-                                for k, sid in memberships.items()})
+                s.assign(conn, {ARTICLES[k].article_id: (sid, None, "sig") for k, sid in memberships.items()})
             with s.begin() as conn:
                 if s is bulk:
                     statuses.append(s.save_stories(conn, items))
@@ -110,8 +141,11 @@ def test_save_stories_equals_save_story_one_by_one(two_stores: tuple[Store, Stor
         assert statuses[0] == statuses[1]
         assert _comparable(one.url) == _comparable(bulk.url)
     assert statuses[0] == ["unchanged", "unchanged"]
-    assert {(f.kind, f.value) for story in bulk.stories(story_ids=["st_c"])
-            for f in story.figures} == {("killed", "3"), ("place", "Kyiv"), ("killed", "4")}
+    assert {(f.kind, f.value) for story in bulk.stories(story_ids=["st_c"]) for f in story.figures} == {
+        ("killed", "3"),
+        ("place", "Kyiv"),
+        ("killed", "4"),
+    }
 
 
 def test_articles_of_stories_with_known_rows(two_stores: tuple[Store, Store]) -> None:
@@ -119,12 +153,16 @@ def test_articles_of_stories_with_known_rows(two_stores: tuple[Store, Store]) ->
     with store.begin() as conn:
         for a in ARTICLES.values():
             store.upsert_article(conn, a)
-    known = {r["article_id"]: r for r in store.articles_between(None, None)
-             if r["url"] != ARTICLES["b1"].url}
+    known = {r["article_id"]: r for r in store.articles_between(None, None) if r["url"] != ARTICLES["b1"].url}
     with store.begin() as conn:
-        store.assign(conn, {ARTICLES["a1"].article_id: ("st_a", None, "s1"),
-                            ARTICLES["b1"].article_id: ("st_a", ARTICLES["a1"].article_id, "s2"),
-                            ARTICLES["c1"].article_id: ("st_c", None, None)})
+        store.assign(
+            conn,
+            {
+                ARTICLES["a1"].article_id: ("st_a", None, "s1"),
+                ARTICLES["b1"].article_id: ("st_a", ARTICLES["a1"].article_id, "s2"),
+                ARTICLES["c1"].article_id: ("st_c", None, None),
+            },
+        )
 
     def by_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {r["article_id"]: r for r in rows}

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.readapi import create_app
 from pipeline.sampleweb.server import SITE_DIR, SampleWeb, sources_yaml
-from pipeline.store import Store
-from pipeline.tokens import create_token
+from pipeline.serve.readapi import create_app
+from pipeline.serve.tokens import create_token
+from pipeline.store.core import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -35,8 +35,21 @@ def filled_store(tmp_path: Path, sqlite_url: str) -> Iterator[Store]:
     with SampleWeb() as web:
         registry = tmp_path / "sources.yaml"
         registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
-        assert main(["run", "--sources", str(registry), "--store", sqlite_url,
-                     "--allow-private-network", "--only", *FEED_OUTLETS]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--sources",
+                    str(registry),
+                    "--store",
+                    sqlite_url,
+                    "--allow-private-network",
+                    "--only",
+                    *FEED_OUTLETS,
+                ]
+            )
+            == 0
+        )
     store = Store(sqlite_url)
     store.migrate()
     yield store
@@ -66,46 +79,52 @@ def server(filled_store: Store) -> Iterator[str]:
         sock.close()
 
 
-def test_story_page_shows_the_kyiv_strike_with_outlets_and_figures(
-        server: str, filled_store: Store) -> None:
+def test_story_page_shows_the_kyiv_strike_with_outlets_and_figures(server: str, filled_store: Store) -> None:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (a browser is never "
-                    "downloaded)")
+        pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (a browser is never downloaded)")
     from playwright.sync_api import sync_playwright
 
     manifest = json.loads((SITE_DIR / "manifest.json").read_text(encoding="utf-8"))
-    [wire_report] = [m["url_path"] for m in manifest
-                     if m["event"] == KYIV_STRIKE_EVENT and m["outlet"] == "wire"]
-    story = next(s for s in filled_store.stories()
-                 if any(a.url.endswith(wire_report) for a in s.articles))
+    [wire_report] = [
+        m["url_path"] for m in manifest if m["event"] == KYIV_STRIKE_EVENT and m["outlet"] == "wire"
+    ]
+    story = next(s for s in filled_store.stories() if any(a.url.endswith(wire_report) for a in s.articles))
     outlets = {a.source for a in story.articles}
-    assert outlets >= {m["outlet"] for m in manifest
-                       if m["event"] == KYIV_STRIKE_EVENT and m["outlet"] in FEED_OUTLETS}
+    assert outlets >= {
+        m["outlet"] for m in manifest if m["event"] == KYIV_STRIKE_EVENT and m["outlet"] in FEED_OUTLETS
+    }
     token = create_token(filled_store, "browser")
     ARTIFACTS.mkdir(exist_ok=True)
     foreign: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update"])
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.on("request", lambda r: None if r.url.startswith(server)
-                    else foreign.append(r.url))
+            page.on("request", lambda r: None if r.url.startswith(server) else foreign.append(r.url))
             response = page.goto(f"{server}/?token={token}")
             assert response is not None and response.status == 200
             assert page.url == f"{server}/"  # the token left the address bar for a cookie
             card = page.locator(f"#story-{story.story_id}")
             card.wait_for()
             assert card.locator("h2").inner_text() == story.title
-            shown = set(card.locator("li.outlet").evaluate_all(
-                "els => els.map(e => e.dataset.outlet)"))
+            shown = set(card.locator("li.outlet").evaluate_all("els => els.map(e => e.dataset.outlet)"))
             assert shown == outlets
             chart = card.locator("svg.chart")
             assert chart.is_visible()
-            assert set(chart.locator("g.kind").evaluate_all(
-                "els => els.map(e => e.dataset.kind)")) >= {"killed", "injured"}
+            assert set(chart.locator("g.kind").evaluate_all("els => els.map(e => e.dataset.kind)")) >= {
+                "killed",
+                "injured",
+            }
             figures = card.locator("table.figs").inner_text()
             for fig in story.figures:
                 if fig.kind in ("killed", "injured"):

@@ -1,4 +1,4 @@
-"""Issue 3's scenario on the sample news web: one story per real-world event.
+"""The sample news web scenario: one story per real-world event.
 
 The Kyiv strike of the night of 18-19 November, reported by all six outlets with different
 headlines and changing figures, is one story; the strike on Kyiv the next night is another, and
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.parse.urls import canonicalize
 from pipeline.sampleweb.server import SampleWeb, load_manifest, sources_yaml
-from pipeline.urls import canonicalize
 from tests.helpers import dump_store
 
 
@@ -31,8 +31,7 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path
         store = f"sqlite:///{tmp / 'store.db'}"
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            assert main(["run", "--sources", str(registry), "--store", store,
-                         "--allow-private-network"]) == 0
+            assert main(["run", "--sources", str(registry), "--store", store, "--allow-private-network"]) == 0
         summary = out.getvalue()
         # Scrapy's stats of the crawl of the sitemap and section-page outlets are in the summary.
         assert "sources: 6 ok, 0 failed" in summary
@@ -54,8 +53,7 @@ def by_event(base: str) -> dict[str, set[str]]:
     return events
 
 
-def test_one_story_per_event(demo_store: tuple[str, str, Path],
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_one_story_per_event(demo_store: tuple[str, str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     store, base, _ = demo_store
     got = {s["story_id"]: {a["url"] for a in s["articles"]} for s in stories(store, capsys)}
     expected = by_event(base)
@@ -67,12 +65,19 @@ def test_one_story_per_event(demo_store: tuple[str, str, Path],
 
 
 def test_strike_story_has_every_outlet_and_a_figures_timeline(
-        demo_store: tuple[str, str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    demo_store: tuple[str, str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     store, base, _ = demo_store
     urls = by_event(base)["kyiv-strike-2026-11-19"]
     [story] = [s for s in stories(store, capsys) if {a["url"] for a in s["articles"]} & urls]
-    assert {a["source"] for a in story["articles"]} == {"wire", "ledger", "herald", "courier",
-                                                        "monitor", "gazette"}
+    assert {a["source"] for a in story["articles"]} == {
+        "wire",
+        "ledger",
+        "herald",
+        "courier",
+        "monitor",
+        "gazette",
+    }
     killed = [(f["value"], f["source"]) for f in story["figures"] if f["kind"] == "killed"]
     assert (1, "wire") in killed and (2, "ledger") in killed  # "1 killed" became "2 killed"
     injured = {(f["value"], f["source"]) for f in story["figures"] if f["kind"] == "injured"}
@@ -85,13 +90,25 @@ def test_strike_story_has_every_outlet_and_a_figures_timeline(
 
 
 def test_updated_article_updates_its_story_and_rerun_changes_nothing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with SampleWeb() as web:
         registry = tmp_path / "sources.yaml"
         registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
         store = f"sqlite:///{tmp_path / 'store.db'}"
-        args = ["run", "--sources", str(registry), "--store", store, "--allow-private-network",
-                "--only", "wire", "ledger", "herald", "courier"]
+        args = [
+            "run",
+            "--sources",
+            str(registry),
+            "--store",
+            store,
+            "--allow-private-network",
+            "--only",
+            "wire",
+            "ledger",
+            "herald",
+            "courier",
+        ]
         assert main(args) == 0
         before = {s["story_id"]: s for s in stories(store, capsys)}
         dump = dump_store(store)
@@ -102,8 +119,11 @@ def test_updated_article_updates_its_story_and_rerun_changes_nothing(
         after = {s["story_id"]: s for s in stories(store, capsys)}
     assert set(after) == set(before), "an update at the same URL must not open or rename stories"
     wire_urls = {e["url_path"] for e in load_manifest() if e.get("editions")}
-    changed = [sid for sid, s in after.items()
-               if {a["url"] for a in s["articles"]} & {web.base_url + p for p in wire_urls}]
+    changed = [
+        sid
+        for sid, s in after.items()
+        if {a["url"] for a in s["articles"]} & {web.base_url + p for p in wire_urls}
+    ]
     [sid] = changed
     assert after[sid]["figures"] != before[sid]["figures"]
     assert after[sid]["last_updated"] > before[sid]["last_updated"]

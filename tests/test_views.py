@@ -11,68 +11,159 @@ from alembic.config import Config
 from sqlalchemy import create_engine, text
 
 from pipeline.models import Article, Figure, Story, StoryArticle, content_hash_for
-from pipeline.schema import READ_VIEWS
-from pipeline.store import MIGRATIONS, Store, normalise_url
+from pipeline.store.core import MIGRATIONS, Store, normalise_url
+from pipeline.store.schema import READ_VIEWS
 
 # Pinned: changing a list here means breaking every downstream consumer. Add newsagg_v2_* views
 # instead (docs/store.md, "Changing the contract").
 V1_COLUMNS = {
-    "newsagg_v1_stories": ["story_id", "title", "summary", "best_article_id", "first_seen",
-                           "last_updated", "article_count", "outlet_count", "change_seq"],
-    "newsagg_v1_articles": ["article_id", "url", "source", "title", "authors", "published_at",
-                            "language", "text", "content_hash", "fetched_at", "updated_at",
-                            "story_id", "copy_of", "change_seq"],
-    "newsagg_v1_story_articles": ["story_id", "article_id", "source", "url", "title",
-                                  "published_at", "copy_of", "change_seq"],
-    "newsagg_v1_story_figures": ["story_id", "article_id", "kind", "value", "number", "source",
-                                 "url", "reported_at", "change_seq"],
+    "newsagg_v1_stories": [
+        "story_id",
+        "title",
+        "summary",
+        "best_article_id",
+        "first_seen",
+        "last_updated",
+        "article_count",
+        "outlet_count",
+        "change_seq",
+    ],
+    "newsagg_v1_articles": [
+        "article_id",
+        "url",
+        "source",
+        "title",
+        "authors",
+        "published_at",
+        "language",
+        "text",
+        "content_hash",
+        "fetched_at",
+        "updated_at",
+        "story_id",
+        "copy_of",
+        "change_seq",
+    ],
+    "newsagg_v1_story_articles": [
+        "story_id",
+        "article_id",
+        "source",
+        "url",
+        "title",
+        "published_at",
+        "copy_of",
+        "change_seq",
+    ],
+    "newsagg_v1_story_figures": [
+        "story_id",
+        "article_id",
+        "kind",
+        "value",
+        "number",
+        "source",
+        "url",
+        "reported_at",
+        "change_seq",
+    ],
     "newsagg_v1_changes": ["change_seq", "kind", "id", "op", "changed_at"],
 }
 
 T0 = datetime(2026, 11, 19, 1, 48, tzinfo=UTC)
 
 
-def article(source: str, slug: str, text_: str, hour: int, minute: int = 0,
-            title: str | None = None) -> Article:
+def article(
+    source: str, slug: str, text_: str, hour: int, minute: int = 0, title: str | None = None
+) -> Article:
     when = datetime(2026, 11, 19, hour, minute, tzinfo=UTC)
-    return Article(url=f"https://{source}.example/{slug}", source=source,
-                   title=title or f"{source}: {slug}", authors=(f"{source} desk",),
-                   published_at=when, language="en", text=text_,
-                   content_hash=content_hash_for(text_), fetched_at=when)
+    return Article(
+        url=f"https://{source}.example/{slug}",
+        source=source,
+        title=title or f"{source}: {slug}",
+        authors=(f"{source} desk",),
+        published_at=when,
+        language="en",
+        text=text_,
+        content_hash=content_hash_for(text_),
+        fetched_at=when,
+    )
 
 
 KYIV = [
-    article("wire", "kyiv-strike", "Russian missiles hit Kyiv overnight. One killed, eight "
-            "injured in Shevchenkivskyi.", 1, 48, "Russian missiles and drones hit Kyiv overnight"),
-    article("courier", "night-attack", "Night attack on Kyiv: one dead, nine injured.", 2, 10,
-            "Night attack on Kyiv: one dead, nine injured"),
-    article("ledger", "two-killed", "Two killed as Russia pounds Kyiv; 14 injured.", 6, 5,
-            "Two killed as Russia pounds Kyiv with missiles and drones"),
+    article(
+        "wire",
+        "kyiv-strike",
+        "Russian missiles hit Kyiv overnight. One killed, eight injured in Shevchenkivskyi.",
+        1,
+        48,
+        "Russian missiles and drones hit Kyiv overnight",
+    ),
+    article(
+        "courier",
+        "night-attack",
+        "Night attack on Kyiv: one dead, nine injured.",
+        2,
+        10,
+        "Night attack on Kyiv: one dead, nine injured",
+    ),
+    article(
+        "ledger",
+        "two-killed",
+        "Two killed as Russia pounds Kyiv; 14 injured.",
+        6,
+        5,
+        "Two killed as Russia pounds Kyiv with missiles and drones",
+    ),
 ]
-ODESA = [article("herald", "odesa-port", "Drones hit Odesa port; one killed.", 9, 10,
-                 "Odesa port struck in overnight drone attack")]
-KYIV_FIGURES = [(KYIV[0], "killed", "1"), (KYIV[0], "injured", "8"),
-                (KYIV[0], "place", "Shevchenkivskyi"), (KYIV[1], "killed", "1"),
-                (KYIV[1], "injured", "9"), (KYIV[2], "killed", "2"), (KYIV[2], "injured", "14")]
+ODESA = [
+    article(
+        "herald",
+        "odesa-port",
+        "Drones hit Odesa port; one killed.",
+        9,
+        10,
+        "Odesa port struck in overnight drone attack",
+    )
+]
+KYIV_FIGURES = [
+    (KYIV[0], "killed", "1"),
+    (KYIV[0], "injured", "8"),
+    (KYIV[0], "place", "Shevchenkivskyi"),
+    (KYIV[1], "killed", "1"),
+    (KYIV[1], "injured", "9"),
+    (KYIV[2], "killed", "2"),
+    (KYIV[2], "injured", "14"),
+]
 
 
-def save_story(store: Store, story_id: str, members: list[Article],
-               figs: list[tuple[Article, str, str]], copies: dict[str, str] | None = None) -> str:
+def save_story(
+    store: Store,
+    story_id: str,
+    members: list[Article],
+    figs: list[tuple[Article, str, str]],
+    copies: dict[str, str] | None = None,
+) -> str:
     """What dedup does for one story, with the figures given instead of extracted."""
     copies = copies or {}
     with store.begin() as conn:
-        store.assign(conn, {a.article_id: (story_id, copies.get(a.article_id), "sig")
-                            for a in members})
-    story = Story(story_id=story_id, title=members[-1].title, summary=members[-1].text,
-                  first_seen=min(a.published_at or T0 for a in members),
-                  last_updated=max(a.published_at or T0 for a in members),
-                  articles=tuple(StoryArticle(a.article_id, a.url, a.source, a.title,
-                                              a.published_at, copies.get(a.article_id))
-                                 for a in members))
+        store.assign(conn, {a.article_id: (story_id, copies.get(a.article_id), "sig") for a in members})
+    story = Story(
+        story_id=story_id,
+        title=members[-1].title,
+        summary=members[-1].text,
+        first_seen=min(a.published_at or T0 for a in members),
+        last_updated=max(a.published_at or T0 for a in members),
+        articles=tuple(
+            StoryArticle(a.article_id, a.url, a.source, a.title, a.published_at, copies.get(a.article_id))
+            for a in members
+        ),
+    )
     with store.begin() as conn:
-        return store.save_story(conn, story, members[-1].article_id, [
-            (a.article_id, Figure(kind, value, a.source, a.url, a.published_at))
-            for a, kind, value in figs])
+        return store.save_story(
+            conn,
+            story,
+            members[-1].article_id,
+            [(a.article_id, Figure(kind, value, a.source, a.url, a.published_at)) for a, kind, value in figs],
+        )
 
 
 def fill(store: Store) -> None:
@@ -80,12 +171,8 @@ def fill(store: Store) -> None:
     with store.begin() as conn:
         for a in KYIV + ODESA:
             store.upsert_article(conn, a)
-    save_story(store, "st_kyiv", KYIV, KYIV_FIGURES, copies={KYIV[1].article_id:
-                                                             KYIV[0].article_id})
-    save_story(store, "st_odesa", ODESA, [(ODESA[0], "killed", "1"),
-                                          (ODESA[0], "place", "Prymorskyi")])
-
-
+    save_story(store, "st_kyiv", KYIV, KYIV_FIGURES, copies={KYIV[1].article_id: KYIV[0].article_id})
+    save_story(store, "st_odesa", ODESA, [(ODESA[0], "killed", "1"), (ODESA[0], "place", "Prymorskyi")])
 
 
 def rows(store: Store, sql: str, **params: object) -> list[dict]:
@@ -101,13 +188,32 @@ def test_v1_view_columns_are_pinned(store: Store) -> None:
 
 
 def _pg_types(columns: list[str], overrides: dict[str, str]) -> list[tuple[str, str]]:
-    timestamps = {"first_seen", "last_updated", "published_at", "fetched_at", "updated_at",
-                  "reported_at", "changed_at"}
+    timestamps = {
+        "first_seen",
+        "last_updated",
+        "published_at",
+        "fetched_at",
+        "updated_at",
+        "reported_at",
+        "changed_at",
+    }
     texts = {"title", "summary", "authors", "text"}
-    return [(c, overrides.get(c) or ("timestamp with time zone" if c in timestamps else "text"
-                                     if c in texts else "bigint" if c in ("change_seq", "number",
-                                                                          "outlet_count")
-                                     else "character varying")) for c in columns]
+    return [
+        (
+            c,
+            overrides.get(c)
+            or (
+                "timestamp with time zone"
+                if c in timestamps
+                else "text"
+                if c in texts
+                else "bigint"
+                if c in ("change_seq", "number", "outlet_count")
+                else "character varying"
+            ),
+        )
+        for c in columns
+    ]
 
 
 def test_v1_view_types_are_pinned_on_postgresql(pg_url: str) -> None:
@@ -115,8 +221,12 @@ def test_v1_view_types_are_pinned_on_postgresql(pg_url: str) -> None:
     try:
         store.migrate()
         for view, columns in V1_COLUMNS.items():
-            got = rows(store, "SELECT column_name, data_type FROM information_schema.columns "
-                              "WHERE table_name = :v ORDER BY ordinal_position", v=view)
+            got = rows(
+                store,
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = :v ORDER BY ordinal_position",
+                v=view,
+            )
             want = _pg_types(columns, {"article_count": "integer"})
             assert [(r["column_name"], r["data_type"]) for r in got] == want, view
     finally:
@@ -130,14 +240,18 @@ def test_views_show_stories_articles_and_figures(store: Store) -> None:
     assert kyiv["best_article_id"] == KYIV[2].article_id
     assert kyiv["title"] == KYIV[2].title and kyiv["change_seq"] is not None
 
-    members = rows(store, "SELECT * FROM newsagg_v1_story_articles WHERE story_id = 'st_kyiv' "
-                          "ORDER BY published_at")
+    members = rows(
+        store, "SELECT * FROM newsagg_v1_story_articles WHERE story_id = 'st_kyiv' ORDER BY published_at"
+    )
     assert [m["source"] for m in members] == ["wire", "courier", "ledger"]
     assert members[1]["copy_of"] == KYIV[0].article_id
     assert all(m["change_seq"] is not None for m in members)
 
-    figures = rows(store, "SELECT kind, value, number, source FROM newsagg_v1_story_figures "
-                          "WHERE story_id = 'st_kyiv' ORDER BY reported_at, kind")
+    figures = rows(
+        store,
+        "SELECT kind, value, number, source FROM newsagg_v1_story_figures "
+        "WHERE story_id = 'st_kyiv' ORDER BY reported_at, kind",
+    )
     killed = [(f["source"], f["number"]) for f in figures if f["kind"] == "killed"]
     assert killed == [("wire", 1), ("courier", 1), ("ledger", 2)]
     [place] = [f for f in figures if f["kind"] == "place"]
@@ -149,8 +263,7 @@ def test_views_show_stories_articles_and_figures(store: Store) -> None:
 
     changes = rows(store, "SELECT * FROM newsagg_v1_changes ORDER BY change_seq")
     assert [c["change_seq"] for c in changes] == list(range(1, len(changes) + 1))
-    assert {(c["kind"], c["id"]) for c in changes} >= {("story", "st_kyiv"),
-                                                       ("article", KYIV[0].article_id)}
+    assert {(c["kind"], c["id"]) for c in changes} >= {("story", "st_kyiv"), ("article", KYIV[0].article_id)}
 
 
 def test_unassigned_articles_are_not_story_members(store: Store) -> None:
@@ -174,24 +287,39 @@ def test_migration_numbers_rows_an_older_store_already_has(store_url: str) -> No
     engine = create_engine(normalise_url(store_url))
     with engine.begin() as conn:
         for a in KYIV:
-            conn.execute(text(
-                "INSERT INTO articles (article_id, url, source, title, authors, published_at, "
-                "language, text, content_hash, fetched_at, updated_at) VALUES (:id, :url, :src, "
-                ":title, '[]', :at, 'en', :text, :hash, :at, :at)"),
-                {"id": a.article_id, "url": a.url, "src": a.source, "title": a.title,
-                 "at": a.fetched_at, "text": a.text, "hash": a.content_hash})
-        conn.execute(text("INSERT INTO stories (story_id, title, first_seen, last_updated, "
-                          "article_count) VALUES ('st_old', 'Old', :at, :at, 3)"), {"at": T0})
+            conn.execute(
+                text(
+                    "INSERT INTO articles (article_id, url, source, title, authors, published_at, "
+                    "language, text, content_hash, fetched_at, updated_at) VALUES (:id, :url, :src, "
+                    ":title, '[]', :at, 'en', :text, :hash, :at, :at)"
+                ),
+                {
+                    "id": a.article_id,
+                    "url": a.url,
+                    "src": a.source,
+                    "title": a.title,
+                    "at": a.fetched_at,
+                    "text": a.text,
+                    "hash": a.content_hash,
+                },
+            )
+        conn.execute(
+            text(
+                "INSERT INTO stories (story_id, title, first_seen, last_updated, "
+                "article_count) VALUES ('st_old', 'Old', :at, :at, 3)"
+            ),
+            {"at": T0},
+        )
     engine.dispose()
     store = Store(store_url)
     try:
         store.migrate()
-        changes = rows(store, "SELECT change_seq, kind, id, op FROM newsagg_v1_changes "
-                              "ORDER BY change_seq")
+        changes = rows(store, "SELECT change_seq, kind, id, op FROM newsagg_v1_changes ORDER BY change_seq")
         assert [c["change_seq"] for c in changes] == [1, 2, 3, 4]
         assert {c["op"] for c in changes} == {"insert"}
         assert rows(store, "SELECT change_seq FROM newsagg_v1_stories") == [
-            {"change_seq": next(c["change_seq"] for c in changes if c["kind"] == "story")}]
+            {"change_seq": next(c["change_seq"] for c in changes if c["kind"] == "story")}
+        ]
         with store.begin() as conn:  # the next change continues the numbering
             store.upsert_article(conn, ODESA[0])
         assert rows(store, "SELECT MAX(change_seq) AS m FROM newsagg_v1_changes") == [{"m": 5}]
@@ -220,6 +348,7 @@ def test_views_file_documents_every_column() -> None:
 
 # -- the reader role (PostgreSQL) ---------------------------------------------------------------
 
+
 @pytest.fixture
 def reader_role(pg_url: str) -> str:
     """A role name unique to this test, dropped afterwards (roles are cluster-wide)."""
@@ -239,13 +368,16 @@ def _as_role(pg_url: str, role: str, sql: str) -> list[tuple]:
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"SET ROLE {role}")
-        return conn.execute(sql).fetchall() if sql.lstrip().upper().startswith("SELECT") \
+        return (
+            conn.execute(sql).fetchall()
+            if sql.lstrip().upper().startswith("SELECT")
             else [(conn.execute(sql).rowcount,)]
+        )
 
 
-def test_grant_reader_can_read_the_views_and_nothing_else(pg_url: str, reader_role: str,
-                                                         capsys: pytest.CaptureFixture[str]
-                                                         ) -> None:
+def test_grant_reader_can_read_the_views_and_nothing_else(
+    pg_url: str, reader_role: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     import psycopg
 
     from pipeline.cli import main
@@ -258,11 +390,15 @@ def test_grant_reader_can_read_the_views_and_nothing_else(pg_url: str, reader_ro
     assert "NOLOGIN" in capsys.readouterr().err
     for view in V1_COLUMNS:
         assert _as_role(pg_url, reader_role, f"SELECT * FROM {view}"), view
-    assert _as_role(pg_url, reader_role, "SELECT title FROM newsagg_v1_stories "
-                                         "WHERE story_id = 'st_kyiv'") == [(KYIV[2].title,)]
+    assert _as_role(
+        pg_url, reader_role, "SELECT title FROM newsagg_v1_stories WHERE story_id = 'st_kyiv'"
+    ) == [(KYIV[2].title,)]
     denied = [
-        "SELECT * FROM articles", "SELECT * FROM stories", "SELECT * FROM api_tokens",
-        "SELECT * FROM changes", "SELECT * FROM pages",
+        "SELECT * FROM articles",
+        "SELECT * FROM stories",
+        "SELECT * FROM api_tokens",
+        "SELECT * FROM changes",
+        "SELECT * FROM pages",
         "INSERT INTO articles (article_id, url, source, authors, text, content_hash, "
         "fetched_at, updated_at) VALUES ('x', 'x', 'x', '[]', '', '', now(), now())",
         "INSERT INTO newsagg_v1_changes (change_seq, kind, id, op, changed_at) "
@@ -279,14 +415,15 @@ def test_grant_reader_can_read_the_views_and_nothing_else(pg_url: str, reader_ro
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             _as_role(pg_url, reader_role, sql)
     with psycopg.connect(pg_url) as conn:  # nothing changed
-        assert conn.execute("SELECT count(*) FROM newsagg_v1_stories "
-                            "WHERE title = 'defaced'").fetchone() == (0,)
-        assert conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s",
-                            (reader_role,)).fetchone() == (False,)
+        assert conn.execute("SELECT count(*) FROM newsagg_v1_stories WHERE title = 'defaced'").fetchone() == (
+            0,
+        )
+        assert conn.execute(
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (reader_role,)
+        ).fetchone() == (False,)
 
 
-def test_grant_reader_login_role_connects_and_is_idempotent(pg_url: str, reader_role: str
-                                                           ) -> None:
+def test_grant_reader_login_role_connects_and_is_idempotent(pg_url: str, reader_role: str) -> None:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -307,9 +444,9 @@ def test_grant_reader_login_role_connects_and_is_idempotent(pg_url: str, reader_
             conn.execute("SELECT * FROM articles")
 
 
-def test_grant_reader_refuses_sqlite_and_privileged_roles(sqlite_url: str, pg_url: str,
-                                                          capsys: pytest.CaptureFixture[str]
-                                                          ) -> None:
+def test_grant_reader_refuses_sqlite_and_privileged_roles(
+    sqlite_url: str, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pipeline.cli import main
 
     assert main(["db", "grant-reader", "reader", "--store", sqlite_url]) == 2

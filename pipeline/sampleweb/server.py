@@ -197,8 +197,8 @@ class SampleWeb:
         host = self.host if ":" not in self.host else f"[{self.host}]"
         self._base_url = f"http://{host}:{port}"
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"sampleweb-{port}", daemon=True)
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sampleweb-{port}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -215,8 +215,9 @@ class SampleWeb:
     def __enter__(self) -> SampleWeb:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # ------------------------------------------------------------------ internals
@@ -261,7 +262,8 @@ class SampleWeb:
     def _last_modified_for(self, path: Path, edition: int) -> datetime:
         rel = path.relative_to(self.site_dir).as_posix()
         return self._last_modified.get(rel) or SITE_LAST_MODIFIED.get(
-            edition, SITE_LAST_MODIFIED[max(SITE_LAST_MODIFIED)])
+            edition, SITE_LAST_MODIFIED[max(SITE_LAST_MODIFIED)]
+        )
 
     def _fault(self, path: str) -> _Response | None:
         fixed = SITE_LAST_MODIFIED[1]
@@ -368,8 +370,9 @@ class _Handler(BaseHTTPRequestHandler):
             etag = _etag(response.body)
             if _not_modified(self.headers, etag, response.last_modified):
                 status = 304
-        web._record(RequestRecord(self.command, self.path, dict(self.headers.items()), status,
-                                  time.monotonic()))
+        web._record(
+            RequestRecord(self.command, self.path, dict(self.headers.items()), status, time.monotonic())
+        )
         body = response.body
         if status == 404:
             body = b"Not Found\n"
@@ -380,13 +383,11 @@ class _Handler(BaseHTTPRequestHandler):
             if etag is not None:
                 self.send_header("ETag", etag)
             if response.last_modified is not None and status in (200, 304):
-                self.send_header("Last-Modified", format_datetime(response.last_modified,
-                                                                  usegmt=True))
+                self.send_header("Last-Modified", format_datetime(response.last_modified, usegmt=True))
             if response.location is not None:
                 self.send_header("Location", response.location)
             if status != 304:
-                self.send_header("Content-Type", response.content_type
-                                 or "text/plain; charset=utf-8")
+                self.send_header("Content-Type", response.content_type or "text/plain; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if send_body and body:

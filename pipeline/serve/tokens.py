@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from pipeline.errors import ConfigError
-from pipeline.schema import api_tokens
-from pipeline.store import Store, utc
+from pipeline.store.core import Store, utc
+from pipeline.store.schema import api_tokens
 
 PREFIX = "nat_"  # recognisable in logs and secret scanners
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -49,31 +49,39 @@ def create_token(store: Store, name: str) -> str:
     with store.begin() as conn:
         row = conn.execute(select(api_tokens).where(api_tokens.c.name == name)).first()
         if row is not None and row.revoked_at is None:
-            raise ConfigError(f"token {name!r} exists; revoke it first "
-                              f"(newsagg token revoke {name})")
+            raise ConfigError(f"token {name!r} exists; revoke it first (newsagg token revoke {name})")
         if row is None:
-            conn.execute(api_tokens.insert().values(name=name, token_sha256=hash_token(token),
-                                                    created_at=now, revoked_at=None))
+            conn.execute(
+                api_tokens.insert().values(
+                    name=name, token_sha256=hash_token(token), created_at=now, revoked_at=None
+                )
+            )
         else:  # a revoked name is reused; the old hash is gone with it
-            conn.execute(api_tokens.update().where(api_tokens.c.name == name).values(
-                token_sha256=hash_token(token), created_at=now, revoked_at=None))
+            conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.name == name)
+                .values(token_sha256=hash_token(token), created_at=now, revoked_at=None)
+            )
     return token
 
 
 def revoke_token(store: Store, name: str) -> None:
     with store.begin() as conn:
-        done = conn.execute(api_tokens.update()
-                            .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
-                            .values(revoked_at=datetime.now(UTC).replace(microsecond=0)))
+        done = conn.execute(
+            api_tokens.update()
+            .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC).replace(microsecond=0))
+        )
         if not done.rowcount:
             raise ConfigError(f"no active token named {name!r}")
 
 
 def list_tokens(store: Store) -> list[TokenInfo]:
     with store.begin() as conn:
-        return [TokenInfo(r.name, utc(r.created_at) or datetime.min.replace(tzinfo=UTC),
-                          utc(r.revoked_at))
-                for r in conn.execute(select(api_tokens).order_by(api_tokens.c.name))]
+        return [
+            TokenInfo(r.name, utc(r.created_at) or datetime.min.replace(tzinfo=UTC), utc(r.revoked_at))
+            for r in conn.execute(select(api_tokens).order_by(api_tokens.c.name))
+        ]
 
 
 def verify_token(store: Store, presented: str | None) -> str | None:
@@ -82,8 +90,9 @@ def verify_token(store: Store, presented: str | None) -> str | None:
         return None
     wanted = hash_token(presented)
     with store.begin() as conn:
-        rows = conn.execute(select(api_tokens.c.name, api_tokens.c.token_sha256)
-                            .where(api_tokens.c.revoked_at.is_(None))).all()
+        rows = conn.execute(
+            select(api_tokens.c.name, api_tokens.c.token_sha256).where(api_tokens.c.revoked_at.is_(None))
+        ).all()
     match = None
     for row in rows:  # no early exit: every check costs the same
         if hmac.compare_digest(row.token_sha256, wanted):
@@ -105,30 +114,40 @@ def grant_reader(store: Store, role: str, login: bool = False) -> list[str]:
     """
     from sqlalchemy import text
 
-    from pipeline.schema import READ_VIEWS
+    from pipeline.store.schema import READ_VIEWS
 
     if store.dialect != "postgresql":
-        raise ConfigError("grant-reader needs a PostgreSQL store: SQLite has no roles (hand "
-                          "readers a copy of the file, or open it with ?mode=ro)")
+        raise ConfigError(
+            "grant-reader needs a PostgreSQL store: SQLite has no roles (hand "
+            "readers a copy of the file, or open it with ?mode=ro)"
+        )
     if not _ROLE.match(role):
         raise ConfigError(f"role name {role!r}: use lower-case letters, digits and '_'")
     ident = f'"{role}"'
     warnings: list[str] = []
     with store.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(4242003)"))  # one grant at a time
-        row = conn.execute(text(
-            "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, "
-            "EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) AS member "
-            "FROM pg_roles r WHERE rolname = :role"), {"role": role}).first()
+        row = conn.execute(
+            text(
+                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, "
+                "EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) AS member "
+                "FROM pg_roles r WHERE rolname = :role"
+            ),
+            {"role": role},
+        ).first()
         if row is None:
             conn.execute(text(f"CREATE ROLE {ident} {'LOGIN' if login else 'NOLOGIN'}"))
         else:
             if any(row[:5]):
-                raise ConfigError(f"role {role!r} is privileged (superuser, createrole, "
-                                  "createdb, bypassrls or replication); pick another name")
+                raise ConfigError(
+                    f"role {role!r} is privileged (superuser, createrole, "
+                    "createdb, bypassrls or replication); pick another name"
+                )
             if row.member:
-                raise ConfigError(f"role {role!r} is a member of other roles and would read "
-                                  "with their rights; pick another name")
+                raise ConfigError(
+                    f"role {role!r} is a member of other roles and would read "
+                    "with their rights; pick another name"
+                )
             conn.execute(text(f"ALTER ROLE {ident} {'LOGIN' if login else 'NOLOGIN'}"))
         schema = conn.execute(text("SELECT current_schema()")).scalar_one()
         database = conn.execute(text("SELECT current_database()")).scalar_one()
@@ -141,8 +160,11 @@ def grant_reader(store: Store, role: str, login: bool = False) -> list[str]:
         conn.execute(text(f"GRANT CONNECT ON DATABASE {database_ident} TO {ident}"))
         for view in READ_VIEWS:
             conn.execute(text(f"GRANT SELECT ON {schema_ident}.{view} TO {ident}"))
-        if conn.execute(text("SELECT has_schema_privilege(:role, current_schema(), 'CREATE')"),
-                        {"role": role}).scalar_one():
-            warnings.append(f"every role may create tables in schema {schema} (the PostgreSQL "
-                            f"< 15 default): run REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC")
+        if conn.execute(
+            text("SELECT has_schema_privilege(:role, current_schema(), 'CREATE')"), {"role": role}
+        ).scalar_one():
+            warnings.append(
+                f"every role may create tables in schema {schema} (the PostgreSQL "
+                f"< 15 default): run REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC"
+            )
     return warnings

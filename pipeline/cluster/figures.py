@@ -28,19 +28,43 @@ __all__ = ["FIGURE_KINDS", "extract_figures", "extract_places"]
 FIGURE_KINDS = ("killed", "injured", "missiles", "drones", "intercepted", "place")
 
 _NUMBER_WORDS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19, "twenty": 20,
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
 }
-_NW = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|" \
-      "fifteen|sixteen|seventeen|eighteen|nineteen|twenty"
+_NW = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    "fifteen|sixteen|seventeen|eighteen|nineteen|twenty"
+)
 # a count: digits (1,234 allowed) or a number word; not part of a time, date or decimal
 _N = rf"(?<![\w.,:/-])(?:\d{{1,3}}(?:,\d{{3}})+|\d+|{_NW})(?![\w.,:/-]\d|\w)"
-_Q = r"(?:(?:at\s+least|more\s+than|over|up\s+to|some|about|around|nearly|almost|another|" \
-     r"a\s+further|a\s+total\s+of)\s+)?"
-_WHO = r"(?:(?:people|persons|civilians|residents|children|adults|women|men|others|soldiers|" \
-       r"workers|bystanders|individuals|victims|passengers|of\s+them)\s+)?"
+_Q = (
+    r"(?:(?:at\s+least|more\s+than|over|up\s+to|some|about|around|nearly|almost|another|"
+    r"a\s+further|a\s+total\s+of)\s+)?"
+)
+_WHO = (
+    r"(?:(?:people|persons|civilians|residents|children|adults|women|men|others|soldiers|"
+    r"workers|bystanders|individuals|victims|passengers|of\s+them)\s+)?"
+)
 _BE = r"(?:(?:were|was|have\s+been|has\s+been|had\s+been|are|is|got|reportedly|been)\s+)*"
 
 _KILLED = [
@@ -85,37 +109,98 @@ _OF_BEFORE = re.compile(rf"(?P<a>{_N})\s+(?:out\s+)?of\s+(?:the\s+)?$", re.IGNOR
 _OUT_OF = re.compile(r"\b(?:out\s+of|of\s+the|of)\s+$", re.IGNORECASE)
 _AFTER_INTERCEPT = re.compile(
     r"^\s*(?:(?:were|was|had\s+been|have\s+been|had|have|been|all|successfully)\s+){0,3}"
-    r"(?:shot\s+down|downed|intercepted|destroyed|neutrali[sz]ed)\b", re.IGNORECASE)
-_CLAUSE_BREAK = re.compile(r"[;.!?]|,\s+(?:while|but|and\s+the|as)\b|\bwhile\b|\bbut\b",
-                           re.IGNORECASE)
+    r"(?:shot\s+down|downed|intercepted|destroyed|neutrali[sz]ed)\b",
+    re.IGNORECASE,
+)
+_CLAUSE_BREAK = re.compile(r"[;.!?]|,\s+(?:while|but|and\s+the|as)\b|\bwhile\b|\bbut\b", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“'‘(])|\n+")
 
-_PLACE_STOP = frozenset((
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december", "monday", "tuesday", "wednesday", "thursday", "friday",
-    "saturday", "sunday", "the", "a", "an", "this", "that", "these", "those", "his", "her",
-    "their", "its", "our", "my", "your", "parliament", "congress", "court", "senate",
-    "government", "office", "ministry", "english", "ukrainian", "russian", "german", "french",
-    "total", "addition", "particular", "response", "fact", "order", "part", "general", "spite",
-    "turn", "recent", "contrast", "reply", "support", "front",
-))
+_PLACE_STOP = frozenset(
+    (
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "the",
+        "a",
+        "an",
+        "this",
+        "that",
+        "these",
+        "those",
+        "his",
+        "her",
+        "their",
+        "its",
+        "our",
+        "my",
+        "your",
+        "parliament",
+        "congress",
+        "court",
+        "senate",
+        "government",
+        "office",
+        "ministry",
+        "english",
+        "ukrainian",
+        "russian",
+        "german",
+        "french",
+        "total",
+        "addition",
+        "particular",
+        "response",
+        "fact",
+        "order",
+        "part",
+        "general",
+        "spite",
+        "turn",
+        "recent",
+        "contrast",
+        "reply",
+        "support",
+        "front",
+    )
+)
 _QUALIFIERS = frozenset(("district", "region", "oblast", "province", "county", "raion"))
 _UP = r"[A-Z\u00c0-\u00de\u0400-\u042f\u0404\u0406\u0407\u0490]"
 _PNAME = rf"{_UP}[\w'’-]*[a-z\u00df-\u00ff\u0430-\u045f\u0454\u0456\u0457\u0491](?:[\s-]{_UP}[\w'’-]*)?"
 _KINDS = r"(?i:district|region|oblast|province|county|raion)"
 _DISTRICT_RE = re.compile(rf"(?<![\w-])(?P<name>{_PNAME})\s+(?P<kind>{_KINDS})\b")
 _CITY_OF_RE = re.compile(rf"\b(?:city|town|village|port|capital)\s+of\s+(?P<name>{_PNAME})")
-_IN_RE = re.compile(rf"\b(?:in|near|outside|across|hit|hitting|hits|struck|striking|strikes|"
-                    rf"targeted|targeting|attacked|attacking|shelled|shelling)\s+"
-                    rf"(?P<name>{_PNAME})(?![\w'’-]*\s+{_UP})")
-_ATTACK_ON_RE = re.compile(rf"\b(?:attacks?|strikes?|assault|raids?|shelling|bombardment|"
-                           rf"bombing)\s+(?:on|of|against)\s+(?P<name>{_PNAME})"
-                           rf"(?![\w'’-]*\s+{_UP})")
-_TWO_DISTRICTS_RE = re.compile(
-    rf"(?<![\w-])(?P<a>{_PNAME})\s+and\s+(?P<b>{_PNAME})\s+(?P<kind>{_KINDS})s\b")
-_DATELINE_RE = re.compile(rf"^\s*(?P<name>{_UP}[A-Z\u0400-\u042f'’ -]{{2,30}}?)"
-                          r"(?:,\s*[A-Z][\w ]{0,20})?\s*(?:,|\()\s*(?:\w+\.?\s+\d{1,2}|"
-                          r"\d{1,2}\s+\w+|Reuters|AP|AFP)")
+_IN_RE = re.compile(
+    rf"\b(?:in|near|outside|across|hit|hitting|hits|struck|striking|strikes|"
+    rf"targeted|targeting|attacked|attacking|shelled|shelling)\s+"
+    rf"(?P<name>{_PNAME})(?![\w'’-]*\s+{_UP})"
+)
+_ATTACK_ON_RE = re.compile(
+    rf"\b(?:attacks?|strikes?|assault|raids?|shelling|bombardment|"
+    rf"bombing)\s+(?:on|of|against)\s+(?P<name>{_PNAME})"
+    rf"(?![\w'’-]*\s+{_UP})"
+)
+_TWO_DISTRICTS_RE = re.compile(rf"(?<![\w-])(?P<a>{_PNAME})\s+and\s+(?P<b>{_PNAME})\s+(?P<kind>{_KINDS})s\b")
+_DATELINE_RE = re.compile(
+    rf"^\s*(?P<name>{_UP}[A-Z\u0400-\u042f'’ -]{{2,30}}?)"
+    r"(?:,\s*[A-Z][\w ]{0,20})?\s*(?:,|\()\s*(?:\w+\.?\s+\d{1,2}|"
+    r"\d{1,2}\s+\w+|Reuters|AP|AFP)"
+)
 
 
 def _count(token: str) -> int | None:
@@ -142,14 +227,14 @@ def _weapon_figures(sentence: str) -> list[tuple[str, str]]:
         items = list(_WEAPON_RE.finditer(clause))
         groups: list[list[re.Match[str]]] = []
         for m in items:
-            if groups and _JOIN.fullmatch(clause[groups[-1][-1].end():m.start()]):
+            if groups and _JOIN.fullmatch(clause[groups[-1][-1].end() : m.start()]):
                 groups[-1].append(m)
             else:
                 groups.append([m])
         intercepted = 0
         for group in groups:
             before = clause[: group[0].start()]
-            after = clause[group[-1].end():]
+            after = clause[group[-1].end() :]
             last_verb = None
             for v in _VERB.finditer(before):
                 last_verb = v
@@ -209,10 +294,9 @@ def extract_places(text: str, title: str | None = None) -> list[str]:
             for m in rx.finditer(part):
                 name = _tidy(m.group("name"))
                 words = name.split()
-                if not words or words[0].lower() in _PLACE_STOP or (
-                        words[-1].lower() in _QUALIFIERS):
+                if not words or words[0].lower() in _PLACE_STOP or (words[-1].lower() in _QUALIFIERS):
                     continue
-                tail = part[m.end("name"):m.end("name") + 20].lower()
+                tail = part[m.end("name") : m.end("name") + 20].lower()
                 if re.match(r"\s+(?:district|region|oblast|province|county|raion)\b", tail):
                     continue  # counted with its qualifier above
                 found.append((offset + m.start("name"), name))
@@ -234,8 +318,10 @@ def extract_figures(text: str, title: str | None = None) -> list[tuple[str, str]
     for sentence in _sentences(full):
         start = full.find(sentence, pos)
         pos = max(pos, start)
-        for kind, patterns, hint in (("killed", _KILLED_RE, _KILLED_HINT),
-                                     ("injured", _INJURED_RE, _INJURED_HINT)):
+        for kind, patterns, hint in (
+            ("killed", _KILLED_RE, _KILLED_HINT),
+            ("injured", _INJURED_RE, _INJURED_HINT),
+        ):
             if not hint.search(sentence):
                 continue
             taken: list[tuple[int, int]] = []

@@ -24,15 +24,20 @@ depends_on = None
 
 TS = sa.DateTime(timezone=True)
 
-V1_VIEWS = ("newsagg_v1_stories", "newsagg_v1_articles", "newsagg_v1_story_articles",
-            "newsagg_v1_story_figures", "newsagg_v1_changes")
+V1_VIEWS = (
+    "newsagg_v1_stories",
+    "newsagg_v1_articles",
+    "newsagg_v1_story_articles",
+    "newsagg_v1_story_figures",
+    "newsagg_v1_changes",
+)
 
 
 def _digits(column: str, dialect: str) -> str:
     """A portable "is a whole non-negative number" test, so the cast below can never fail."""
     if dialect == "postgresql":
         return f"{column} ~ '^[0-9]{{1,18}}$'"
-    return (f"({column} <> '' AND {column} NOT GLOB '*[^0-9]*' AND length({column}) <= 18)")
+    return f"({column} <> '' AND {column} NOT GLOB '*[^0-9]*' AND length({column}) <= 18)"
 
 
 def view_sql(dialect: str) -> dict[str, str]:
@@ -57,7 +62,7 @@ def view_sql(dialect: str) -> dict[str, str]:
              WHERE a.story_id IS NOT NULL""",
         "newsagg_v1_story_figures": f"""
             SELECT f.story_id, f.article_id, f.kind, f.value,
-                   CASE WHEN f.kind <> 'place' AND {_digits('f.value', dialect)}
+                   CASE WHEN f.kind <> 'place' AND {_digits("f.value", dialect)}
                         THEN CAST(f.value AS BIGINT) END AS number,
                    f.source, f.url, f.reported_at, s.change_seq
               FROM figures f JOIN stories s ON s.story_id = f.story_id""",
@@ -110,19 +115,19 @@ def _backfill(bind: sa.Connection) -> int:
     stories = sa.Table("stories", meta, autoload_with=bind)
     articles = sa.Table("articles", meta, autoload_with=bind)
     changes = sa.Table("changes", meta, autoload_with=bind)
-    rows = [("article", r[0], r[1]) for r in bind.execute(
-        sa.select(articles.c.article_id, articles.c.fetched_at))]
-    rows += [("story", r[0], r[1]) for r in bind.execute(
-        sa.select(stories.c.story_id, stories.c.first_seen))]
+    rows = [
+        ("article", r[0], r[1]) for r in bind.execute(sa.select(articles.c.article_id, articles.c.fetched_at))
+    ]
+    rows += [("story", r[0], r[1]) for r in bind.execute(sa.select(stories.c.story_id, stories.c.first_seen))]
     rows.sort(key=lambda r: (str(r[2]), r[0], r[1]))
     stamp = datetime.now(UTC).replace(microsecond=0)
     log = []
     for seq, (kind, entity_id, _when) in enumerate(rows, start=1):
-        table, key = (articles, articles.c.article_id) if kind == "article" else \
-            (stories, stories.c.story_id)
+        table, key = (articles, articles.c.article_id) if kind == "article" else (stories, stories.c.story_id)
         bind.execute(table.update().where(key == entity_id).values(change_seq=seq))
-        log.append({"change_seq": seq, "kind": kind, "entity_id": entity_id, "op": "insert",
-                    "changed_at": stamp})
+        log.append(
+            {"change_seq": seq, "kind": kind, "entity_id": entity_id, "op": "insert", "changed_at": stamp}
+        )
     if log:
         bind.execute(changes.insert(), log)
     return len(rows)

@@ -136,34 +136,182 @@ DEFAULT_PARAMS = ClusterParams()
 # Text features
 
 _STOP = frozenset(ENGLISH_STOP_WORDS) | {
-    "said", "says", "say", "told", "according", "reported", "reports", "report", "new", "year",
-    "years", "just", "like", "people", "time", "week", "day", "days", "including", "also",
-    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
-    "mr", "mrs", "ms", "dr", "st",
+    "said",
+    "says",
+    "say",
+    "told",
+    "according",
+    "reported",
+    "reports",
+    "report",
+    "new",
+    "year",
+    "years",
+    "just",
+    "like",
+    "people",
+    "time",
+    "week",
+    "day",
+    "days",
+    "including",
+    "also",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "st",
 }
 _STOP_LIST = sorted(_STOP)
 _NOT_NAME = _STOP | {
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
-    "sept", "oct", "nov", "dec", "am", "pm", "et", "est", "edt", "gmt", "bst", "pst", "pdt",
-    "ist", "utc", "updated", "posted", "published", "read", "more", "photo", "video", "image",
-    "copyright", "breaking", "news", "update", "first", "last", "i", "we", "he", "she", "they",
-    "it", "the", "a", "an", "but", "and", "or", "if", "when", "after", "before", "as", "at",
-    "in", "on", "by", "for", "from", "with", "police", "officials", "president", "minister",
-    "sen", "rep", "gov", "gen", "col", "lt", "sgt", "capt", "prof", "mayor", "governor",
-    "spokesman", "spokeswoman", "spokesperson", "chief", "general", "secretary", "director",
-    "head", "prime", "deputy", "commander", "judge", "officer", "sheriff", "senator", "king",
-    "queen", "prince", "pope", "coach", "ceo", "chairman", "mr.", "according",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "am",
+    "pm",
+    "et",
+    "est",
+    "edt",
+    "gmt",
+    "bst",
+    "pst",
+    "pdt",
+    "ist",
+    "utc",
+    "updated",
+    "posted",
+    "published",
+    "read",
+    "more",
+    "photo",
+    "video",
+    "image",
+    "copyright",
+    "breaking",
+    "news",
+    "update",
+    "first",
+    "last",
+    "i",
+    "we",
+    "he",
+    "she",
+    "they",
+    "it",
+    "the",
+    "a",
+    "an",
+    "but",
+    "and",
+    "or",
+    "if",
+    "when",
+    "after",
+    "before",
+    "as",
+    "at",
+    "in",
+    "on",
+    "by",
+    "for",
+    "from",
+    "with",
+    "police",
+    "officials",
+    "president",
+    "minister",
+    "sen",
+    "rep",
+    "gov",
+    "gen",
+    "col",
+    "lt",
+    "sgt",
+    "capt",
+    "prof",
+    "mayor",
+    "governor",
+    "spokesman",
+    "spokeswoman",
+    "spokesperson",
+    "chief",
+    "general",
+    "secretary",
+    "director",
+    "head",
+    "prime",
+    "deputy",
+    "commander",
+    "judge",
+    "officer",
+    "sheriff",
+    "senator",
+    "king",
+    "queen",
+    "prince",
+    "pope",
+    "coach",
+    "ceo",
+    "chairman",
+    "mr.",
+    "according",
 }
 _TOKEN = r"(?u)\b\w\w+\b"
 _UPPER = "A-Z\u00c0-\u00de\u0400-\u042f\u0490\u0404\u0406\u0407"
 _NTOK = rf"[{_UPPER}](?:[\w'’-]|\.(?=\w))*"  # dots only inside (U.S), never at the end
 _WORD = re.compile(r"[^\W\d_]+")
 _NUM_WORDS = {
-    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
-    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13",
-    "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18",
-    "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+    "ten": "10",
+    "eleven": "11",
+    "twelve": "12",
+    "thirteen": "13",
+    "fourteen": "14",
+    "fifteen": "15",
+    "sixteen": "16",
+    "seventeen": "17",
+    "eighteen": "18",
+    "nineteen": "19",
+    "twenty": "20",
+    "thirty": "30",
+    "forty": "40",
+    "fifty": "50",
     "hundred": "100",
 }
 _DIGITS = re.compile(r"\d[\w,.:]*")  # starts at a digit, so the scan is fast
@@ -230,8 +378,7 @@ def _names(title: str, body: str) -> list[str]:
         take(run, " " not in run)
     if title and not _mostly_upper(title):
         long_words = [w for w in _WORD.findall(title) if len(w) > 3]
-        title_case = bool(long_words) and (
-            sum(w[0].isupper() for w in long_words) > 0.7 * len(long_words))
+        title_case = bool(long_words) and (sum(w[0].isupper() for w in long_words) > 0.7 * len(long_words))
         for run in _RUN_MID.findall(title):
             take(run, title_case)
         for run in _RUN_START.findall(title):
@@ -271,16 +418,25 @@ def _identity(x: list[str]) -> list[str]:
 
 
 _WORD_HASHER = HashingVectorizer(
-    n_features=2**21, token_pattern=_TOKEN, stop_words=_STOP_LIST, alternate_sign=False,
-    norm=None, dtype=np.float32,
+    n_features=2**21,
+    token_pattern=_TOKEN,
+    stop_words=_STOP_LIST,
+    alternate_sign=False,
+    norm=None,
+    dtype=np.float32,
 )
 _LIST_HASHER = HashingVectorizer(
-    n_features=2**20, analyzer=_identity, alternate_sign=False, norm=None, dtype=np.float32,
+    n_features=2**20,
+    analyzer=_identity,
+    alternate_sign=False,
+    norm=None,
+    dtype=np.float32,
 )
 
 
-def _raw_counts(items: Sequence[tuple[str, str | None]], params: ClusterParams
-                ) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
+def _raw_counts(
+    items: Sequence[tuple[str, str | None]], params: ClusterParams
+) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
     """Hashed term counts (stateless, so chunks can be computed anywhere and stacked)."""
     words_in, names_in, nums_in = [], [], []
     for text, title in items:
@@ -289,8 +445,11 @@ def _raw_counts(items: Sequence[tuple[str, str | None]], params: ClusterParams
         words_in.append(("\n" + head) * params.title_repeat + "\n" + body)
         names_in.append(_names(head, body))
         nums_in.append(_numbers(head, body))
-    return (_WORD_HASHER.transform(words_in), _LIST_HASHER.transform(names_in),
-            _LIST_HASHER.transform(nums_in))
+    return (
+        _WORD_HASHER.transform(words_in),
+        _LIST_HASHER.transform(names_in),
+        _LIST_HASHER.transform(nums_in),
+    )
 
 
 @dataclass
@@ -350,7 +509,7 @@ def _map(func: Callable[[Any], Any], tasks: list[Any], workers: int, **state: An
 
 
 def _prepare_slice(bounds: tuple[int, int]) -> _Prepared:
-    return _prepare(_STATE["docs"][bounds[0]:bounds[1]], _STATE["params"])
+    return _prepare(_STATE["docs"][bounds[0] : bounds[1]], _STATE["params"])
 
 
 def _prepare_all(docs: Sequence[Doc], params: ClusterParams, workers: int) -> _Prepared:
@@ -360,8 +519,9 @@ def _prepare_all(docs: Sequence[Doc], params: ClusterParams, workers: int) -> _P
     if workers <= 1:
         return _prepare(docs, params)
     step = -(-n // (workers * 4))
-    parts = _map(_prepare_slice, [(a, min(a + step, n)) for a in range(0, n, step)], workers,
-                 docs=docs, params=params)
+    parts = _map(
+        _prepare_slice, [(a, min(a + step, n)) for a in range(0, n, step)], workers, docs=docs, params=params
+    )
     return _Prepared(
         sp.vstack([p.words for p in parts], format="csr"),
         sp.vstack([p.names for p in parts], format="csr"),
@@ -376,8 +536,10 @@ def _compact(M: sp.csr_matrix) -> sp.csr_matrix:
     """Drop the unused hashed columns, so column-wise work costs the vocabulary, not 2**21."""
     used = np.bincount(M.indices, minlength=M.shape[1]) > 0
     new_index = np.cumsum(used, dtype=np.int64) - 1
-    out = sp.csr_matrix((M.data, new_index[M.indices].astype(np.int32), M.indptr.copy()),
-                        shape=(M.shape[0], max(1, int(used.sum()))))
+    out = sp.csr_matrix(
+        (M.data, new_index[M.indices].astype(np.int32), M.indptr.copy()),
+        shape=(M.shape[0], max(1, int(used.sum()))),
+    )
     out.has_sorted_indices = M.has_sorted_indices
     return out
 
@@ -387,8 +549,11 @@ def _features(prep: _Prepared, params: ClusterParams) -> tuple[sp.csr_matrix, sp
     weighted sum of the three cosines; and the names block alone (unit rows)."""
     blocks = []
     names = None
-    for M, wt in ((prep.words, params.word_weight), (prep.names, params.name_weight),
-                  (prep.numbers, params.number_weight)):
+    for M, wt in (
+        (prep.words, params.word_weight),
+        (prep.names, params.name_weight),
+        (prep.numbers, params.number_weight),
+    ):
         T = normalize(TfidfTransformer(sublinear_tf=True).fit_transform(M)).astype(np.float32)
         if M is prep.names:
             names = _compact(T.tocsr())
@@ -420,11 +585,18 @@ for _lang, _words in _LANG_WORDS.items():
 
 
 _LETTER = re.compile(r"[^\W\d_]")
-_NON_LATIN = re.compile("[\u0370-\u03ff\u0400-\u04ff\u0590-\u05ff\u0600-\u06ff"
-                        "\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
-_SCRIPTS = (("\u0400", "\u04ff", "cyrl"), ("\u0370", "\u03ff", "el"), ("\u0600", "\u06ff", "ar"),
-            ("\u0590", "\u05ff", "he"), ("\u4e00", "\u9fff", "zh"), ("\u3040", "\u30ff", "ja"),
-            ("\uac00", "\ud7af", "ko"))
+_NON_LATIN = re.compile(
+    "[\u0370-\u03ff\u0400-\u04ff\u0590-\u05ff\u0600-\u06ff\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]"
+)
+_SCRIPTS = (
+    ("\u0400", "\u04ff", "cyrl"),
+    ("\u0370", "\u03ff", "el"),
+    ("\u0600", "\u06ff", "ar"),
+    ("\u0590", "\u05ff", "he"),
+    ("\u4e00", "\u9fff", "zh"),
+    ("\u3040", "\u30ff", "ja"),
+    ("\uac00", "\ud7af", "ko"),
+)
 
 
 def detect_language(text: str) -> str:
@@ -494,8 +666,9 @@ def _day_start(ts: datetime, days_back: int = 0) -> datetime:
     return d - timedelta(days=days_back)
 
 
-def event_window(published_at: datetime, text: str, title: str | None = None
-                 ) -> tuple[datetime, datetime] | None:
+def event_window(
+    published_at: datetime, text: str, title: str | None = None
+) -> tuple[datetime, datetime] | None:
     """When the report says the event happened, resolved against ``published_at``.
 
     Looks at the headline and lead. Night words ("last night", "overnight") beat "yesterday",
@@ -541,8 +714,14 @@ def event_window(published_at: datetime, text: str, title: str | None = None
         month = date.group("md_m") or date.group("dm_m")
         day_s = date.group("md_d") or date.group("dm_d")
         try:
-            day = pub.replace(month=_MONTHS.index(month[:3].lower()) + 1, day=int(day_s),
-                              hour=0, minute=0, second=0, microsecond=0)
+            day = pub.replace(
+                month=_MONTHS.index(month[:3].lower()) + 1,
+                day=int(day_s),
+                hour=0,
+                minute=0,
+                second=0,
+                microsecond=0,
+            )
         except ValueError:
             continue
         if day > pub + timedelta(days=2):
@@ -559,10 +738,12 @@ _DATELINE_AFTER = re.compile(r"(?:,?\s*\d{4})?(?:\s*\(\w+\))?\s*(?:[-–—(|]|\
 
 
 def _is_dateline(lead: str, date: re.Match[str], body_start: int) -> bool:
-    """"KYIV, March 13 (Reuters) - ..." or a date on a line of its own at the top."""
-    return (date.start() >= body_start
-            and _DATELINE_BEFORE.fullmatch(lead, body_start, date.start()) is not None
-            and _DATELINE_AFTER.match(lead, date.end()) is not None)
+    """ "KYIV, March 13 (Reuters) - ..." or a date on a line of its own at the top."""
+    return (
+        date.start() >= body_start
+        and _DATELINE_BEFORE.fullmatch(lead, body_start, date.start()) is not None
+        and _DATELINE_AFTER.match(lead, date.end()) is not None
+    )
 
 
 def _times(docs: Sequence[Doc]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -582,16 +763,22 @@ def _times(docs: Sequence[Doc]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return pub, lo, hi
 
 
-def _time_factor(s: np.ndarray, pub_a: np.ndarray, pub_b: np.ndarray, lo_a: np.ndarray,
-                 hi_a: np.ndarray, lo_b: np.ndarray, hi_b: np.ndarray,
-                 params: ClusterParams) -> np.ndarray:
+def _time_factor(
+    s: np.ndarray,
+    pub_a: np.ndarray,
+    pub_b: np.ndarray,
+    lo_a: np.ndarray,
+    hi_a: np.ndarray,
+    lo_b: np.ndarray,
+    hi_b: np.ndarray,
+    params: ClusterParams,
+) -> np.ndarray:
     """Multiplier in [0, 1] for similarities ``s`` of pairs (a, b); NaN times mean unknown."""
     with np.errstate(invalid="ignore"):
         gap = np.abs(pub_a - pub_b)
         span = max(params.max_gap_hours - params.same_event_hours, 1e-9)
         f = np.clip(1.0 - (gap - params.same_event_hours) / span, 0.0, 1.0)
-        f = np.where(np.isnan(gap) | ((s >= params.strong_sim) & (gap < params.max_gap_hours)),
-                     1.0, f)
+        f = np.where(np.isnan(gap) | ((s >= params.strong_sim) & (gap < params.max_gap_hours)), 1.0, f)
         apart = (lo_a > hi_b + params.slack_hours) | (lo_b > hi_a + params.slack_hours)
         apart |= gap >= params.max_gap_hours
     return np.where(apart & (s < params.identical_sim), 0.0, f)
@@ -609,7 +796,7 @@ def _prune_rows(bounds: tuple[int, int]) -> sp.csr_matrix:
     data = np.where(common[X.indices], 0.0, X.data).astype(np.float32)
     indptr = X.indptr
     for i in np.nonzero(np.diff(indptr) > keep)[0]:
-        row = data[indptr[i]:indptr[i + 1]]
+        row = data[indptr[i] : indptr[i + 1]]
         cut = np.partition(row, len(row) - keep)[len(row) - keep]
         row[row < cut] = 0.0
     P = sp.csr_matrix((data, X.indices.copy(), indptr.copy()), shape=X.shape)
@@ -638,9 +825,15 @@ def _candidate_chunk(task: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray
     return ri[keep], cj[keep], s[keep].astype(np.float32)
 
 
-def _candidate_edges(Z: sp.csr_matrix, bounds: list[tuple[int, int]], pub: np.ndarray,
-                     lo: np.ndarray, hi: np.ndarray, params: ClusterParams, workers: int
-                     ) -> sp.csr_matrix:
+def _candidate_edges(
+    Z: sp.csr_matrix,
+    bounds: list[tuple[int, int]],
+    pub: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    params: ClusterParams,
+    workers: int,
+) -> sp.csr_matrix:
     """Symmetric sparse graph of candidate pairs (lower-bound similarity x time factor).
 
     Candidates come from a pruned copy of the features: each row's heaviest terms among those
@@ -656,23 +849,32 @@ def _candidate_edges(Z: sp.csr_matrix, bounds: list[tuple[int, int]], pub: np.nd
     chunk = 1024
     df = np.bincount(Z.indices, minlength=Z.shape[1])
     common = df > max(50.0, min(params.candidate_df * n, params.candidate_max_df))
-    parts = _map(_prune_rows, [(a, min(a + 8 * chunk, n)) for a in range(0, n, 8 * chunk)],
-                 workers, Z=Z, common=common, keep=params.prune_terms)
+    parts = _map(
+        _prune_rows,
+        [(a, min(a + 8 * chunk, n)) for a in range(0, n, 8 * chunk)],
+        workers,
+        Z=Z,
+        common=common,
+        keep=params.prune_terms,
+    )
     P = sp.vstack(parts, format="csr")
     tasks = []
     for g0, g1 in bounds:
         dated_end = g0 + int(np.count_nonzero(~np.isnan(pub[g0:g1])))
         for a in range(g0, dated_end, chunk):
-            start = g0 + int(np.searchsorted(pub[g0:dated_end], pub[a] - params.max_gap_hours,
-                                             side="left"))
+            start = g0 + int(np.searchsorted(pub[g0:dated_end], pub[a] - params.max_gap_hours, side="left"))
             tasks.append((a, min(a + chunk, dated_end), start))
         tasks += [(a, min(a + chunk, g1), g0) for a in range(dated_end, g1, chunk)]
     found = _map(_candidate_chunk, tasks, workers, P=P, pub=pub, lo=lo, hi=hi, params=params)
     if not found:
         return sp.csr_matrix((n, n), dtype=np.float32)
-    G = sp.coo_matrix((np.concatenate([f[2] for f in found]),
-                       (np.concatenate([f[0] for f in found]),
-                        np.concatenate([f[1] for f in found]))), shape=(n, n)).tocsr()
+    G = sp.coo_matrix(
+        (
+            np.concatenate([f[2] for f in found]),
+            (np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])),
+        ),
+        shape=(n, n),
+    ).tocsr()
     G = G.maximum(G.T).tocsr()
     G.sort_indices()
     return G
@@ -695,8 +897,7 @@ def _republications(ordered: Sequence[Doc], langs: Sequence[str]) -> sp.csr_matr
     return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n))
 
 
-def _components(G: sp.csr_matrix, nodes: np.ndarray, floor: float, params: ClusterParams
-                ) -> list[np.ndarray]:
+def _components(G: sp.csr_matrix, nodes: np.ndarray, floor: float, params: ClusterParams) -> list[np.ndarray]:
     """Connected components of ``nodes`` on edges >= floor; big ones split on stronger edges."""
     sub = G[nodes][:, nodes]
     if floor > params.edge_min:
@@ -708,8 +909,14 @@ def _components(G: sp.csr_matrix, nodes: np.ndarray, floor: float, params: Clust
     for a, b in itertools.pairwise(bounds):
         comp = nodes[order[a:b]]
         if len(comp) > params.max_component and floor < 0.9:
-            out.extend(_components(G, comp, floor + 0.05 if floor > params.edge_min
-                                   else max(params.threshold, floor + 0.05), params))
+            out.extend(
+                _components(
+                    G,
+                    comp,
+                    floor + 0.05 if floor > params.edge_min else max(params.threshold, floor + 0.05),
+                    params,
+                )
+            )
         else:
             out.append(np.sort(comp))
     return out
@@ -718,13 +925,19 @@ def _components(G: sp.csr_matrix, nodes: np.ndarray, floor: float, params: Clust
 def _gram(X: sp.csr_matrix) -> np.ndarray:
     """Dense X @ X.T of some rows, over their own columns only."""
     used, inverse = np.unique(X.indices, return_inverse=True)
-    local = sp.csr_matrix((X.data, inverse.reshape(-1), X.indptr),
-                          shape=(X.shape[0], max(1, len(used))))
+    local = sp.csr_matrix((X.data, inverse.reshape(-1), X.indptr), shape=(X.shape[0], max(1, len(used))))
     return np.asarray((local @ local.T).todense(), dtype=np.float64)
 
 
-def _link(sim: np.ndarray, name_sim: np.ndarray, has_names: np.ndarray, pub: np.ndarray,
-          lo: np.ndarray, hi: np.ndarray, params: ClusterParams) -> np.ndarray:
+def _link(
+    sim: np.ndarray,
+    name_sim: np.ndarray,
+    has_names: np.ndarray,
+    pub: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    params: ClusterParams,
+) -> np.ndarray:
     """Average linkage of one component on its exact similarities ``sim`` (names cosine
     ``name_sim``, times pub/lo/hi) after the time, names and context adjustments; a label per
     member."""
@@ -734,12 +947,20 @@ def _link(sim: np.ndarray, name_sim: np.ndarray, has_names: np.ndarray, pub: np.
     same = _closure(sim >= params.identical_sim)
     if len(np.unique(same)) < len(sim):
         keep = np.unique(same)  # the earliest of each group (members are in time order)
-        sub = _link(sim[np.ix_(keep, keep)], name_sim[np.ix_(keep, keep)], has_names[keep],
-                    pub[keep], lo[keep], hi[keep], params)
+        sub = _link(
+            sim[np.ix_(keep, keep)],
+            name_sim[np.ix_(keep, keep)],
+            has_names[keep],
+            pub[keep],
+            lo[keep],
+            hi[keep],
+            params,
+        )
         return sub[np.searchsorted(keep, same)]
     m = len(sim)
-    time_f = _time_factor(sim, pub[:, None], pub[None, :], lo[:, None], hi[:, None],
-                          lo[None, :], hi[None, :], params)
+    time_f = _time_factor(
+        sim, pub[:, None], pub[None, :], lo[:, None], hi[:, None], lo[None, :], hi[None, :], params
+    )
     sim *= time_f
     # two reports that both name people or places but (almost) none in common are about two
     # events: 98% of same-event pairs on ECB+ share a name, 30% of same-kind pairs share none
@@ -781,11 +1002,13 @@ def _closure(linked: np.ndarray) -> np.ndarray:
         np.fill_diagonal(reach, 1.0)
         for _ in range(int(np.ceil(np.log2(m))) + 1):
             reach = np.minimum(reach @ reach, 1.0)
-        return np.argmax(reach > 0, axis=1)
+        found: np.ndarray = np.argmax(reach > 0, axis=1)
+        return found
     _, lab = connected_components(sp.csr_matrix(linked), directed=False)
     first = np.full(lab.max() + 1, m)
     np.minimum.at(first, lab, np.arange(m))
-    return first[lab]
+    labels: np.ndarray = first[lab]
+    return labels
 
 
 _NAIVE = 24
@@ -873,11 +1096,11 @@ def _cluster_some(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
             at = 0
             for comp in batch:
                 k = len(comp)
-                finish(comp, S_all[at:at + k, at:at + k].copy(), SN_all[at:at + k, at:at + k])
+                finish(comp, S_all[at : at + k, at : at + k].copy(), SN_all[at : at + k, at : at + k])
                 at += k
         batch, size = [], 0
 
-    for comp in comps[bounds[0]:bounds[1]]:
+    for comp in comps[bounds[0] : bounds[1]]:
         if len(comp) > _SMALL:
             finish(comp, _gram(Z[comp]), _gram(names[comp]))
             continue
@@ -891,9 +1114,16 @@ def _cluster_some(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(docs_out), np.concatenate(labels_out)
 
 
-def _cluster_components(Z: sp.csr_matrix, names: sp.csr_matrix, comps: list[np.ndarray],
-                        pub: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                        params: ClusterParams, workers: int) -> np.ndarray:
+def _cluster_components(
+    Z: sp.csr_matrix,
+    names: sp.csr_matrix,
+    comps: list[np.ndarray],
+    pub: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    params: ClusterParams,
+    workers: int,
+) -> np.ndarray:
     """Label (canonical index of the cluster's earliest member) per doc."""
     n = Z.shape[0]
     label = np.arange(n, dtype=np.int64)
@@ -910,8 +1140,9 @@ def _cluster_components(Z: sp.csr_matrix, names: sp.csr_matrix, comps: list[np.n
                 start = cut
         if start < len(multi):
             tasks.append((start, len(multi)))
-    for docs_idx, labels in _map(_cluster_some, tasks, workers, Z=Z, names=names, comps=multi,
-                                 pub=pub, lo=lo, hi=hi, params=params):
+    for docs_idx, labels in _map(
+        _cluster_some, tasks, workers, Z=Z, names=names, comps=multi, pub=pub, lo=lo, hi=hi, params=params
+    ):
         label[docs_idx] = labels
     return label
 
@@ -923,8 +1154,7 @@ def _canonical(docs: Sequence[Doc]) -> tuple[list[Doc], list[str]]:
 
     def key(d: Doc) -> tuple[str, bool, float, str]:
         ts = d.published_at
-        return (langs[d.id], ts is None, _as_utc(ts).timestamp() if ts is not None else 0.0,
-                d.id)
+        return (langs[d.id], ts is None, _as_utc(ts).timestamp() if ts is not None else 0.0, d.id)
 
     ordered = sorted(docs, key=key)
     return ordered, [langs[d.id] for d in ordered]
@@ -933,8 +1163,7 @@ def _canonical(docs: Sequence[Doc]) -> tuple[list[Doc], list[str]]:
 def _cluster_key(doc: Doc) -> str:
     """``<UTC time of the earliest member>-<hash of its time and id>``: derived from the
     earliest member, and sorting by time ("undated" after any date)."""
-    stamp = (_as_utc(doc.published_at).strftime("%Y%m%dT%H%M%SZ") if doc.published_at
-             else "undated")
+    stamp = _as_utc(doc.published_at).strftime("%Y%m%dT%H%M%SZ") if doc.published_at else "undated"
     digest = hashlib.sha256(f"{stamp}\x1f{doc.id}".encode()).hexdigest()[:16]
     return f"{stamp}-{digest}"
 
@@ -1072,21 +1301,19 @@ def _parse_line(line: str, where: str, lineno: int, seen: dict[str, int]) -> Doc
         raise ConfigError(f"{where}: expected a JSON object")
     doc_id, text = obj.get("id"), obj.get("text")
     if not isinstance(doc_id, str) or not doc_id:
-        raise ConfigError(f"{where}: \"id\" must be a non-empty string")
+        raise ConfigError(f'{where}: "id" must be a non-empty string')
     if not isinstance(text, str):
-        raise ConfigError(f"{where}: \"text\" must be a string")
+        raise ConfigError(f'{where}: "text" must be a string')
     if doc_id in seen:
-        raise ConfigError(f"{where}: duplicate id {doc_id!r} (first on line "
-                          f"{seen[doc_id]})")
+        raise ConfigError(f"{where}: duplicate id {doc_id!r} (first on line {seen[doc_id]})")
     seen[doc_id] = lineno
     extra = {}
     for field in ("title", "url", "source", "language"):
         v = obj.get(field)
         if v is not None and not isinstance(v, str):
-            raise ConfigError(f"{where}: \"{field}\" must be a string or null")
+            raise ConfigError(f'{where}: "{field}" must be a string or null')
         extra[field] = v
-    return Doc(id=doc_id, text=text,
-               published_at=_parse_time(obj.get("published_at"), where), **extra)
+    return Doc(id=doc_id, text=text, published_at=_parse_time(obj.get("published_at"), where), **extra)
 
 
 def cluster_file(input_path: Path, output_path: Path) -> int:
@@ -1107,11 +1334,11 @@ def cluster_file(input_path: Path, output_path: Path) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pipeline.cluster --input IN --output OUT``."""
+    """``python -m pipeline.cluster.core --input IN --output OUT``."""
     import argparse
     import sys
 
-    ap = argparse.ArgumentParser(prog="python -m pipeline.cluster", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m pipeline.cluster.core", description=main.__doc__)
     ap.add_argument("--input", required=True, type=Path)
     ap.add_argument("--output", required=True, type=Path)
     args = ap.parse_args(argv)

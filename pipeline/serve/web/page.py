@@ -15,8 +15,18 @@ from typing import Any
 from pipeline.models import Figure, Story
 
 NUMERIC_KINDS = ("killed", "injured", "missiles", "drones", "intercepted")
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf", "#7f7f7f", "#bcbd22")
+PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#7f7f7f",
+    "#bcbd22",
+)
 
 CSS = """
 :root { color-scheme: light; --ink: #1d232b; --muted: #5b6570; --line: #d9dee4; }
@@ -73,8 +83,7 @@ def figures_chart(story: Story, colours: dict[str, str], width: int = 640) -> st
     Outlets disagree and revise, so each outlet is its own step line rather than one merged
     series; the spread between them is the information.
     """
-    points: dict[str, dict[str, list[tuple[datetime, int]]]] = defaultdict(
-        lambda: defaultdict(list))
+    points: dict[str, dict[str, list[tuple[datetime, int]]]] = defaultdict(lambda: defaultdict(list))
     for fig in story.figures:
         if fig.kind in NUMERIC_KINDS and fig.value.isdigit() and fig.reported_at is not None:
             points[fig.kind][fig.source].append((fig.reported_at, int(fig.value)))
@@ -94,15 +103,19 @@ def figures_chart(story: Story, colours: dict[str, str], width: int = 640) -> st
         return left + plot_w * (t - start).total_seconds() / span
 
     title = f"Figures reported over time for: {story.title or story.story_id}"
-    out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-           f'height="{height}" xmlns="http://www.w3.org/2000/svg">',
-           f"<title>{escape(title)}</title>"]
+    out = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
     legend_x = left
     for name, colour in colours.items():
         if not any(name in points[k] for k in kinds):
             continue
-        out.append(f'<circle cx="{legend_x + 5}" cy="12" r="5" fill="{colour}"/>'
-                   f'<text x="{legend_x + 14}" y="16">{escape(name)}</text>')
+        out.append(
+            f'<circle cx="{legend_x + 5}" cy="12" r="5" fill="{colour}"/>'
+            f'<text x="{legend_x + 14}" y="16">{escape(name)}</text>'
+        )
         legend_x += 22 + 7 * len(name)
     for row, kind in enumerate(kinds):
         y0 = top + row * row_h
@@ -112,11 +125,13 @@ def figures_chart(story: Story, colours: dict[str, str], width: int = 640) -> st
         def y(v: int, base: float = base, peak: int = peak) -> float:
             return base - (row_h - 22) * v / peak
 
-        out.append(f'<g class="kind" data-kind="{kind}">'
-                   f'<text x="{left - 10}" y="{base - (row_h - 22) / 2 + 4:.1f}" '
-                   f'text-anchor="end" font-weight="600">{kind}</text>'
-                   f'<line x1="{left}" x2="{width - right}" y1="{base}" y2="{base}" '
-                   f'stroke="#d9dee4"/>')
+        out.append(
+            f'<g class="kind" data-kind="{kind}">'
+            f'<text x="{left - 10}" y="{base - (row_h - 22) / 2 + 4:.1f}" '
+            f'text-anchor="end" font-weight="600">{kind}</text>'
+            f'<line x1="{left}" x2="{width - right}" y1="{base}" y2="{base}" '
+            f'stroke="#d9dee4"/>'
+        )
         for source, series in sorted(points[kind].items()):
             series.sort()
             colour = colours.get(source, PALETTE[0])
@@ -129,19 +144,24 @@ def figures_chart(story: Story, colours: dict[str, str], width: int = 640) -> st
                     path.append(f"M{x(t):.1f},{y(v):.1f}")
             if len(series) > 1:
                 path.append(f"H{width - right:.1f}")
-                out.append(f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" '
-                           f'stroke-width="1.6" opacity="0.7"/>')
+                out.append(
+                    f'<path d="{" ".join(path)}" fill="none" stroke="{colour}" '
+                    f'stroke-width="1.6" opacity="0.7"/>'
+                )
             for t, v in series:
                 label = f"{source}: {v} {kind} ({_short(t)})"
-                out.append(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3.6" fill="{colour}">'
-                           f"<title>{escape(label)}</title></circle>")
+                out.append(
+                    f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3.6" fill="{colour}">'
+                    f"<title>{escape(label)}</title></circle>"
+                )
         out.extend(_value_labels(points[kind], x, y))
         out.append("</g>")
     axis_y = top + row_h * len(kinds) + 12
     out.append(f'<text x="{left}" y="{axis_y}">{escape(_short(start))}</text>')
     if end != start:
-        out.append(f'<text x="{width - right}" y="{axis_y}" text-anchor="end">'
-                   f"{escape(_short(end))} UTC</text>")
+        out.append(
+            f'<text x="{width - right}" y="{axis_y}" text-anchor="end">{escape(_short(end))} UTC</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -175,8 +195,10 @@ def _figures_table(figures: Sequence[Figure]) -> str:
         cells = " → ".join(
             f"{escape(f.value)} <small>({escape(f.source)}"
             f"{', ' + escape(_short(f.reported_at)) if f.reported_at else ''})</small>"
-            for f in sorted(by_kind[kind], key=lambda f: (f.reported_at or datetime.min.replace(
-                tzinfo=UTC), f.source)))
+            for f in sorted(
+                by_kind[kind], key=lambda f: (f.reported_at or datetime.min.replace(tzinfo=UTC), f.source)
+            )
+        )
         rows.append(f"<tr><th>{kind}</th><td>{cells}</td></tr>")
     return f'<table class="figs">{"".join(rows)}</table>'
 
@@ -190,12 +212,16 @@ def story_card(story: Story) -> str:
     pills = "".join(
         f'<li class="outlet" data-outlet="{escape(o)}"><a href="{escape(first_link[o])}" '
         f'rel="noreferrer noopener"><span class="outlet-dot" style="background:{colours[o]}">'
-        f"</span>{escape(o)}</a></li>" for o in outlets)
+        f"</span>{escape(o)}</a></li>"
+        for o in outlets
+    )
     reports = "".join(
         f'<li><b>{escape(a.source)}</b> · <a href="{escape(a.url)}" rel="noreferrer noopener">'
-        f"{escape(a.title or a.url)}</a> · <time datetime=\"{_iso(a.published_at)}\">"
+        f'{escape(a.title or a.url)}</a> · <time datetime="{_iso(a.published_at)}">'
         f"{escape(_human(a.published_at))}</time>"
-        f"{' · copy' if a.copy_of else ''}</li>" for a in story.articles)
+        f"{' · copy' if a.copy_of else ''}</li>"
+        for a in story.articles
+    )
     places = sorted({f.value for f in story.figures if f.kind == "place"})
     return (
         f'<article class="story" id="story-{escape(story.story_id)}" '
@@ -211,15 +237,18 @@ def story_card(story: Story) -> str:
         + _figures_table(story.figures)
         + (f'<p class="places">Places: {escape(", ".join(places))}</p>' if places else "")
         + f"<details><summary>All {len(story.articles)} reports</summary><ul>{reports}</ul>"
-        "</details></article>")
+        "</details></article>"
+    )
 
 
 def _page(title: str, body: str) -> str:
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
-            "<header><h1>newsagg</h1><p>Latest stories, one per real-world event</p></header>"
-            f"<main>{body}</main></body></html>")
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+        "<header><h1>newsagg</h1><p>Latest stories, one per real-world event</p></header>"
+        f"<main>{body}</main></body></html>"
+    )
 
 
 def stories_page(stories: Sequence[Story], generated: datetime | None = None) -> str:
@@ -233,9 +262,13 @@ def stories_page(stories: Sequence[Story], generated: datetime | None = None) ->
 
 
 def login_page(message: str) -> str:
-    return _page("newsagg — token needed", (
-        f'<form class="login" method="get" action="/"><p>{escape(message)}</p>'
-        '<p><label>API token <input type="password" name="token" autocomplete="off" '
-        'required></label> <button type="submit">Open</button></p>'
-        "<p class=\"meta\">Make one with <code>newsagg token create NAME</code>. It is kept in "
-        "an HttpOnly cookie for this site only.</p></form>"))
+    return _page(
+        "newsagg — token needed",
+        (
+            f'<form class="login" method="get" action="/"><p>{escape(message)}</p>'
+            '<p><label>API token <input type="password" name="token" autocomplete="off" '
+            'required></label> <button type="submit">Open</button></p>'
+            '<p class="meta">Make one with <code>newsagg token create NAME</code>. It is kept in '
+            "an HttpOnly cookie for this site only.</p></form>"
+        ),
+    )

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import ConfigError, StoreError
 from pipeline.models import Article, Figure, Story, StoryArticle
-from pipeline.schema import articles, drops, feed_state, figures, pages, stories, urls
+from pipeline.store.schema import articles, drops, feed_state, figures, pages, stories, urls
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Raw pages and discovery documents are kept compressed (columns ``body_gz``; the name is from
@@ -82,7 +82,7 @@ def unpack(blob: bytes, max_bytes: int | None = None) -> bytes:
         raise StoreError(f"stored body is corrupt: {exc}") from None
     if len(out) > limit:
         raise StoreError(f"stored body inflates beyond {limit} bytes")
-    return out
+    return bytes(out)
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -235,41 +235,55 @@ class Store:
 
     def feed_validators(self, url: str) -> tuple[str | None, str | None]:
         with self.begin() as conn:
-            row = conn.execute(select(feed_state.c.etag, feed_state.c.last_modified)
-                               .where(feed_state.c.url == url)).first()
+            row = conn.execute(
+                select(feed_state.c.etag, feed_state.c.last_modified).where(feed_state.c.url == url)
+            ).first()
         return (row.etag, row.last_modified) if row else (None, None)
 
-    def save_feed_validators(self, url: str, source: str, etag: str | None,
-                             last_modified: str | None) -> None:
+    def save_feed_validators(
+        self, url: str, source: str, etag: str | None, last_modified: str | None
+    ) -> None:
         with self.begin() as conn:
             row = conn.execute(select(feed_state).where(feed_state.c.url == url)).first()
             if row is None:
-                conn.execute(feed_state.insert().values(url=url, source=source, etag=etag,
-                                                        last_modified=last_modified))
+                conn.execute(
+                    feed_state.insert().values(url=url, source=source, etag=etag, last_modified=last_modified)
+                )
             elif (row.etag, row.last_modified, row.source) != (etag, last_modified, source):
-                conn.execute(feed_state.update().where(feed_state.c.url == url)
-                             .values(etag=etag, last_modified=last_modified, source=source))
+                conn.execute(
+                    feed_state.update()
+                    .where(feed_state.c.url == url)
+                    .values(etag=etag, last_modified=last_modified, source=source)
+                )
 
     def discovery_validators(self, url: str) -> tuple[str | None, str | None]:
         """(etag, last_modified) of a discovery document whose body is kept, else (None, None):
         what a conditional request may send. Reads no body; :meth:`discovery_state` does, once
         a 304 needs it."""
         with self.begin() as conn:
-            row = conn.execute(select(feed_state.c.etag, feed_state.c.last_modified)
-                               .where(feed_state.c.url == url, feed_state.c.body_gz.is_not(None))
-                               ).first()
+            row = conn.execute(
+                select(feed_state.c.etag, feed_state.c.last_modified).where(
+                    feed_state.c.url == url, feed_state.c.body_gz.is_not(None)
+                )
+            ).first()
         return (row.etag, row.last_modified) if row else (None, None)
 
-    def discovery_state(self, url: str, max_bytes: int | None = None
-                        ) -> tuple[str | None, str | None, bytes | None, str | None]:
+    def discovery_state(
+        self, url: str, max_bytes: int | None = None
+    ) -> tuple[str | None, str | None, bytes | None, str | None]:
         """(etag, last_modified, body, content_type) kept for a robots.txt, sitemap or section
         page. ``body`` is None when none is kept, it is corrupt, or it inflates beyond
         ``max_bytes`` (the crawl's size cap may have been lowered since): without a body to
         stand in for a 304, the caller must not ask conditionally."""
         with self.begin() as conn:
-            row = conn.execute(select(feed_state.c.etag, feed_state.c.last_modified,
-                                      feed_state.c.body_gz, feed_state.c.content_type)
-                               .where(feed_state.c.url == url)).first()
+            row = conn.execute(
+                select(
+                    feed_state.c.etag,
+                    feed_state.c.last_modified,
+                    feed_state.c.body_gz,
+                    feed_state.c.content_type,
+                ).where(feed_state.c.url == url)
+            ).first()
         if row is None:
             return None, None, None, None
         body: bytes | None = None
@@ -278,16 +292,21 @@ class Store:
                 body = unpack(row.body_gz, max_bytes)
         return row.etag, row.last_modified, body, row.content_type
 
-    def save_discovery_state(self, url: str, source: str, etag: str | None,
-                             last_modified: str | None, body: bytes | None,
-                             content_type: str | None) -> bool:
+    def save_discovery_state(
+        self,
+        url: str,
+        source: str,
+        etag: str | None,
+        last_modified: str | None,
+        body: bytes | None,
+        content_type: str | None,
+    ) -> bool:
         """Keep a discovery document's validators and its body (packed), writing only when one
         of them changed: a run that finds every document unchanged writes no row. A response
         without validators cannot be asked for conditionally, so its body is not kept.
         Returns whether a row was written."""
         etag = etag if etag is not None and len(etag) <= 512 else None
-        last_modified = last_modified if last_modified is not None and \
-            len(last_modified) <= 128 else None
+        last_modified = last_modified if last_modified is not None and len(last_modified) <= 128 else None
         if etag is None and last_modified is None:
             body = content_type = None
         content_type = content_type[:255] if content_type else None
@@ -301,12 +320,21 @@ class Store:
                 except StoreError:
                     old_body = b"\0corrupt"  # never equal to a body: rewritten below
                 # the source is not compared: sources sharing a host share its robots.txt
-                if (row.etag, row.last_modified, row.content_type, old_body) == \
-                        (etag, last_modified, content_type, body):
+                if (row.etag, row.last_modified, row.content_type, old_body) == (
+                    etag,
+                    last_modified,
+                    content_type,
+                    body,
+                ):
                     return False
-            values = {"source": source, "etag": etag, "last_modified": last_modified,
-                      "content_type": content_type, "fetched_at": now(),
-                      "body_gz": None if body is None else pack(body)}
+            values = {
+                "source": source,
+                "etag": etag,
+                "last_modified": last_modified,
+                "content_type": content_type,
+                "fetched_at": now(),
+                "body_gz": None if body is None else pack(body),
+            }
             if row is None:
                 conn.execute(feed_state.insert().values(url=url, **values))
             else:
@@ -323,18 +351,32 @@ class Store:
             return 0, 0
         with self.begin() as conn:
             for chunk in _chunks(found, 500):
-                known = {r.url: r for r in conn.execute(
-                    select(urls.c.url, urls.c.lastmod, urls.c.status, urls.c.fingerprint)
-                    .where(urls.c.url.in_([d.url for d in chunk])))}
+                known = {
+                    r.url: r
+                    for r in conn.execute(
+                        select(urls.c.url, urls.c.lastmod, urls.c.status, urls.c.fingerprint).where(
+                            urls.c.url.in_([d.url for d in chunk])
+                        )
+                    )
+                }
                 inserts = []
                 for d in chunk:
                     row = known.get(d.url)
                     if row is None:
-                        inserts.append({"url": d.url, "source": d.source, "discovered_at": now(),
-                                        "hint_title": d.title, "hint_published_at": utc(d.published_at),
-                                        "lastmod": utc(d.lastmod), "fingerprint": d.fingerprint,
-                                        "status": "pending",
-                                        "attempts": 0, "error": None})
+                        inserts.append(
+                            {
+                                "url": d.url,
+                                "source": d.source,
+                                "discovered_at": now(),
+                                "hint_title": d.title,
+                                "hint_published_at": utc(d.published_at),
+                                "lastmod": utc(d.lastmod),
+                                "fingerprint": d.fingerprint,
+                                "status": "pending",
+                                "attempts": 0,
+                                "error": None,
+                            }
+                        )
                         continue
                     old, moved = utc(row.lastmod), utc(d.lastmod)
                     newer = moved is not None and (old is None or moved > old)
@@ -342,9 +384,17 @@ class Store:
                     # entry's fingerprint changing is then the only sign the article changed.
                     revised = d.fingerprint is not None and row.fingerprint not in (None, d.fingerprint)
                     if (newer or revised) and row.status in ("fetched", "dropped"):
-                        conn.execute(urls.update().where(urls.c.url == d.url).values(
-                            lastmod=moved if newer else old, fingerprint=d.fingerprint or row.fingerprint,
-                            status="pending", attempts=0, error=None))
+                        conn.execute(
+                            urls.update()
+                            .where(urls.c.url == d.url)
+                            .values(
+                                lastmod=moved if newer else old,
+                                fingerprint=d.fingerprint or row.fingerprint,
+                                status="pending",
+                                attempts=0,
+                                error=None,
+                            )
+                        )
                         requeued += 1
                 if inserts:
                     conn.execute(urls.insert(), inserts)
@@ -360,21 +410,28 @@ class Store:
                     result[row.url] = utc(row.lastmod)
         return result
 
-    def pending(self, sources: Sequence[str] | None = None, limit: int | None = None,
-                max_attempts: int = 3) -> list[PendingUrl]:
-        query = (select(urls.c.url, urls.c.source, urls.c.attempts, pages.c.etag,
-                        pages.c.last_modified)
-                 .select_from(urls.outerjoin(pages, pages.c.url == urls.c.url))
-                 .where(or_(urls.c.status == "pending",
-                            and_(urls.c.status == "failed", urls.c.attempts < max_attempts)))
-                 .order_by(urls.c.url))
+    def pending(
+        self, sources: Sequence[str] | None = None, limit: int | None = None, max_attempts: int = 3
+    ) -> list[PendingUrl]:
+        query = (
+            select(urls.c.url, urls.c.source, urls.c.attempts, pages.c.etag, pages.c.last_modified)
+            .select_from(urls.outerjoin(pages, pages.c.url == urls.c.url))
+            .where(
+                or_(
+                    urls.c.status == "pending",
+                    and_(urls.c.status == "failed", urls.c.attempts < max_attempts),
+                )
+            )
+            .order_by(urls.c.url)
+        )
         if sources is not None:
             query = query.where(urls.c.source.in_(list(sources)))
         if limit is not None:
             query = query.limit(limit)
         with self.begin() as conn:
-            return [PendingUrl(r.url, r.source, r.attempts, r.etag, r.last_modified)
-                    for r in conn.execute(query)]
+            return [
+                PendingUrl(r.url, r.source, r.attempts, r.etag, r.last_modified) for r in conn.execute(query)
+            ]
 
     def mark_url(self, conn: Connection, url: str, status: str, error: str | None = None) -> None:
         values: dict[str, Any] = {"status": status, "error": error}
@@ -384,49 +441,85 @@ class Store:
 
     # -- pages ---------------------------------------------------------------------------------
 
-    def save_page(self, conn: Connection, *, url: str, source: str, final_url: str, body: bytes,
-                  content_type: str | None, charset: str | None, etag: str | None,
-                  last_modified: str | None, packed: PackedBody | None = None) -> bool:
+    def save_page(
+        self,
+        conn: Connection,
+        *,
+        url: str,
+        source: str,
+        final_url: str,
+        body: bytes,
+        content_type: str | None,
+        charset: str | None,
+        etag: str | None,
+        last_modified: str | None,
+        packed: PackedBody | None = None,
+    ) -> bool:
         """Keep the raw page (packed). Returns whether the stored body changed.
 
         ``packed``: the body already hashed and packed by the caller (see PackedBody)."""
         sha = packed.sha256 if packed is not None else hashlib.sha256(body).hexdigest()
-        row = conn.execute(select(pages.c.body_sha256, pages.c.etag, pages.c.last_modified)
-                           .where(pages.c.url == url)).first()
+        row = conn.execute(
+            select(pages.c.body_sha256, pages.c.etag, pages.c.last_modified).where(pages.c.url == url)
+        ).first()
         if row is not None and row.body_sha256 == sha:
             if (row.etag, row.last_modified) != (etag, last_modified):
-                conn.execute(pages.update().where(pages.c.url == url)
-                             .values(etag=etag, last_modified=last_modified))
+                conn.execute(
+                    pages.update().where(pages.c.url == url).values(etag=etag, last_modified=last_modified)
+                )
             return False
-        values = {"source": source, "final_url": final_url, "fetched_at": now(),
-                  "content_type": content_type, "charset": charset, "etag": etag,
-                  "last_modified": last_modified, "body_sha256": sha,
-                  "body_gz": packed.packed if packed is not None else pack(body)}
+        values = {
+            "source": source,
+            "final_url": final_url,
+            "fetched_at": now(),
+            "content_type": content_type,
+            "charset": charset,
+            "etag": etag,
+            "last_modified": last_modified,
+            "body_sha256": sha,
+            "body_gz": packed.packed if packed is not None else pack(body),
+        }
         if row is None:
             conn.execute(pages.insert().values(url=url, cleaned_sha256=None, **values))
             return True
         conn.execute(pages.update().where(pages.c.url == url).values(**values))
         return True
 
-    def pages_to_clean(self, sources: Sequence[str] | None = None, limit: int = 500,
-                       after_url: str = "", force: bool = False) -> list[StoredPage]:
+    def pages_to_clean(
+        self, sources: Sequence[str] | None = None, limit: int = 500, after_url: str = "", force: bool = False
+    ) -> list[StoredPage]:
         query = select(pages).where(pages.c.url > after_url).order_by(pages.c.url).limit(limit)
         if not force:
-            query = query.where(or_(pages.c.cleaned_sha256.is_(None),
-                                    pages.c.cleaned_sha256 != pages.c.body_sha256))
+            query = query.where(
+                or_(pages.c.cleaned_sha256.is_(None), pages.c.cleaned_sha256 != pages.c.body_sha256)
+            )
         if sources is not None:
             query = query.where(pages.c.source.in_(list(sources)))
         with self.begin() as conn:
             rows = conn.execute(query).all()
-        return [StoredPage(r.url, r.source, r.final_url, utc(r.fetched_at) or now(), r.content_type,
-                           r.charset, r.body_sha256, r.body_gz) for r in rows]
+        return [
+            StoredPage(
+                r.url,
+                r.source,
+                r.final_url,
+                utc(r.fetched_at) or now(),
+                r.content_type,
+                r.charset,
+                r.body_sha256,
+                r.body_gz,
+            )
+            for r in rows
+        ]
 
     def mark_cleaned(self, conn: Connection, done: Sequence[tuple[str, str]]) -> None:
         """Record ``(url, body_sha256)`` pairs as cleaned: one statement for the batch."""
         if done:
-            conn.execute(pages.update().where(pages.c.url == bindparam("b_url"))
-                         .values(cleaned_sha256=bindparam("b_sha")),
-                         [{"b_url": url, "b_sha": sha} for url, sha in done])
+            conn.execute(
+                pages.update()
+                .where(pages.c.url == bindparam("b_url"))
+                .values(cleaned_sha256=bindparam("b_sha")),
+                [{"b_url": url, "b_sha": sha} for url, sha in done],
+            )
 
     # -- drops ---------------------------------------------------------------------------------
 
@@ -434,11 +527,13 @@ class Store:
         reason = reason[:2000]
         row = conn.execute(select(drops.c.reason).where(drops.c.url == url, drops.c.stage == stage)).first()
         if row is None:
-            conn.execute(drops.insert().values(url=url, stage=stage, source=source, reason=reason,
-                                               at=now()))
+            conn.execute(drops.insert().values(url=url, stage=stage, source=source, reason=reason, at=now()))
         elif row.reason != reason:
-            conn.execute(drops.update().where(drops.c.url == url, drops.c.stage == stage)
-                         .values(reason=reason, at=now(), source=source))
+            conn.execute(
+                drops.update()
+                .where(drops.c.url == url, drops.c.stage == stage)
+                .values(reason=reason, at=now(), source=source)
+            )
 
     def clear_drop(self, conn: Connection, url: str) -> None:
         self.clear_drops(conn, [url])
@@ -449,8 +544,10 @@ class Store:
 
     def drop_reasons(self) -> list[tuple[str, str, str, str]]:
         with self.begin() as conn:
-            return [(r.url, r.source, r.stage, r.reason) for r in
-                    conn.execute(select(drops).order_by(drops.c.stage, drops.c.url))]
+            return [
+                (r.url, r.source, r.stage, r.reason)
+                for r in conn.execute(select(drops).order_by(drops.c.stage, drops.c.url))
+            ]
 
     # -- articles ------------------------------------------------------------------------------
 
@@ -465,7 +562,7 @@ class Store:
         earlier original's (content hash) is marked its exact duplicate (layer 1 of dedup): the
         earliest fetched original wins, counting the ones earlier in this batch.
         """
-        from pipeline.changes import note_change  # change feed (issue 7)
+        from pipeline.store.changes import note_change  # change feed
 
         seen: set[str] = set()
         for i, article in enumerate(batch):  # a URL twice: the second sees the first's write
@@ -474,35 +571,49 @@ class Store:
             seen.add(article.url)
         existing: dict[str, Any] = {}
         for chunk in _chunks([a.url for a in batch], 500):
-            existing.update((r.url, r) for r in conn.execute(
-                select(articles).where(articles.c.url.in_(chunk))))
+            existing.update(
+                (r.url, r) for r in conn.execute(select(articles).where(articles.c.url.in_(chunk)))
+            )
         # originals (duplicate_of IS NULL) by content hash: {hash: {url: (fetched_at, id)}}
         originals: dict[str, dict[str, tuple[datetime, str]]] = {}
         for chunk in _chunks(list({a.content_hash for a in batch}), 500):
-            for r in conn.execute(select(articles.c.url, articles.c.article_id, articles.c.content_hash,
-                                         articles.c.fetched_at)
-                                  .where(articles.c.content_hash.in_(chunk),
-                                         articles.c.duplicate_of.is_(None))):
-                originals.setdefault(r.content_hash, {})[r.url] = (utc(r.fetched_at) or now(),
-                                                                    r.article_id)
+            for r in conn.execute(
+                select(
+                    articles.c.url, articles.c.article_id, articles.c.content_hash, articles.c.fetched_at
+                ).where(articles.c.content_hash.in_(chunk), articles.c.duplicate_of.is_(None))
+            ):
+                originals.setdefault(r.content_hash, {})[r.url] = (utc(r.fetched_at) or now(), r.article_id)
         results: list[str] = []
         inserts: list[dict[str, Any]] = []
         for article in batch:
-            values = {"source": article.source, "title": article.title,
-                      "authors": json.dumps(list(article.authors), ensure_ascii=False),
-                      "published_at": utc(article.published_at), "language": article.language,
-                      "text": article.text, "content_hash": article.content_hash}
-            others = [v for url, v in originals.get(article.content_hash, {}).items()
-                      if url != article.url]
+            values = {
+                "source": article.source,
+                "title": article.title,
+                "authors": json.dumps(list(article.authors), ensure_ascii=False),
+                "published_at": utc(article.published_at),
+                "language": article.language,
+                "text": article.text,
+                "content_hash": article.content_hash,
+            }
+            others = [v for url, v in originals.get(article.content_hash, {}).items() if url != article.url]
             duplicate_of = min(others)[1] if others else None
             row = existing.get(article.url)
             if row is None:
                 article_id, fetched_at = article.article_id, utc(article.fetched_at) or now()
-                inserts.append({"article_id": article_id, "url": article.url,
-                                "fetched_at": fetched_at, "updated_at": fetched_at,
-                                "duplicate_of": duplicate_of, "copy_of": None, "story_id": None,
-                                "dedup_sig": None, **values})
-                note_change(conn, "article", article_id, "insert")  # change feed (issue 7)
+                inserts.append(
+                    {
+                        "article_id": article_id,
+                        "url": article.url,
+                        "fetched_at": fetched_at,
+                        "updated_at": fetched_at,
+                        "duplicate_of": duplicate_of,
+                        "copy_of": None,
+                        "story_id": None,
+                        "dedup_sig": None,
+                        **values,
+                    }
+                )
+                note_change(conn, "article", article_id, "insert")  # change feed
                 results.append("new")
             else:
                 old = {k: getattr(row, k) for k in values}
@@ -511,10 +622,17 @@ class Store:
                     results.append("unchanged")
                     continue
                 # fetched_at stays the first fetch; updated_at is when the content last changed.
-                conn.execute(articles.update().where(articles.c.url == article.url).values(
-                    updated_at=utc(article.fetched_at), duplicate_of=duplicate_of, dedup_sig=None,
-                    **values))
-                note_change(conn, "article", row.article_id, "update")  # change feed (issue 7)
+                conn.execute(
+                    articles.update()
+                    .where(articles.c.url == article.url)
+                    .values(
+                        updated_at=utc(article.fetched_at),
+                        duplicate_of=duplicate_of,
+                        dedup_sig=None,
+                        **values,
+                    )
+                )
+                note_change(conn, "article", row.article_id, "update")  # change feed
                 results.append("updated")
                 article_id, fetched_at = row.article_id, utc(row.fetched_at) or now()
                 originals.get(row.content_hash, {}).pop(article.url, None)
@@ -538,12 +656,16 @@ class Store:
     def articles_to_dedup(self) -> list[dict[str, Any]]:
         """Articles new or changed since the last dedup (an upsert clears ``dedup_sig``)."""
         with self.begin() as conn:
-            return [_article_row(r) for r in conn.execute(
-                select(articles).where(articles.c.dedup_sig.is_(None))
-                .order_by(articles.c.article_id))]
+            return [
+                _article_row(r)
+                for r in conn.execute(
+                    select(articles).where(articles.c.dedup_sig.is_(None)).order_by(articles.c.article_id)
+                )
+            ]
 
-    def articles_of_stories(self, story_ids: Iterable[str],
-                            known: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def articles_of_stories(
+        self, story_ids: Iterable[str], known: dict[str, dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         """The articles of these stories (one query per 500 stories), in no particular order.
 
         ``known``: rows (as :meth:`articles_between` gives them) the caller already holds, by
@@ -556,35 +678,54 @@ class Store:
         with self.begin() as conn:
             if known is None:
                 for chunk in _chunks(ids, 500):
-                    result.extend(_article_row(r) for r in conn.execute(
-                        select(articles).where(articles.c.story_id.in_(chunk))))
+                    result.extend(
+                        _article_row(r)
+                        for r in conn.execute(select(articles).where(articles.c.story_id.in_(chunk)))
+                    )
                 return result
             unknown: list[str] = []
             for chunk in _chunks(ids, 500):
-                for r in conn.execute(select(articles.c.article_id, articles.c.story_id,
-                                             articles.c.copy_of, articles.c.dedup_sig,
-                                             articles.c.change_seq)
-                                      .where(articles.c.story_id.in_(chunk))):
+                for r in conn.execute(
+                    select(
+                        articles.c.article_id,
+                        articles.c.story_id,
+                        articles.c.copy_of,
+                        articles.c.dedup_sig,
+                        articles.c.change_seq,
+                    ).where(articles.c.story_id.in_(chunk))
+                ):
                     row = known.get(r.article_id)
                     if row is None:
                         unknown.append(r.article_id)
                     else:
-                        result.append({**row, "story_id": r.story_id, "copy_of": r.copy_of,
-                                       "dedup_sig": r.dedup_sig, "change_seq": r.change_seq})
+                        result.append(
+                            {
+                                **row,
+                                "story_id": r.story_id,
+                                "copy_of": r.copy_of,
+                                "dedup_sig": r.dedup_sig,
+                                "change_seq": r.change_seq,
+                            }
+                        )
             for chunk in _chunks(sorted(unknown), 500):
-                result.extend(_article_row(r) for r in conn.execute(
-                    select(articles).where(articles.c.article_id.in_(chunk))))
+                result.extend(
+                    _article_row(r)
+                    for r in conn.execute(select(articles).where(articles.c.article_id.in_(chunk)))
+                )
         return result
 
     def counts(self) -> dict[str, int]:
         with self.begin() as conn:
-            return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-                    for t in (urls, pages, articles, drops, stories, figures)}
+            return {
+                t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in (urls, pages, articles, drops, stories, figures)
+            }
 
     # -- stories -------------------------------------------------------------------------------
 
-    def stories(self, since: datetime | None = None, story_ids: Sequence[str] | None = None,
-                limit: int | None = None) -> list[Story]:
+    def stories(
+        self, since: datetime | None = None, story_ids: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[Story]:
         query = select(stories).order_by(stories.c.last_updated.desc(), stories.c.story_id)
         if since is not None:
             query = query.where(stories.c.last_updated >= since)
@@ -599,51 +740,92 @@ class Store:
             figs: dict[str, list[Figure]] = {i: [] for i in ids}
             for chunk in _chunks(ids, 500):
                 for a in conn.execute(
-                        select(articles.c.article_id, articles.c.url, articles.c.source,
-                               articles.c.title, articles.c.published_at, articles.c.story_id,
-                               articles.c.copy_of, articles.c.duplicate_of)
-                        .where(articles.c.story_id.in_(chunk))
-                        .order_by(func.coalesce(articles.c.published_at, articles.c.fetched_at),
-                                  articles.c.article_id)):
-                    members[a.story_id].append(StoryArticle(
-                        a.article_id, a.url, a.source, a.title, utc(a.published_at),
-                        a.copy_of or a.duplicate_of))
-                for f in conn.execute(select(figures).where(figures.c.story_id.in_(chunk))
-                                      .order_by(figures.c.reported_at, figures.c.kind,
-                                                figures.c.source, figures.c.value)):
-                    figs[f.story_id].append(Figure(f.kind, f.value, f.source, f.url,
-                                                   utc(f.reported_at)))
-        return [Story(r.story_id, r.title, r.summary, utc(r.first_seen) or now(),
-                      utc(r.last_updated) or now(), tuple(members[r.story_id]),
-                      tuple(figs[r.story_id])) for r in rows]
+                    select(
+                        articles.c.article_id,
+                        articles.c.url,
+                        articles.c.source,
+                        articles.c.title,
+                        articles.c.published_at,
+                        articles.c.story_id,
+                        articles.c.copy_of,
+                        articles.c.duplicate_of,
+                    )
+                    .where(articles.c.story_id.in_(chunk))
+                    .order_by(
+                        func.coalesce(articles.c.published_at, articles.c.fetched_at), articles.c.article_id
+                    )
+                ):
+                    members[a.story_id].append(
+                        StoryArticle(
+                            a.article_id,
+                            a.url,
+                            a.source,
+                            a.title,
+                            utc(a.published_at),
+                            a.copy_of or a.duplicate_of,
+                        )
+                    )
+                for f in conn.execute(
+                    select(figures)
+                    .where(figures.c.story_id.in_(chunk))
+                    .order_by(figures.c.reported_at, figures.c.kind, figures.c.source, figures.c.value)
+                ):
+                    figs[f.story_id].append(Figure(f.kind, f.value, f.source, f.url, utc(f.reported_at)))
+        return [
+            Story(
+                r.story_id,
+                r.title,
+                r.summary,
+                utc(r.first_seen) or now(),
+                utc(r.last_updated) or now(),
+                tuple(members[r.story_id]),
+                tuple(figs[r.story_id]),
+            )
+            for r in rows
+        ]
 
-    def assign(self, conn: Connection,
-               assignments: dict[str, tuple[str, str | None, str | None]]) -> int:
+    def assign(self, conn: Connection, assignments: dict[str, tuple[str, str | None, str | None]]) -> int:
         """Set (story_id, copy_of, dedup_sig) per article id; returns rows changed.
 
         Compares first (one read per 500 articles) and writes only what differs, in one
         executemany per 500 articles.
         """
-        from pipeline.changes import note_change  # change feed (issue 7)
+        from pipeline.store.changes import note_change  # change feed
 
-        update = (articles.update().where(articles.c.article_id == bindparam("b_article_id"))
-                  .values(story_id=bindparam("b_story_id"), copy_of=bindparam("b_copy_of"),
-                          dedup_sig=bindparam("b_dedup_sig")))
+        update = (
+            articles.update()
+            .where(articles.c.article_id == bindparam("b_article_id"))
+            .values(
+                story_id=bindparam("b_story_id"),
+                copy_of=bindparam("b_copy_of"),
+                dedup_sig=bindparam("b_dedup_sig"),
+            )
+        )
         changed = 0
         ids = sorted(assignments)
         for chunk in _chunks(ids, 500):
-            current = {r.article_id: (r.story_id, r.copy_of, r.dedup_sig) for r in conn.execute(
-                select(articles.c.article_id, articles.c.story_id, articles.c.copy_of,
-                       articles.c.dedup_sig)
-                .where(articles.c.article_id.in_(chunk)))}
+            current = {
+                r.article_id: (r.story_id, r.copy_of, r.dedup_sig)
+                for r in conn.execute(
+                    select(
+                        articles.c.article_id, articles.c.story_id, articles.c.copy_of, articles.c.dedup_sig
+                    ).where(articles.c.article_id.in_(chunk))
+                )
+            }
             writes: list[dict[str, Any]] = []
             for article_id in chunk:
                 if current.get(article_id) != assignments[article_id]:
                     story_id, copy_of, sig = assignments[article_id]
-                    writes.append({"b_article_id": article_id, "b_story_id": story_id,
-                                   "b_copy_of": copy_of, "b_dedup_sig": sig})
+                    writes.append(
+                        {
+                            "b_article_id": article_id,
+                            "b_story_id": story_id,
+                            "b_copy_of": copy_of,
+                            "b_dedup_sig": sig,
+                        }
+                    )
                     if (current.get(article_id) or (None, None, None))[:2] != (story_id, copy_of):
-                        note_change(conn, "article", article_id, "update")  # change feed (issue 7)
+                        note_change(conn, "article", article_id, "update")  # change feed
             if writes:
                 conn.execute(update, writes)
                 changed += len(writes)
@@ -663,21 +845,27 @@ class Store:
             self.figure_deletes: dict[tuple[str, str, str], None] = {}
             self.figure_inserts: dict[tuple[str, str, str], dict[str, Any]] = {}
 
-    def _read_stories(self, conn: Connection,
-                      items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]]
-                      ) -> Store._StoryWrites:
+    def _read_stories(
+        self, conn: Connection, items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]]
+    ) -> Store._StoryWrites:
         """The stored rows ``items`` may touch: their stories, the figures of those stories and
         every figure of their articles (a figure moves with its article between stories)."""
         batch = Store._StoryWrites()
         ids = sorted({story.story_id for story, _, _ in items})
-        article_ids = sorted({a.article_id for story, _, _ in items for a in story.articles}
-                             | {aid for _, _, figs in items for aid, _ in figs})
+        article_ids = sorted(
+            {a.article_id for story, _, _ in items for a in story.articles}
+            | {aid for _, _, figs in items for aid, _ in figs}
+        )
         for chunk in _chunks(ids, 500):
             for r in conn.execute(select(stories).where(stories.c.story_id.in_(chunk))):
                 batch.rows[r.story_id] = {
-                    "title": r.title, "summary": r.summary, "best_article_id": r.best_article_id,
-                    "first_seen": utc(r.first_seen), "last_updated": utc(r.last_updated),
-                    "article_count": r.article_count}
+                    "title": r.title,
+                    "summary": r.summary,
+                    "best_article_id": r.best_article_id,
+                    "first_seen": utc(r.first_seen),
+                    "last_updated": utc(r.last_updated),
+                    "article_count": r.article_count,
+                }
         keyed = (figures.c.article_id, figures.c.kind, figures.c.value, figures.c.story_id)
         for column, values in ((figures.c.story_id, ids), (figures.c.article_id, article_ids)):
             for chunk in _chunks(values, 500):
@@ -690,43 +878,57 @@ class Store:
     def _write_stories(self, conn: Connection, batch: Store._StoryWrites) -> None:
         """The queued writes of a batch: a few executemany statements."""
         if batch.story_inserts:
-            conn.execute(stories.insert(), [{"story_id": sid, **values}
-                                            for sid, values in batch.story_inserts.items()])
+            conn.execute(
+                stories.insert(), [{"story_id": sid, **values} for sid, values in batch.story_inserts.items()]
+            )
         if batch.story_updates:
-            columns = ("title", "summary", "best_article_id", "first_seen", "last_updated",
-                       "article_count")
-            conn.execute(stories.update().where(stories.c.story_id == bindparam("b_story_id"))
-                         .values({c: bindparam(f"b_{c}") for c in columns}),
-                         [{"b_story_id": sid, **{f"b_{c}": values[c] for c in columns}}
-                          for sid, values in batch.story_updates.items()])
+            columns = ("title", "summary", "best_article_id", "first_seen", "last_updated", "article_count")
+            conn.execute(
+                stories.update()
+                .where(stories.c.story_id == bindparam("b_story_id"))
+                .values({c: bindparam(f"b_{c}") for c in columns}),
+                [
+                    {"b_story_id": sid, **{f"b_{c}": values[c] for c in columns}}
+                    for sid, values in batch.story_updates.items()
+                ],
+            )
         if batch.figure_deletes:
-            conn.execute(figures.delete().where(figures.c.article_id == bindparam("b_article_id"),
-                                                figures.c.kind == bindparam("b_kind"),
-                                                figures.c.value == bindparam("b_value")),
-                         [{"b_article_id": a, "b_kind": k, "b_value": v}
-                          for a, k, v in batch.figure_deletes])
+            conn.execute(
+                figures.delete().where(
+                    figures.c.article_id == bindparam("b_article_id"),
+                    figures.c.kind == bindparam("b_kind"),
+                    figures.c.value == bindparam("b_value"),
+                ),
+                [{"b_article_id": a, "b_kind": k, "b_value": v} for a, k, v in batch.figure_deletes],
+            )
         if batch.figure_inserts:
             conn.execute(figures.insert(), list(batch.figure_inserts.values()))
         batch.story_inserts, batch.story_updates = {}, {}
         batch.figure_deletes, batch.figure_inserts = {}, {}
 
-    def save_stories(self, conn: Connection,
-                     items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]]
-                     ) -> list[str]:
+    def save_stories(
+        self, conn: Connection, items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]]
+    ) -> list[str]:
         """:meth:`save_story` for each ``(story, best_article_id, figures)`` in turn, with the
         same rows written and the same change-feed entries, but reading per 500 stories and
         writing with a few executemany statements. Returns the statuses in order."""
         statuses: list[str] = []
         for part in _chunks(items, 500):
             batch = self._read_stories(conn, part)
-            statuses.extend(self.save_story(conn, story, best, figs, batch=batch)
-                            for story, best, figs in part)
+            statuses.extend(
+                self.save_story(conn, story, best, figs, batch=batch) for story, best, figs in part
+            )
             self._write_stories(conn, batch)
         return statuses
 
-    def save_story(self, conn: Connection, story: Story, best_article_id: str | None,
-                   story_figures: Sequence[tuple[str, Figure]],
-                   batch: Store._StoryWrites | None = None) -> str:
+    def save_story(
+        self,
+        conn: Connection,
+        story: Story,
+        best_article_id: str | None,
+        story_figures: Sequence[tuple[str, Figure]],
+        batch: Store._StoryWrites | None = None,
+    ) -> str:
         """Write a story and its figures if they differ. Returns 'new', 'updated' or 'unchanged'.
 
         Figures are compared by key (article, kind, value): a key the story has and still wants
@@ -740,13 +942,23 @@ class Store:
             return status
         return self._stage_story(conn, batch, story, best_article_id, story_figures)
 
-    def _stage_story(self, conn: Connection, batch: Store._StoryWrites, story: Story,
-                     best_article_id: str | None, story_figures: Sequence[tuple[str, Figure]]
-                     ) -> str:
+    def _stage_story(
+        self,
+        conn: Connection,
+        batch: Store._StoryWrites,
+        story: Story,
+        best_article_id: str | None,
+        story_figures: Sequence[tuple[str, Figure]],
+    ) -> str:
         sid = story.story_id
-        values = {"title": story.title, "summary": story.summary,
-                  "best_article_id": best_article_id, "first_seen": utc(story.first_seen),
-                  "last_updated": utc(story.last_updated), "article_count": len(story.articles)}
+        values = {
+            "title": story.title,
+            "summary": story.summary,
+            "best_article_id": best_article_id,
+            "first_seen": utc(story.first_seen),
+            "last_updated": utc(story.last_updated),
+            "article_count": len(story.articles),
+        }
         old = batch.rows.get(sid)
         status = "unchanged"
         if old is None:
@@ -772,26 +984,33 @@ class Store:
             if previous is not None:  # the article's figure, still filed under another story
                 batch.figure_deletes[key] = None
                 batch.have[previous].discard(key)
-            batch.figure_inserts[key] = {"article_id": key[0], "kind": f.kind, "value": f.value,
-                                         "story_id": sid, "source": f.source, "url": f.url,
-                                         "reported_at": utc(f.reported_at)}
+            batch.figure_inserts[key] = {
+                "article_id": key[0],
+                "kind": f.kind,
+                "value": f.value,
+                "story_id": sid,
+                "source": f.source,
+                "url": f.url,
+                "reported_at": utc(f.reported_at),
+            }
             batch.owner[key] = sid
             batch.have.setdefault(sid, set()).add(key)
         if (wanted.keys() ^ have) and status == "unchanged":
             status = "updated"
-        if status != "unchanged":  # change feed (issue 7)
-            from pipeline.changes import note_change
+        if status != "unchanged":  # change feed
+            from pipeline.store.changes import note_change
 
             note_change(conn, "story", sid, "insert" if status == "new" else "update")
         return status
 
     def delete_empty_stories(self, conn: Connection) -> int:
         used = select(articles.c.story_id).where(articles.c.story_id.is_not(None)).distinct()
-        from pipeline.changes import note_change  # change feed (issue 7)
+        from pipeline.store.changes import note_change  # change feed
 
-        for story_id in conn.execute(select(stories.c.story_id)
-                                     .where(stories.c.story_id.not_in(used))).scalars():
-            note_change(conn, "story", story_id, "delete")  # change feed (issue 7)
+        for story_id in conn.execute(
+            select(stories.c.story_id).where(stories.c.story_id.not_in(used))
+        ).scalars():
+            note_change(conn, "story", story_id, "delete")  # change feed
         conn.execute(figures.delete().where(figures.c.story_id.not_in(used)))
         result = conn.execute(stories.delete().where(stories.c.story_id.not_in(used)))
         return result.rowcount or 0
@@ -814,7 +1033,7 @@ def _article_row(row: Any) -> dict[str, Any]:
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -831,7 +1050,8 @@ def url_hints(store: Store, candidates: Sequence[str]) -> dict[str, tuple[str | 
     result: dict[str, tuple[str | None, datetime | None]] = {}
     with store.begin() as conn:
         for chunk in _chunks(list(candidates), 500):
-            for row in conn.execute(select(urls.c.url, urls.c.hint_title, urls.c.hint_published_at)
-                                    .where(urls.c.url.in_(chunk))):
+            for row in conn.execute(
+                select(urls.c.url, urls.c.hint_title, urls.c.hint_published_at).where(urls.c.url.in_(chunk))
+            ):
                 result[row.url] = (row.hint_title, utc(row.hint_published_at))
     return result

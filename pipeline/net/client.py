@@ -193,8 +193,7 @@ def _parse_ipv4_literal(host: str) -> ipaddress.IPv4Address | None:
         if label[:2].lower() == "0x":
             numbers.append(int(label[2:] or "0", 16))
         elif len(label) > 1 and label.startswith("0"):
-            numbers.append(int(label, 8) if label.isdigit() and "8" not in label
-                           and "9" not in label else -1)
+            numbers.append(int(label, 8) if label.isdigit() and "8" not in label and "9" not in label else -1)
         else:
             numbers.append(int(label))
     *head, last = numbers
@@ -300,8 +299,7 @@ def _vet(target: _Target, allow_private: bool, resolver: Resolver) -> list[str]:
         except FetchError as exc:
             raise FetchError(f"{target.url}: {exc}", url=target.url) from None
         except OSError as exc:
-            raise FetchError(f"{target.url}: cannot resolve {target.host}: {exc}",
-                             url=target.url) from None
+            raise FetchError(f"{target.url}: cannot resolve {target.host}: {exc}", url=target.url) from None
         addresses = []
         for text in raw:
             try:
@@ -314,10 +312,8 @@ def _vet(target: _Target, allow_private: bool, resolver: Resolver) -> list[str]:
         for ip in addresses:
             reason = classify_address(ip)
             if reason:
-                subject = (str(ip) if target.literal is not None
-                           else f"{target.host} resolves to {ip}, which")
-                raise _refuse(target.url, f"{subject} is {reason} "
-                                          "(set allow_private_network to allow)")
+                subject = str(ip) if target.literal is not None else f"{target.host} resolves to {ip}, which"
+                raise _refuse(target.url, f"{subject} is {reason} (set allow_private_network to allow)")
     return list(dict.fromkeys(str(ip) for ip in addresses))
 
 
@@ -378,8 +374,7 @@ class _ZlibDecoder:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._d: zlib._Decompress | None = (
-            zlib.decompressobj(16 + zlib.MAX_WBITS) if name == "gzip" else None)
+        self._d: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS) if name == "gzip" else None
         self._sniff = b""  # "deflate" is zlib-wrapped per RFC, raw in practice: look first
         self._seen = False
         self._done = False
@@ -500,8 +495,7 @@ class _Watchdog:
             self._next += 1
             self._armed[token] = (deadline, abort)
             if self._thread is None and not self._stopped:
-                self._thread = threading.Thread(target=self._run, name="http-deadline",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._run, name="http-deadline", daemon=True)
                 self._thread.start()
             self._cond.notify()
         return token
@@ -652,9 +646,16 @@ class HttpClient:
     the pipeline only passes settings.
     """
 
-    def __init__(self, settings: Settings, *, resolver: Resolver | None = None,
-                 ca_certs: str | None = None, max_attempts: int = 3,
-                 backoff_base: float = 0.5, backoff_max: float = 30.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        resolver: Resolver | None = None,
+        ca_certs: str | None = None,
+        max_attempts: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
         self.settings = settings
         self._resolver = resolver or system_resolver
         self._ca_certs = ca_certs
@@ -670,8 +671,9 @@ class HttpClient:
     def __enter__(self) -> HttpClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -681,8 +683,15 @@ class HttpClient:
 
     # ----------------------------------------------------------------- public entry point
 
-    def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-            accept: str | None = None, delay: float | None = None) -> Response:
+    def get(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: str | None = None,
+        delay: float | None = None,
+    ) -> Response:
         """GET ``url`` following redirects, retrying what a retry can fix.
 
         Failures that retrying cannot fix raise :class:`RefusedError` at once.
@@ -714,8 +723,7 @@ class HttpClient:
                     log.info("retrying %s in %.2fs after: %s", url, pause, exc)
                     time.sleep(pause)
                 else:
-                    log.info("retrying %s after Retry-After %.0fs: %s", url,
-                             exc.retry_after, exc)
+                    log.info("retrying %s after Retry-After %.0fs: %s", url, exc.retry_after, exc)
                 attempt += 1
 
     # ----------------------------------------------------------------- redirects
@@ -729,8 +737,7 @@ class HttpClient:
                 target = _parse_target(current)
             except RefusedError as exc:
                 if chain:
-                    raise RefusedError(f"{exc} (redirected from {chain[-1]})",
-                                       url=current) from None
+                    raise RefusedError(f"{exc} (redirected from {chain[-1]})", url=current) from None
                 raise
             if target.url in chain:
                 raise _refuse(url, "redirect loop: " + " -> ".join([*chain, target.url]))
@@ -739,16 +746,22 @@ class HttpClient:
                 reply = self._hop(target, headers, spacing)
             except RefusedError as exc:
                 if len(chain) > 1:
-                    raise RefusedError(f"{exc} (redirected from {chain[-2]})", url=exc.url,
-                                       status=exc.status) from None
+                    raise RefusedError(
+                        f"{exc} (redirected from {chain[-2]})", url=exc.url, status=exc.status
+                    ) from None
                 raise
             if reply.location is None:
                 mime, charset = _content_type(reply.headers.get("content-type"))
                 return Response(
-                    url=target.url, status=reply.status, headers=reply.headers,
-                    body=reply.body, etag=reply.headers.get("etag"),
+                    url=target.url,
+                    status=reply.status,
+                    headers=reply.headers,
+                    body=reply.body,
+                    etag=reply.headers.get("etag"),
                     last_modified=reply.headers.get("last-modified"),
-                    content_type=mime, charset=charset)
+                    content_type=mime,
+                    charset=charset,
+                )
             if len(chain) > limit:
                 raise _refuse(url, f"too many redirects (more than {limit})")
             current = urljoin(target.url, reply.location.strip())
@@ -766,11 +779,15 @@ class HttpClient:
         if state.given_up:
             raise RefusedError(
                 f"host given up for this run: {target.key} failed {state.failures} times in "
-                f"a row (last: {state.last_error}); not fetching {target.url}", url=target.url)
+                f"a row (last: {state.last_error}); not fetching {target.url}",
+                url=target.url,
+            )
         if state.deferred_until > time.monotonic():
             raise DeferredError(
                 f"{target.url}: {target.key} is deferred to the next run "
-                f"(Retry-After beyond retry_after_cap)", url=target.url)
+                f"(Retry-After beyond retry_after_cap)",
+                url=target.url,
+            )
 
     def _hop(self, target: _Target, headers: dict[str, str], spacing: float) -> _Reply:
         """One request to one host, under that host's lock: one in flight, spaced out."""
@@ -816,7 +833,10 @@ class HttpClient:
                 result = DeferredError(
                     f"{exc}; {target.key} asked to wait {exc.retry_after:.0f}s, more than "
                     f"retry_after_cap {cap:.0f}s: host deferred to the next run",
-                    url=exc.url, status=exc.status, retry_after=exc.retry_after)
+                    url=exc.url,
+                    status=exc.status,
+                    retry_after=exc.retry_after,
+                )
             else:
                 state.not_before = max(state.not_before, now + exc.retry_after)
         state.failures += 1
@@ -826,11 +846,13 @@ class HttpClient:
             log.warning("giving up on %s for this run: %s", target.key, exc)
             return RefusedError(
                 f"host given up for this run: {target.key} failed {state.failures} times in "
-                f"a row (last: {exc})", url=exc.url or target.url, status=exc.status)
+                f"a row (last: {exc})",
+                url=exc.url or target.url,
+                status=exc.status,
+            )
         return result
 
-    def _connect(self, target: _Target, ips: list[str], deadline: float,
-                 inflight: _Inflight) -> bool:
+    def _connect(self, target: _Target, ips: list[str], deadline: float, inflight: _Inflight) -> bool:
         """Put a connection to one of the vetted ``ips`` in ``inflight``; True if reused."""
         tls_name = target.host if target.scheme == "https" else None
         for ip in ips:
@@ -846,10 +868,19 @@ class HttpClient:
                 break
             key = (target.scheme, ip, target.port, tls_name)
             timeout = min(self.settings.connect_timeout, remaining)
-            conn = (HTTPSConnection(ip, target.port, timeout=timeout, server_hostname=tls_name,
-                                    assert_hostname=tls_name, cert_reqs="CERT_REQUIRED",
-                                    ca_certs=self._ca_certs)
-                    if tls_name else HTTPConnection(ip, target.port, timeout=timeout))
+            conn = (
+                HTTPSConnection(
+                    ip,
+                    target.port,
+                    timeout=timeout,
+                    server_hostname=tls_name,
+                    assert_hostname=tls_name,
+                    cert_reqs="CERT_REQUIRED",
+                    ca_certs=self._ca_certs,
+                )
+                if tls_name
+                else HTTPConnection(ip, target.port, timeout=timeout)
+            )
             inflight.conn, inflight.key = conn, key
             try:
                 conn.connect()
@@ -857,14 +888,14 @@ class HttpClient:
                 conn.close()
                 inflight.conn = None
                 if _is_cert_error(exc):
-                    raise _refuse(target.url, f"TLS certificate verification failed for "
-                                              f"{target.host}: {exc}") from None
+                    raise _refuse(
+                        target.url, f"TLS certificate verification failed for {target.host}: {exc}"
+                    ) from None
                 failures.append(f"{ip}: {_describe(exc)}")
                 continue
             return False
         detail = "; ".join(failures) or "total_timeout reached"
-        raise FetchError(f"{target.url}: cannot connect to {target.key} ({detail})",
-                         url=target.url)
+        raise FetchError(f"{target.url}: cannot connect to {target.key} ({detail})", url=target.url)
 
     def _exchange(self, target: _Target, ips: list[str], headers: dict[str, str]) -> _Reply:
         """Request and read one response within total_timeout; pool the connection if clean."""
@@ -888,19 +919,25 @@ class HttpClient:
             self._pool.put(key, conn)
         return reply
 
-    def _converse(self, target: _Target, ips: list[str], headers: dict[str, str],
-                  deadline: float, inflight: _Inflight) -> tuple[_Reply, bool]:
+    def _converse(
+        self, target: _Target, ips: list[str], headers: dict[str, str], deadline: float, inflight: _Inflight
+    ) -> tuple[_Reply, bool]:
         send = {**headers, "Host": target.host_header}
         reused = self._connect(target, ips, deadline, inflight)
         while True:
             conn = inflight.conn
             assert conn is not None
             inflight.sock = conn.sock
-            conn.timeout = min(self.settings.read_timeout,
-                               max(0.001, deadline - time.monotonic()))
+            conn.timeout = min(self.settings.read_timeout, max(0.001, deadline - time.monotonic()))
             try:
-                conn.request("GET", target.path, headers=send, preload_content=False,
-                             decode_content=False, enforce_content_length=True)
+                conn.request(
+                    "GET",
+                    target.path,
+                    headers=send,
+                    preload_content=False,
+                    decode_content=False,
+                    enforce_content_length=True,
+                )
                 resp = inflight.response = conn.getresponse()
             except _TRANSPORT_ERRORS as exc:
                 conn.close()
@@ -913,8 +950,7 @@ class HttpClient:
                 raise self._transport_error(target, exc) from exc
             return self._reply(target, resp, deadline)
 
-    def _reply(self, target: _Target, resp: BaseHTTPResponse,
-               deadline: float) -> tuple[_Reply, bool]:
+    def _reply(self, target: _Target, resp: BaseHTTPResponse, deadline: float) -> tuple[_Reply, bool]:
         status = resp.status
         headers = {name.lower(): value for name, value in resp.headers.itermerged()}
         url = target.url
@@ -934,16 +970,16 @@ class HttpClient:
         if status in (429, 503):
             retry_after = parse_retry_after(headers.get("retry-after"))
             wait = f" (Retry-After {retry_after:.0f}s)" if retry_after is not None else ""
-            raise FetchError(f"{url}: {reason}{wait}", url=url, status=status,
-                             retry_after=retry_after)
+            raise FetchError(f"{url}: {reason}{wait}", url=url, status=status, retry_after=retry_after)
         if status == 408 or 500 <= status < 600:
             raise FetchError(f"{url}: {reason}", url=url, status=status)
         if 400 <= status < 500:
             raise RefusedError(f"refused {url}: {reason}", url=url, status=status)
         raise RefusedError(f"refused {url}: unexpected {reason}", url=url, status=status)
 
-    def _read_body(self, target: _Target, resp: BaseHTTPResponse, headers: dict[str, str],
-                   deadline: float) -> bytes:
+    def _read_body(
+        self, target: _Target, resp: BaseHTTPResponse, headers: dict[str, str], deadline: float
+    ) -> bytes:
         url, cap = target.url, self.settings.max_bytes
         declared = headers.get("content-length", "").strip()
         if declared.isdigit() and int(declared) > cap:
@@ -970,13 +1006,16 @@ class HttpClient:
                     raise self._timeout(target)
             decoder.finish()
         except (zlib.error, brotli.error) as exc:
-            raise FetchError(f"{url}: cannot decode {headers.get('content-encoding')} body: "
-                             f"{exc}", url=url) from None
+            raise FetchError(
+                f"{url}: cannot decode {headers.get('content-encoding')} body: {exc}", url=url
+            ) from None
         return bytes(body)
 
     def _timeout(self, target: _Target) -> FetchError:
-        return FetchError(f"{target.url}: no complete response within total_timeout "
-                          f"({self.settings.total_timeout:g}s)", url=target.url)
+        return FetchError(
+            f"{target.url}: no complete response within total_timeout ({self.settings.total_timeout:g}s)",
+            url=target.url,
+        )
 
     def _transport_error(self, target: _Target, exc: BaseException) -> FetchError:
         if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):

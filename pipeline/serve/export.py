@@ -24,20 +24,33 @@ from typing import IO, Any, Literal
 
 from sqlalchemy import func, select
 
-from pipeline.changes import last_seq
 from pipeline.dedup import story_to_json
 from pipeline.errors import ConfigError
 from pipeline.progress import Progress
-from pipeline.schema import articles, stories
-from pipeline.store import Store, utc
+from pipeline.store.changes import last_seq
+from pipeline.store.core import Store, utc
+from pipeline.store.schema import articles, stories
 
 Format = Literal["jsonl", "parquet"]
 Kind = Literal["stories", "articles"]
 BATCH = 500
 
-ARTICLE_COLUMNS = ("article_id", "url", "source", "title", "authors", "published_at", "language",
-                   "text", "content_hash", "fetched_at", "updated_at", "story_id", "copy_of",
-                   "change_seq")
+ARTICLE_COLUMNS = (
+    "article_id",
+    "url",
+    "source",
+    "title",
+    "authors",
+    "published_at",
+    "language",
+    "text",
+    "content_hash",
+    "fetched_at",
+    "updated_at",
+    "story_id",
+    "copy_of",
+    "change_seq",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +75,18 @@ def read_cursor(path: Path) -> int:
 
 
 def write_cursor(path: Path, result: ExportResult) -> None:
-    _atomic_write_text(path, json.dumps({"last_seq": result.last_seq, "rows": result.rows,
-                                         "output": result.output,
-                                         "at": _iso(datetime.now(UTC))}) + "\n")
+    _atomic_write_text(
+        path,
+        json.dumps(
+            {
+                "last_seq": result.last_seq,
+                "rows": result.rows,
+                "output": result.output,
+                "at": _iso(datetime.now(UTC)),
+            }
+        )
+        + "\n",
+    )
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -90,10 +112,12 @@ def _story_batches(store: Store, since: int, upto: int) -> Iterator[list[dict[st
     cursor = since
     while True:
         with store.begin() as conn:
-            rows = conn.execute(select(stories.c.story_id, stories.c.change_seq)
-                                .where(stories.c.change_seq > cursor,
-                                       stories.c.change_seq <= upto)
-                                .order_by(stories.c.change_seq).limit(BATCH)).all()
+            rows = conn.execute(
+                select(stories.c.story_id, stories.c.change_seq)
+                .where(stories.c.change_seq > cursor, stories.c.change_seq <= upto)
+                .order_by(stories.c.change_seq)
+                .limit(BATCH)
+            ).all()
         if not rows:
             return
         seqs = {r.story_id: r.change_seq for r in rows}
@@ -112,10 +136,12 @@ def _article_batches(store: Store, since: int, upto: int) -> Iterator[list[dict[
     copy_of = func.coalesce(articles.c.copy_of, articles.c.duplicate_of).label("copy_of")
     while True:
         with store.begin() as conn:
-            rows = conn.execute(select(*columns, copy_of)
-                                .where(articles.c.change_seq > cursor,
-                                       articles.c.change_seq <= upto)
-                                .order_by(articles.c.change_seq).limit(BATCH)).all()
+            rows = conn.execute(
+                select(*columns, copy_of)
+                .where(articles.c.change_seq > cursor, articles.c.change_seq <= upto)
+                .order_by(articles.c.change_seq)
+                .limit(BATCH)
+            ).all()
         if not rows:
             return
         batch = []
@@ -134,21 +160,56 @@ def _parquet_schema(kind: Kind) -> Any:
 
     ts = pa.timestamp("us", tz="UTC")
     if kind == "articles":
-        return pa.schema([
-            ("article_id", pa.string()), ("url", pa.string()), ("source", pa.string()),
-            ("title", pa.string()), ("authors", pa.list_(pa.string())), ("published_at", ts),
-            ("language", pa.string()), ("text", pa.string()), ("content_hash", pa.string()),
-            ("fetched_at", ts), ("updated_at", ts), ("story_id", pa.string()),
-            ("copy_of", pa.string()), ("change_seq", pa.int64())])
-    article = pa.struct([("article_id", pa.string()), ("url", pa.string()),
-                         ("source", pa.string()), ("title", pa.string()),
-                         ("published_at", ts), ("copy_of", pa.string())])
-    figure = pa.struct([("kind", pa.string()), ("value", pa.string()), ("number", pa.int64()),
-                        ("source", pa.string()), ("url", pa.string()), ("reported_at", ts)])
-    return pa.schema([("story_id", pa.string()), ("title", pa.string()),
-                      ("summary", pa.string()), ("first_seen", ts), ("last_updated", ts),
-                      ("articles", pa.list_(article)), ("figures", pa.list_(figure)),
-                      ("change_seq", pa.int64())])
+        return pa.schema(
+            [
+                ("article_id", pa.string()),
+                ("url", pa.string()),
+                ("source", pa.string()),
+                ("title", pa.string()),
+                ("authors", pa.list_(pa.string())),
+                ("published_at", ts),
+                ("language", pa.string()),
+                ("text", pa.string()),
+                ("content_hash", pa.string()),
+                ("fetched_at", ts),
+                ("updated_at", ts),
+                ("story_id", pa.string()),
+                ("copy_of", pa.string()),
+                ("change_seq", pa.int64()),
+            ]
+        )
+    article = pa.struct(
+        [
+            ("article_id", pa.string()),
+            ("url", pa.string()),
+            ("source", pa.string()),
+            ("title", pa.string()),
+            ("published_at", ts),
+            ("copy_of", pa.string()),
+        ]
+    )
+    figure = pa.struct(
+        [
+            ("kind", pa.string()),
+            ("value", pa.string()),
+            ("number", pa.int64()),
+            ("source", pa.string()),
+            ("url", pa.string()),
+            ("reported_at", ts),
+        ]
+    )
+    return pa.schema(
+        [
+            ("story_id", pa.string()),
+            ("title", pa.string()),
+            ("summary", pa.string()),
+            ("first_seen", ts),
+            ("last_updated", ts),
+            ("articles", pa.list_(article)),
+            ("figures", pa.list_(figure)),
+            ("change_seq", pa.int64()),
+        ]
+    )
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -159,19 +220,33 @@ def _parquet_row(kind: Kind, item: dict[str, Any]) -> dict[str, Any]:
     """Parquet wants one type per column: timestamps as timestamps, a figure's value as text
     with its count (if it is one) beside it."""
     if kind == "articles":
-        return {**item, **{k: _ts(item[k]) for k in ("published_at", "fetched_at",
-                                                      "updated_at")}}
-    return {**item, "first_seen": _ts(item["first_seen"]),
-            "last_updated": _ts(item["last_updated"]),
-            "articles": [{**a, "published_at": _ts(a["published_at"])} for a in item["articles"]],
-            "figures": [{**f, "value": str(f["value"]),
-                         "number": f["value"] if isinstance(f["value"], int) else None,
-                         "reported_at": _ts(f["reported_at"])} for f in item["figures"]]}
+        return {**item, **{k: _ts(item[k]) for k in ("published_at", "fetched_at", "updated_at")}}
+    return {
+        **item,
+        "first_seen": _ts(item["first_seen"]),
+        "last_updated": _ts(item["last_updated"]),
+        "articles": [{**a, "published_at": _ts(a["published_at"])} for a in item["articles"]],
+        "figures": [
+            {
+                **f,
+                "value": str(f["value"]),
+                "number": f["value"] if isinstance(f["value"], int) else None,
+                "reported_at": _ts(f["reported_at"]),
+            }
+            for f in item["figures"]
+        ],
+    }
 
 
-def export(store: Store, fmt: Format, output: Path | None, since_seq: int = 0,
-           kind: Kind = "stories", progress: Progress | None = None,
-           stdout: IO[str] | None = None) -> ExportResult:
+def export(
+    store: Store,
+    fmt: Format,
+    output: Path | None,
+    since_seq: int = 0,
+    kind: Kind = "stories",
+    progress: Progress | None = None,
+    stdout: IO[str] | None = None,
+) -> ExportResult:
     """Write the rows changed after ``since_seq``; ``output`` None means stdout (JSON lines)."""
     if fmt not in ("jsonl", "parquet"):
         raise ConfigError(f"--format: jsonl or parquet, not {fmt!r}")
@@ -183,9 +258,11 @@ def export(store: Store, fmt: Format, output: Path | None, since_seq: int = 0,
     table = stories if kind == "stories" else articles
     with store.begin() as conn:
         upto = last_seq(conn)
-        total = conn.execute(select(func.count()).select_from(table)
-                             .where(table.c.change_seq > since_seq,
-                                    table.c.change_seq <= upto)).scalar_one()
+        total = conn.execute(
+            select(func.count())
+            .select_from(table)
+            .where(table.c.change_seq > since_seq, table.c.change_seq <= upto)
+        ).scalar_one()
     upto = max(upto, since_seq)
     batches = (_story_batches if kind == "stories" else _article_batches)(store, since_seq, upto)
     rows = 0
@@ -218,8 +295,11 @@ def export(store: Store, fmt: Format, output: Path | None, since_seq: int = 0,
                     schema = _parquet_schema(kind)
                     with pq.ParquetWriter(tmp, schema) as writer:
                         for batch in batches:
-                            writer.write_table(pa.Table.from_pylist(
-                                [_parquet_row(kind, item) for item in batch], schema=schema))
+                            writer.write_table(
+                                pa.Table.from_pylist(
+                                    [_parquet_row(kind, item) for item in batch], schema=schema
+                                )
+                            )
                             rows += len(batch)
                             stage.advance(len(batch))
                 os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600
@@ -228,5 +308,4 @@ def export(store: Store, fmt: Format, output: Path | None, since_seq: int = 0,
                 with contextlib.suppress(OSError):
                     tmp.unlink()
                 raise
-    return ExportResult(rows=rows, since_seq=since_seq, last_seq=upto,
-                        output=str(output) if output else "-")
+    return ExportResult(rows=rows, since_seq=since_seq, last_seq=upto, output=str(output) if output else "-")

@@ -26,8 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["DEFAULT_NEARDUP", "NearDupParams", "copy_groups", "find_copies", "shingles",
-           "signatures"]
+__all__ = ["DEFAULT_NEARDUP", "NearDupParams", "copy_groups", "find_copies", "shingles", "signatures"]
 
 
 class _Report(Protocol):
@@ -72,7 +71,7 @@ def shingles(text: str, k: int = 5) -> np.ndarray:
         k = len(words)
     acc = np.zeros(len(words) - k + 1, dtype=np.uint64)
     for j in range(k):
-        acc = acc * np.uint64(1_000_003) + h[j:len(words) - k + 1 + j]  # wraps mod 2**64
+        acc = acc * np.uint64(1_000_003) + h[j : len(words) - k + 1 + j]  # wraps mod 2**64
     return np.unique(acc & _MASK32)
 
 
@@ -101,7 +100,7 @@ def _candidate_pairs(sig: np.ndarray, params: NearDupParams) -> set[tuple[int, i
     pairs: set[tuple[int, int]] = set()
     n = len(sig)
     for band in range(params.bands):
-        block = np.ascontiguousarray(sig[:, band * params.rows:(band + 1) * params.rows])
+        block = np.ascontiguousarray(sig[:, band * params.rows : (band + 1) * params.rows])
         keys = block.view(np.dtype((np.void, block.dtype.itemsize * params.rows))).ravel()
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
@@ -134,8 +133,7 @@ def _order_key(doc: _Report) -> tuple[bool, float, str]:
     return (False, ts.timestamp(), doc.id)
 
 
-def copy_groups(docs: Iterable[_Report], params: NearDupParams = DEFAULT_NEARDUP
-                ) -> list[list[str]]:
+def copy_groups(docs: Iterable[_Report], params: NearDupParams = DEFAULT_NEARDUP) -> list[list[str]]:
     """Groups (two or more) of near-duplicate reports, each earliest first."""
     ordered = sorted(docs, key=lambda d: d.id)
     ids = [d.id for d in ordered]
@@ -159,12 +157,11 @@ def copy_groups(docs: Iterable[_Report], params: NearDupParams = DEFAULT_NEARDUP
     for i, d in enumerate(ordered):
         groups.setdefault(root(i), []).append(d)
     return sorted(
-        ([d.id for d in sorted(g, key=_order_key)] for g in groups.values() if len(g) > 1),
-        key=lambda g: g[0])
+        ([d.id for d in sorted(g, key=_order_key)] for g in groups.values() if len(g) > 1), key=lambda g: g[0]
+    )
 
 
-def find_copies(docs: Iterable[_Report], params: NearDupParams = DEFAULT_NEARDUP
-                ) -> dict[str, str]:
+def find_copies(docs: Iterable[_Report], params: NearDupParams = DEFAULT_NEARDUP) -> dict[str, str]:
     """Doc id -> id of the original it copies, for every copy (originals are not keys).
 
     The original of a group is its earliest published report; ties and undated reports go by

@@ -22,19 +22,19 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from pipeline import __version__
-from pipeline.changes import changes_after
 from pipeline.dedup import story_to_json
 from pipeline.errors import NewsaggError
-from pipeline.schema import stories as stories_table
-from pipeline.store import Store
-from pipeline.tokens import verify_token
-from pipeline.web.page import login_page, stories_page
+from pipeline.serve.tokens import verify_token
+from pipeline.serve.web.page import login_page, stories_page
+from pipeline.store.changes import changes_after
+from pipeline.store.core import Store
+from pipeline.store.schema import stories as stories_table
 
 COOKIE = "newsagg_token"
 STORY_ID = r"^[A-Za-z0-9_.-]{1,32}$"
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
@@ -125,27 +125,39 @@ def only_query(*names: str) -> Any:
     def check(request: Request) -> None:
         unknown = sorted(set(request.query_params) - allowed)
         if unknown:  # the documented 422 shape, as for any other invalid parameter
-            raise RequestValidationError([
-                {"type": "extra_forbidden", "loc": ("query", name),
-                 "msg": f"unknown query parameter; known: {', '.join(sorted(allowed)) or 'none'}",
-                 "input": request.query_params[name]} for name in unknown])
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "extra_forbidden",
+                        "loc": ("query", name),
+                        "msg": f"unknown query parameter; known: {', '.join(sorted(allowed)) or 'none'}",
+                        "input": request.query_params[name],
+                    }
+                    for name in unknown
+                ]
+            )
 
     return Depends(check)
 
 
 def create_app(store: Store) -> FastAPI:
     """The ASGI app over ``store`` (already migrated)."""
-    app = FastAPI(title="newsagg read API", version=__version__, docs_url=None, redoc_url=None,
-                  description="Canonical stories and the change feed of a newsagg store. "
-                              "Read-only; bearer tokens from `newsagg token create`.")
+    app = FastAPI(
+        title="newsagg read API",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        description="Canonical stories and the change feed of a newsagg store. "
+        "Read-only; bearer tokens from `newsagg token create`.",
+    )
     app.state.store = store
 
-    def require_token(creds: Annotated[HTTPAuthorizationCredentials | None,
-                                       Security(_bearer)]) -> str:
+    def require_token(creds: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]) -> str:
         name = verify_token(store, creds.credentials if creds else None)
         if name is None:
-            raise HTTPException(401, "a valid bearer token is required",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+            )
         return name
 
     @app.exception_handler(NewsaggError)
@@ -155,17 +167,26 @@ def create_app(store: Store) -> FastAPI:
 
     authed = [Depends(require_token)]
 
-    @app.get("/stories", response_model=StoryPage, responses=ERRORS,
-             dependencies=[*authed, only_query("limit", "offset", "since")],
-             summary="Stories, most recently updated first")
-    def list_stories(limit: Annotated[int, Query(ge=1, le=200)] = 20,
-                     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-                     since: Annotated[datetime | None, Query(
-                         description="only stories updated at or after this time")] = None,
-                     ) -> dict[str, Any]:
-        query = (select(stories_table.c.story_id)
-                 .order_by(stories_table.c.last_updated.desc(), stories_table.c.story_id)
-                 .limit(limit + 1).offset(offset))
+    @app.get(
+        "/stories",
+        response_model=StoryPage,
+        responses=ERRORS,
+        dependencies=[*authed, only_query("limit", "offset", "since")],
+        summary="Stories, most recently updated first",
+    )
+    def list_stories(
+        limit: Annotated[int, Query(ge=1, le=200)] = 20,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        since: Annotated[
+            datetime | None, Query(description="only stories updated at or after this time")
+        ] = None,
+    ) -> dict[str, Any]:
+        query = (
+            select(stories_table.c.story_id)
+            .order_by(stories_table.c.last_updated.desc(), stories_table.c.story_id)
+            .limit(limit + 1)
+            .offset(offset)
+        )
         if since is not None:
             query = query.where(stories_table.c.last_updated >= _as_utc(since))
         with store.begin() as conn:
@@ -173,45 +194,78 @@ def create_app(store: Store) -> FastAPI:
         more = len(ids) > limit
         ids = ids[:limit]
         found = {s.story_id: s for s in store.stories(story_ids=ids)} if ids else {}
-        return {"stories": [story_to_json(found[i]) for i in ids if i in found], "limit": limit,
-                "offset": offset, "next_offset": offset + limit if more else None}
+        return {
+            "stories": [story_to_json(found[i]) for i in ids if i in found],
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if more else None,
+        }
 
-    @app.get("/stories/{story_id}", response_model=StoryOut,
-             dependencies=[*authed, only_query()],
-             responses={**ERRORS, 404: {"model": Problem, "description": "no such story"}},
-             summary="One story")
+    @app.get(
+        "/stories/{story_id}",
+        response_model=StoryOut,
+        dependencies=[*authed, only_query()],
+        responses={**ERRORS, 404: {"model": Problem, "description": "no such story"}},
+        summary="One story",
+    )
     def get_story(story_id: Annotated[str, Path(pattern=STORY_ID)]) -> dict[str, Any]:
         found = store.stories(story_ids=[story_id])
         if not found:
             raise HTTPException(404, f"no story {story_id}")
         return story_to_json(found[0])
 
-    @app.get("/changes", response_model=ChangePage, responses=ERRORS,
-             dependencies=[*authed, only_query("after", "limit")],
-             summary="The change feed, oldest first, after a cursor")
-    def get_changes(after: Annotated[int, Query(ge=0, le=2**62)] = 0,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+    @app.get(
+        "/changes",
+        response_model=ChangePage,
+        responses=ERRORS,
+        dependencies=[*authed, only_query("after", "limit")],
+        summary="The change feed, oldest first, after a cursor",
+    )
+    def get_changes(
+        after: Annotated[int, Query(ge=0, le=2**62)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
         with store.begin() as conn:
             page = changes_after(conn, after, limit)
-        return {"changes": [{"change_seq": c.change_seq, "kind": c.kind, "id": c.id, "op": c.op,
-                             "changed_at": _iso(c.changed_at)} for c in page],
-                "last_seq": page[-1].change_seq if page else after}
+        return {
+            "changes": [
+                {
+                    "change_seq": c.change_seq,
+                    "kind": c.kind,
+                    "id": c.id,
+                    "op": c.op,
+                    "changed_at": _iso(c.changed_at),
+                }
+                for c in page
+            ],
+            "last_seq": page[-1].change_seq if page else after,
+        }
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
-    def story_page(request: Request, token: str | None = None,
-                   limit: Annotated[int, Query(ge=1, le=100)] = 20) -> Response:
+    def story_page(
+        request: Request, token: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    ) -> Response:
         if token is not None:
             if verify_token(store, token) is None:
-                return HTMLResponse(login_page("That token is not valid (or was revoked)."),
-                                    status_code=401, headers=PAGE_HEADERS)
+                return HTMLResponse(
+                    login_page("That token is not valid (or was revoked)."),
+                    status_code=401,
+                    headers=PAGE_HEADERS,
+                )
             target = "/" if limit == 20 else f"/?limit={limit}"
             response = RedirectResponse(target, status_code=303, headers=PAGE_HEADERS)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
-                                secure=request.url.scheme == "https", path="/")
+            response.set_cookie(
+                COOKIE,
+                token,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+                path="/",
+            )
             return response
         if verify_token(store, request.cookies.get(COOKIE)) is None:
-            return HTMLResponse(login_page("This page needs an API token."), status_code=401,
-                                headers=PAGE_HEADERS)
+            return HTMLResponse(
+                login_page("This page needs an API token."), status_code=401, headers=PAGE_HEADERS
+            )
         return HTMLResponse(stories_page(store.stories(limit=limit)), headers=PAGE_HEADERS)
 
     return app
@@ -224,8 +278,9 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(self._TOKEN.sub(r"\1***", a) if isinstance(a, str) else a
-                                for a in record.args)
+            record.args = tuple(
+                self._TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
         return True
 
 
@@ -233,5 +288,6 @@ def serve(store: Store, host: str, port: int) -> None:
     import uvicorn
 
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
-    uvicorn.run(create_app(store), host=host, port=port, log_level="info",
-                server_header=False, proxy_headers=False)
+    uvicorn.run(
+        create_app(store), host=host, port=port, log_level="info", server_header=False, proxy_headers=False
+    )

@@ -1,4 +1,4 @@
-"""The store's tables (SQLAlchemy Core). Alembic migrations in ``pipeline/migrations`` create
+"""The store's tables (SQLAlchemy Core). Alembic migrations in ``pipeline/store/migrations`` create
 them; a test checks the migrations and this metadata agree.
 
 Internal tables may change between versions; downstream consumers read the versioned views.
@@ -27,7 +27,8 @@ TS = DateTime(timezone=True)
 # section page URL; for all but feeds also the last 200 body (migration 0003), which stands in
 # for the document when the server answers 304.
 feed_state = Table(
-    "feed_state", metadata,
+    "feed_state",
+    metadata,
     Column("url", String(2048), primary_key=True),
     Column("source", String(64), nullable=False),  # the source that last stored it
     Column("etag", String(512)),
@@ -39,7 +40,8 @@ feed_state = Table(
 
 # The frontier: every article URL discovered, and where it stands.
 urls = Table(
-    "urls", metadata,
+    "urls",
+    metadata,
     Column("url", String(2048), primary_key=True),
     Column("source", String(64), nullable=False),
     Column("discovered_at", TS, nullable=False),
@@ -55,7 +57,8 @@ urls = Table(
 
 # Raw pages, compressed, so cleaning can be re-run without fetching again.
 pages = Table(
-    "pages", metadata,
+    "pages",
+    metadata,
     Column("url", String(2048), primary_key=True),
     Column("source", String(64), nullable=False),
     Column("final_url", String(2048), nullable=False),
@@ -70,7 +73,8 @@ pages = Table(
 )
 
 articles = Table(
-    "articles", metadata,
+    "articles",
+    metadata,
     Column("article_id", String(32), primary_key=True),
     Column("url", String(2048), nullable=False, unique=True),
     Column("source", String(64), nullable=False),
@@ -86,7 +90,7 @@ articles = Table(
     Column("copy_of", String(32)),  # near-duplicate (syndicated copy) of this article
     Column("story_id", String(32)),
     Column("dedup_sig", String(64)),  # signature at the last dedup; differs: dedup again
-    Column("change_seq", BigInteger),  # change feed: seq of the last change (pipeline.changes)
+    Column("change_seq", BigInteger),  # change feed: seq of the last change (pipeline.store.changes)
     Index("ix_articles_content_hash", "content_hash"),
     Index("ix_articles_story_id", "story_id"),
     Index("ix_articles_published_at", "published_at"),
@@ -95,7 +99,8 @@ articles = Table(
 
 # Why an URL did not become an article (the latest reason per URL and stage).
 drops = Table(
-    "drops", metadata,
+    "drops",
+    metadata,
     Column("url", String(2048), primary_key=True),
     Column("stage", String(16), primary_key=True),  # feed | fetch | clean
     Column("source", String(64), nullable=False),
@@ -104,7 +109,8 @@ drops = Table(
 )
 
 stories = Table(
-    "stories", metadata,
+    "stories",
+    metadata,
     Column("story_id", String(32), primary_key=True),
     Column("title", Text),
     Column("summary", Text),
@@ -112,13 +118,14 @@ stories = Table(
     Column("first_seen", TS, nullable=False),
     Column("last_updated", TS, nullable=False),
     Column("article_count", Integer, nullable=False),
-    Column("change_seq", BigInteger),  # change feed: seq of the last change (pipeline.changes)
+    Column("change_seq", BigInteger),  # change feed: seq of the last change (pipeline.store.changes)
     Index("ix_stories_last_updated", "last_updated"),
     Index("ix_stories_change_seq", "change_seq"),
 )
 
 figures = Table(
-    "figures", metadata,
+    "figures",
+    metadata,
     Column("article_id", String(32), primary_key=True),
     Column("kind", String(16), primary_key=True),
     Column("value", String(256), primary_key=True),
@@ -129,10 +136,11 @@ figures = Table(
     Index("ix_figures_story_id", "story_id"),
 )
 
-# The change feed (migration 0002, pipeline.changes): one row per committed change of a story or
+# The change feed (migration 0002, pipeline.store.changes): one row per committed change of a story or
 # an article, numbered in commit order from the single counter row.
 changes = Table(
-    "changes", metadata,
+    "changes",
+    metadata,
     Column("change_seq", BigInteger, primary_key=True, autoincrement=False),
     Column("kind", String(16), nullable=False),  # story | article
     Column("entity_id", String(32), nullable=False),
@@ -141,14 +149,16 @@ changes = Table(
 )
 
 change_counter = Table(
-    "change_counter", metadata,
+    "change_counter",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
     Column("last_seq", BigInteger, nullable=False),
 )
 
-# Read-API bearer tokens (pipeline.tokens): only the SHA-256 of a token is kept.
+# Read-API bearer tokens (pipeline.serve.tokens): only the SHA-256 of a token is kept.
 api_tokens = Table(
-    "api_tokens", metadata,
+    "api_tokens",
+    metadata,
     Column("name", String(64), primary_key=True),
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_at", TS, nullable=False),
@@ -156,8 +166,25 @@ api_tokens = Table(
 )
 
 # The read contract (docs/store.md): views consumers may rely on; created by migration 0002.
-READ_VIEWS = ("newsagg_v1_stories", "newsagg_v1_articles", "newsagg_v1_story_articles",
-              "newsagg_v1_story_figures", "newsagg_v1_changes")
+READ_VIEWS = (
+    "newsagg_v1_stories",
+    "newsagg_v1_articles",
+    "newsagg_v1_story_articles",
+    "newsagg_v1_story_figures",
+    "newsagg_v1_changes",
+)
 
-__all__ = ["READ_VIEWS", "api_tokens", "articles", "change_counter", "changes", "drops",
-           "feed_state", "figures", "metadata", "pages", "stories", "urls"]
+__all__ = [
+    "READ_VIEWS",
+    "api_tokens",
+    "articles",
+    "change_counter",
+    "changes",
+    "drops",
+    "feed_state",
+    "figures",
+    "metadata",
+    "pages",
+    "stories",
+    "urls",
+]

@@ -37,8 +37,15 @@ from lxml.etree import ParserError
 
 from pipeline.errors import ExtractionError
 
-__all__ = ["ExtractStats", "Extracted", "decode_html", "extract", "extract_many", "parse_date",
-           "sanitize_text"]
+__all__ = [
+    "ExtractStats",
+    "Extracted",
+    "decode_html",
+    "extract",
+    "extract_many",
+    "parse_date",
+    "sanitize_text",
+]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -94,18 +101,32 @@ def _charge(key: str, since: float) -> None:
 # WHATWG maps these labels to a superset encoding; browsers decode them that way, so pages
 # written for browsers do too (e.g. "iso-8859-1" pages full of cp1252 curly quotes).
 _ENCODING_ALIASES = {
-    "latin1": "cp1252", "latin-1": "cp1252", "iso-8859-1": "cp1252", "iso8859-1": "cp1252",
-    "iso_8859-1": "cp1252", "l1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252",
-    "iso-8859-9": "cp1254", "latin5": "cp1254", "tis-620": "cp874", "iso-8859-11": "cp874",
-    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "big5": "big5hkscs",
-    "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932",
-    "euc-kr": "cp949", "ks_c_5601-1987": "cp949",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "iso_8859-1": "cp1252",
+    "l1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "iso-8859-9": "cp1254",
+    "latin5": "cp1254",
+    "tis-620": "cp874",
+    "iso-8859-11": "cp874",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "big5": "big5hkscs",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "euc-kr": "cp949",
+    "ks_c_5601-1987": "cp949",
 }
 _WIDE = {"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"}
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-         (codecs.BOM_UTF16_BE, "utf-16-be"))
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:\-]+)""", re.IGNORECASE)
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:\-]+)""", re.IGNORECASE)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([a-zA-Z0-9_.:\-]+)""")
 _PRESCAN_BYTES = 16384
 # C0 controls but \t \n \r, and DEL: single bytes in UTF-8, never inside a multi-byte sequence
@@ -181,8 +202,7 @@ def _to_utf8(body: bytes, declared_charset: str | None) -> bytes:
 
 # -- text hygiene ------------------------------------------------------------------------------
 
-_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>|<!--.*?-->|<!\[CDATA\[|\]\]>",
-                  re.DOTALL)
+_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>|<!--.*?-->|<!\[CDATA\[|\]\]>", re.DOTALL)
 _TAG_START = re.compile(r"<(?=[a-zA-Z/!?])")
 _SCRIPT_BLOCK = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _DANGEROUS_SCHEME = re.compile(r"\b(java|vb)script\s*:", re.IGNORECASE)
@@ -190,8 +210,7 @@ _EVENT_HANDLER = re.compile(r"\bon[a-z]{3,}\s*=\s*(?=[\"'\w])", re.IGNORECASE)
 _SPACES = re.compile(r"[^\S\n]+")
 # controls (C0 but newline and tab, DEL, C1), lone surrogates, non-characters, and the invisible
 # soft hyphen / zero-width space / word joiner / BOM that break search and deduplication
-_UNWANTED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u200b\u2060\ufeff"
-                       "\ud800-\udfff\ufffe\uffff]")
+_UNWANTED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\xad\u200b\u2060\ufeff\ud800-\udfff\ufffe\uffff]")
 _ENTITY = re.compile(r"&(?:#\d+|#x[0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);?")
 
 
@@ -229,17 +248,28 @@ def _one_line(text: str | None) -> str | None:
 # -- input checks ------------------------------------------------------------------------------
 
 _BINARY_MAGIC = (
-    (b"%PDF", "PDF document"), (b"\x89PNG", "PNG image"), (b"GIF8", "GIF image"),
-    (b"\xff\xd8\xff", "JPEG image"), (b"PK\x03\x04", "ZIP archive"), (b"RIFF", "RIFF media"),
-    (b"\x00\x00\x01\x00", "icon"), (b"OggS", "Ogg media"), (b"ID3", "MP3 audio"),
-    (b"\x1a\x45\xdf\xa3", "Matroska/WebM media"), (b"%!PS", "PostScript document"),
-    (b"{\\rtf", "RTF document"), (b"\xd0\xcf\x11\xe0", "MS Office document"),
+    (b"%PDF", "PDF document"),
+    (b"\x89PNG", "PNG image"),
+    (b"GIF8", "GIF image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"PK\x03\x04", "ZIP archive"),
+    (b"RIFF", "RIFF media"),
+    (b"\x00\x00\x01\x00", "icon"),
+    (b"OggS", "Ogg media"),
+    (b"ID3", "MP3 audio"),
+    (b"\x1a\x45\xdf\xa3", "Matroska/WebM media"),
+    (b"%!PS", "PostScript document"),
+    (b"{\\rtf", "RTF document"),
+    (b"\xd0\xcf\x11\xe0", "MS Office document"),
 )
 _GZIP_MAGIC = b"\x1f\x8b"
 _MAX_BYTES = 20 * 1024 * 1024  # trafilatura's own file-size limit; real articles are < 2 MB
 _HAS_TAG = re.compile(rb"<\s*[a-zA-Z!/]")
-_XML_ROOT = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(rss|feed|urlset|"
-                       rb"sitemapindex|rdf:RDF|svg)\b", re.DOTALL | re.IGNORECASE)
+_XML_ROOT = re.compile(
+    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(rss|feed|urlset|"
+    rb"sitemapindex|rdf:RDF|svg)\b",
+    re.DOTALL | re.IGNORECASE,
+)
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*\?>")
 
 
@@ -265,7 +295,8 @@ def _check_bytes(body: bytes, declared_charset: str | None) -> bytes:
         raise ExtractionError(f"page too large: {len(body)} bytes (limit {_MAX_BYTES})")
     sample = body[:1024]
     wide = sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
-        _codec(declared_charset) in _WIDE)
+        _codec(declared_charset) in _WIDE
+    )
     if not wide and sum(1 for b in sample if b < 9 or 13 < b < 32) > len(sample) // 10:
         raise ExtractionError("not HTML: binary data")
     return body
@@ -286,8 +317,9 @@ def _check_markup(data: bytes) -> None:
         raise ExtractionError("not HTML: no markup found")
 
 
-_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True,
-                               collect_ids=False, default_doctype=False)
+_PARSER = lxml.html.HTMLParser(
+    encoding="utf-8", remove_comments=True, remove_pis=True, collect_ids=False, default_doctype=False
+)
 
 
 def _parse(data: bytes) -> lxml.html.HtmlElement:
@@ -306,11 +338,24 @@ def _parse(data: bytes) -> lxml.html.HtmlElement:
 
 # -- metadata ----------------------------------------------------------------------------------
 
-_ARTICLE_TYPES = {"article", "newsarticle", "reportagenewsarticle", "analysisnewsarticle",
-                  "opinionnewsarticle", "backgroundnewsarticle", "reviewnewsarticle",
-                  "askpublicnewsarticle", "satiricalarticle", "blogposting", "liveblogposting",
-                  "socialmediaposting", "report", "techarticle", "scholarlyarticle",
-                  "advertisercontentarticle"}
+_ARTICLE_TYPES = {
+    "article",
+    "newsarticle",
+    "reportagenewsarticle",
+    "analysisnewsarticle",
+    "opinionnewsarticle",
+    "backgroundnewsarticle",
+    "reviewnewsarticle",
+    "askpublicnewsarticle",
+    "satiricalarticle",
+    "blogposting",
+    "liveblogposting",
+    "socialmediaposting",
+    "report",
+    "techarticle",
+    "scholarlyarticle",
+    "advertisercontentarticle",
+}
 _JSONLD_FIX = re.compile(r"^\s*(?:<!--|//\s*<!\[CDATA\[|<!\[CDATA\[)|(?:-->|//\s*\]\]>|\]\]>)\s*$")
 
 
@@ -365,8 +410,7 @@ def _main_article(articles: list[dict[str, Any]], url: str | None) -> dict[str, 
         for node in articles:
             ids = [node.get("url"), node.get("@id"), node.get("mainEntityOfPage")]
             ids = [i.get("@id") if isinstance(i, dict) else i for i in ids]
-            if any(isinstance(i, str) and i.startswith("http") and _page_key(i) == page
-                   for i in ids):
+            if any(isinstance(i, str) and i.startswith("http") and _page_key(i) == page for i in ids):
                 return node
     return next((a for a in articles if _str(a.get("headline"))), articles[0])
 
@@ -409,7 +453,8 @@ def _first(meta: dict[str, list[str]], *keys: str) -> str | None:
 
 _ISO_LIKE = re.compile(
     r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?\s*"
-    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?")
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:T?(\d{2})(\d{2})(\d{2})?)?(Z|[+-]\d{4})?$")
 
 
@@ -436,8 +481,15 @@ def parse_date(value: str | None) -> datetime | None:
     if match:
         year, month, day, hour, minute, second, offset = match.groups()
         try:
-            result = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                              int(second or 0), tzinfo=_tz(offset))
+            result = datetime(
+                int(year),
+                int(month),
+                int(day),
+                int(hour or 0),
+                int(minute or 0),
+                int(second or 0),
+                tzinfo=_tz(offset),
+            )
         except ValueError:
             result = None
     if result is None:
@@ -457,7 +509,8 @@ def parse_date(value: str | None) -> datetime | None:
 _AUTHOR_SPLIT = re.compile(r"\s*(?:[,;|]|\s&\s|\s(?:and|und|og|och|en|e|y)\s)\s*", re.IGNORECASE)
 _BYLINE_PREFIX = re.compile(
     r"^(?:(?:by|von|par|por|di|door|av|af|ved|от)\s+|(?:author|autor|autorin|auteur|автор)\b:?\s*)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 _TRAILING_NOTE = re.compile(r"\s*\([^()]{1,12}\)$")
 
@@ -511,8 +564,7 @@ _WORD_JOINERS = "-/"  # also inside words ("KI-Foto", "24/7"): a separator only 
 _QUOTES = str.maketrans("‘’‚‛“”„‟", "''''\"\"\"\"")
 
 
-def _site_names(meta: dict[str, list[str]], article: dict[str, Any] | None,
-                url: str | None) -> list[str]:
+def _site_names(meta: dict[str, list[str]], article: dict[str, Any] | None, url: str | None) -> list[str]:
     names = list(meta.get("og:site_name", ())) + list(meta.get("application-name", ()))
     publisher = article.get("publisher") if article else None
     if isinstance(publisher, list):
@@ -544,11 +596,14 @@ def _strip_site_name(title: str, sites: Sequence[str]) -> str:
         start = -1
         while (start := lowered.find(name, start + 1)) >= 0:
             end = start + len(name)
-            if (start and title[start - 1].isalnum()) or title[end:end + 1].isalnum():
+            if (start and title[start - 1].isalnum()) or title[end : end + 1].isalnum():
                 continue  # inside a word
             before, after = title[:start].rstrip(), title[end:].lstrip()
-            if not after or (before[-1:] in ("|", "｜") and len(after.split()) == 1
-                             and not any(ch in _TITLE_SEPARATORS for ch in after)):
+            if not after or (
+                before[-1:] in ("|", "｜")
+                and len(after.split()) == 1
+                and not any(ch in _TITLE_SEPARATORS for ch in after)
+            ):
                 stripped = before.rstrip(_TITLE_SEPARATORS).rstrip()
                 if stripped != before and stripped:
                     return stripped
@@ -556,8 +611,9 @@ def _strip_site_name(title: str, sites: Sequence[str]) -> str:
                 stripped = after.lstrip(_TITLE_SEPARATORS).lstrip()
                 if stripped != after and stripped:
                     return stripped
-            elif (before[-1] in _TITLE_SEPARATORS and after[0] in _TITLE_SEPARATORS
-                  and len(after) < len(before)):
+            elif (
+                before[-1] in _TITLE_SEPARATORS and after[0] in _TITLE_SEPARATORS and len(after) < len(before)
+            ):
                 stripped = before.rstrip(_TITLE_SEPARATORS).rstrip()
                 if stripped:
                     return stripped
@@ -574,8 +630,7 @@ def _opens_segment(rest: str) -> bool:
     stripped = rest.lstrip()
     if not stripped or stripped[0] not in _TITLE_SEPARATORS:
         return False
-    return (stripped[0] not in _WORD_JOINERS or len(stripped) < len(rest)
-            or stripped[1:2].isspace())
+    return stripped[0] not in _WORD_JOINERS or len(stripped) < len(rest) or stripped[1:2].isspace()
 
 
 def _decorates(longer: str, headline: str) -> bool:
@@ -584,12 +639,11 @@ def _decorates(longer: str, headline: str) -> bool:
     disagree on whether it belongs to the headline, so both stay separate candidates."""
     if len(headline.split()) < 2 and len(_CJK.findall(headline)) < 6:
         return False  # a one-word "headline" is a section name or a logo
-    if longer.startswith(headline) and _opens_segment(longer[len(headline):]):
+    if longer.startswith(headline) and _opens_segment(longer[len(headline) :]):
         return True
     start = longer.find(headline, 1)
     while start > 0:
-        if (_opens_segment(longer[:start][::-1])
-                and _opens_segment(longer[start + len(headline):])):
+        if _opens_segment(longer[:start][::-1]) and _opens_segment(longer[start + len(headline) :]):
             return True
         start = longer.find(headline, start + 1)
     return False
@@ -600,8 +654,7 @@ def _decorates(longer: str, headline: str) -> bool:
 _TITLE_SOURCE_VOTES = (1, 1, 0, 0, -1)
 
 
-def _pick_title(candidates: Sequence[str | None],
-                votes: Sequence[int] = _TITLE_SOURCE_VOTES) -> str | None:
+def _pick_title(candidates: Sequence[str | None], votes: Sequence[int] = _TITLE_SOURCE_VOTES) -> str | None:
     """The headline among the title sources, given in the order of _TITLE_SOURCE_VOTES.
 
     Sources with the same text (see _norm_key), or with the text of another source dressed in
@@ -619,8 +672,7 @@ def _pick_title(candidates: Sequence[str | None],
     0.86 of the titles right on the other half, against 0.80 for one vote per source; see
     ``benchmarks/extraction_quality.py --title-holdout``.
     """
-    present = [(vote, text, _norm_key(text))
-               for vote, text in zip(votes, candidates, strict=False) if text]
+    present = [(vote, text, _norm_key(text)) for vote, text in zip(votes, candidates, strict=False) if text]
     if not present:
         return None
     keys = [key for _, _, key in present]
@@ -638,11 +690,15 @@ def _pick_title(candidates: Sequence[str | None],
 _LANG = re.compile(r"^\s*([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]+)*\s*$")
 
 
-def _language(tree: lxml.html.HtmlElement, meta: dict[str, list[str]],
-              article: dict[str, Any] | None) -> str | None:
-    candidates = [tree.get("lang"), tree.get("xml:lang"),
-                  _str(article.get("inLanguage")) if article else None,
-                  _first(meta, "content-language", "og:locale", "language", "dc.language")]
+def _language(
+    tree: lxml.html.HtmlElement, meta: dict[str, list[str]], article: dict[str, Any] | None
+) -> str | None:
+    candidates = [
+        tree.get("lang"),
+        tree.get("xml:lang"),
+        _str(article.get("inLanguage")) if article else None,
+        _first(meta, "content-language", "og:locale", "language", "dc.language"),
+    ]
     for value in candidates:
         if not value:
             continue
@@ -663,8 +719,9 @@ class _Metadata:
     descriptions: tuple[str, ...]  # the standfirst candidates, see _add_lead
 
 
-def _title_sources(tree: lxml.html.HtmlElement, meta: dict[str, list[str]],
-                   article: dict[str, Any] | None, url: str | None) -> list[str | None]:
+def _title_sources(
+    tree: lxml.html.HtmlElement, meta: dict[str, list[str]], article: dict[str, Any] | None, url: str | None
+) -> list[str | None]:
     """The title candidates in the order of _TITLE_SOURCE_VOTES, site names stripped."""
     sites = _site_names(meta, article, url)
 
@@ -694,10 +751,24 @@ def _metadata(tree: lxml.html.HtmlElement, url: str | None) -> _Metadata:
     published = None
     date_sources: list[str | None] = [
         _str(article.get("datePublished")) if article else None,
-        _first(meta, "article:published_time", "og:article:published_time",
-               "datepublished", "publishdate", "pubdate", "publish-date", "parsely-pub-date",
-               "sailthru.date", "dc.date.issued", "dcterms.issued", "dc.date", "dcterms.created",
-               "date", "article.published", "cxenseparse:recs:publishtime"),
+        _first(
+            meta,
+            "article:published_time",
+            "og:article:published_time",
+            "datepublished",
+            "publishdate",
+            "pubdate",
+            "publish-date",
+            "parsely-pub-date",
+            "sailthru.date",
+            "dc.date.issued",
+            "dcterms.issued",
+            "dc.date",
+            "dcterms.created",
+            "date",
+            "article.published",
+            "cxenseparse:recs:publishtime",
+        ),
         _str(article.get("dateCreated")) if article else None,
     ]
     for source in date_sources:
@@ -719,12 +790,19 @@ def _metadata(tree: lxml.html.HtmlElement, url: str | None) -> _Metadata:
         authors = _split_authors(meta.get(key, []))
 
     body = _str(article.get("articleBody")) if article else None
-    descriptions = [_one_line(_str(article.get("description"))) if article else None,
-                    *(_one_line(_first(meta, k)) for k in
-                      ("og:description", "description", "twitter:description"))]
-    return _Metadata(title, authors, published, _language(tree, meta, article), body,
-                     tuple(h for h in headlines if h), tuple(dict.fromkeys(d for d in descriptions
-                                                                           if d)))
+    descriptions = [
+        _one_line(_str(article.get("description"))) if article else None,
+        *(_one_line(_first(meta, k)) for k in ("og:description", "description", "twitter:description")),
+    ]
+    return _Metadata(
+        title,
+        authors,
+        published,
+        _language(tree, meta, article),
+        body,
+        tuple(h for h in headlines if h),
+        tuple(dict.fromkeys(d for d in descriptions if d)),
+    )
 
 
 # -- body --------------------------------------------------------------------------------------
@@ -763,8 +841,9 @@ def _trafilatura(tree: lxml.html.HtmlElement, url: str | None, *, fast: bool) ->
     # comments are not the article; tables often are (results, figures)
     start = time.thread_time()
     try:
-        document = trafilatura.bare_extraction(tree, url=url, fast=fast, include_comments=False,
-                                               include_tables=True, with_metadata=False)
+        document = trafilatura.bare_extraction(
+            tree, url=url, fast=fast, include_comments=False, include_tables=True, with_metadata=False
+        )
     finally:
         _charge("trafilatura", start)
     text = getattr(document, "text", None)
@@ -800,14 +879,16 @@ def _drop_link_lists(tree: lxml.html.HtmlElement, body: str) -> str:
     if len(lengths) < 2:
         return body
     shortest = min(lengths) // 2  # most links are short menu items: no key needed for them
-    links = {_alnum_key(text) for text in (a.text_content() for a in tree.iter("a"))
-             if shortest <= len(text) <= 4 * _MAX_LINK_LINE}
+    links = {
+        _alnum_key(text)
+        for text in (a.text_content() for a in tree.iter("a"))
+        if shortest <= len(text) <= 4 * _MAX_LINK_LINE
+    }
     flags = [len(key) > _MIN_LINK_KEY and key in links for key in keys]
     if sum(flags) < 2:
         return body
     padded = [False, *flags, False]
-    kept = [line for i, line in enumerate(lines)
-            if not (flags[i] and (padded[i] or padded[i + 2]))]
+    kept = [line for i, line in enumerate(lines) if not (flags[i] and (padded[i] or padded[i + 2]))]
     return "\n".join(kept) if kept else body
 
 
@@ -833,8 +914,19 @@ def _add_lead(tree: lxml.html.HtmlElement, body: str, descriptions: Sequence[str
     page = tree.find("body")
     if page is None:
         return body
-    lxml.etree.strip_elements(page, "script", "style", "noscript", "template", "figure",
-                              "figcaption", "aside", "nav", "footer", with_tail=False)
+    lxml.etree.strip_elements(
+        page,
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "figure",
+        "figcaption",
+        "aside",
+        "nav",
+        "footer",
+        with_tail=False,
+    )
     visible = _NON_WORD.sub("", page.text_content().casefold())
     for description, key in wanted:
         if key in visible:
@@ -855,8 +947,7 @@ def _drop_repeated_header(body: str, headlines: Sequence[str], authors: Sequence
     keep_from = 0
     for i, line in enumerate(lines[:_HEAD_LINES]):
         key = _alnum_key(line)
-        byline = bool(names) and len(line) <= 80 and any(
-            n in key and len(key) - len(n) <= 12 for n in names)
+        byline = bool(names) and len(line) <= 80 and any(n in key and len(key) - len(n) <= 12 for n in names)
         if key in heads or byline:
             keep_from = i + 1  # short kicker/date lines above it go too
         elif len(line.split()) > 25:
@@ -871,8 +962,11 @@ _MIN_PARAGRAPH = 50  # characters (CJK count double): the floor for one line of 
 def _has_prose(body: str) -> bool:
     """A body needs one paragraph-sized line; menus and link lists salvaged by the fallbacks
     of a page without an article are all short lines."""
-    return any(len(line) + len(_CJK.findall(line)) >= _MIN_PARAGRAPH
-               for line in body.split("\n") if len(line) * 2 >= _MIN_PARAGRAPH)
+    return any(
+        len(line) + len(_CJK.findall(line)) >= _MIN_PARAGRAPH
+        for line in body.split("\n")
+        if len(line) * 2 >= _MIN_PARAGRAPH
+    )
 
 
 def _words(text: str) -> int:
@@ -909,8 +1003,7 @@ def _fallback_authors(tree: lxml.html.HtmlElement) -> tuple[str, ...]:
     return _split_authors([found]) if found else ()
 
 
-def extract(html: bytes | str, url: str | None = None, *,
-            charset: str | None = None) -> Extracted:
+def extract(html: bytes | str, url: str | None = None, *, charset: str | None = None) -> Extracted:
     """Clean one fetched page into an article.
 
     Raises ExtractionError when the input is not HTML or has no article body, and for any
@@ -1019,8 +1112,9 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=_mp_context(), initializer=_init_worker)
 
 
-def _tasks(items: Iterable[Sequence[Any]], unpack: Callable[[bytes], bytes] | None
-           ) -> Iterator[tuple[Any, Task]]:
+def _tasks(
+    items: Iterable[Sequence[Any]], unpack: Callable[[bytes], bytes] | None
+) -> Iterator[tuple[Any, Task]]:
     for item in items:
         if len(item) == 3:
             key, html, url = item
@@ -1032,7 +1126,8 @@ def _tasks(items: Iterable[Sequence[Any]], unpack: Callable[[bytes], bytes] | No
 
 def extract_many(
     items: Iterable[tuple[K, bytes, str | None] | tuple[K, bytes, str | None, str | None]],
-    workers: int = 0, stats: ExtractStats | None = None,
+    workers: int = 0,
+    stats: ExtractStats | None = None,
     unpack: Callable[[bytes], bytes] | None = None,
 ) -> Iterator[tuple[K, Extracted | ExtractionError]]:
     """Extract pages in parallel processes, yielding ``(key, result)`` in input order.
@@ -1066,8 +1161,9 @@ def extract_many(
     yield from _parallel(head, iterator, workers, stats)
 
 
-def _chunks(head: list[tuple[Any, Task]], rest: Iterator[tuple[Any, Task]]) -> Iterator[
-        list[tuple[Any, Task]]]:
+def _chunks(
+    head: list[tuple[Any, Task]], rest: Iterator[tuple[Any, Task]]
+) -> Iterator[list[tuple[Any, Task]]]:
     chunk: list[tuple[Any, Task]] = []
     for pair in itertools.chain(head, rest):
         chunk.append(pair)
@@ -1078,8 +1174,9 @@ def _chunks(head: list[tuple[Any, Task]], rest: Iterator[tuple[Any, Task]]) -> I
         yield chunk
 
 
-def _parallel(head: list[tuple[Any, Task]], rest: Iterator[tuple[Any, Task]], workers: int,
-              stats: ExtractStats | None) -> Iterator[tuple[Any, Result]]:
+def _parallel(
+    head: list[tuple[Any, Task]], rest: Iterator[tuple[Any, Task]], workers: int, stats: ExtractStats | None
+) -> Iterator[tuple[Any, Result]]:
     chunks = _chunks(head, rest)
     limit = workers * _IN_FLIGHT_PER_WORKER
     pool = _new_pool(workers)
@@ -1108,8 +1205,7 @@ def _parallel(head: list[tuple[Any, Task]], rest: Iterator[tuple[Any, Task]], wo
                             stats.add(measured)
                     except BrokenProcessPool:
                         LOGGER.warning("extraction worker died on %s", task[1] or key)
-                        result = ExtractionError(
-                            "extraction failed: the worker process died on this page")
+                        result = ExtractionError("extraction failed: the worker process died on this page")
                         pool.shutdown(wait=False, cancel_futures=True)
                         pool = _new_pool(workers)
                     yield key, result

@@ -18,8 +18,8 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
-from pipeline.extract import sanitize_text
-from pipeline.urls import canonicalize
+from pipeline.extract.core import sanitize_text
+from pipeline.parse.urls import canonicalize
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,9 @@ def _entity_size(name: str, values: dict[str, str], sizes: dict[str, int], depth
             value = values[name]
             total = len(_ENTITY_REF.sub("", value)) + sum(
                 _entity_size(ref, values, sizes, depth + 1)
-                for ref in _ENTITY_REF.findall(value) if ref in values)
+                for ref in _ENTITY_REF.findall(value)
+                if ref in values
+            )
             sizes[name] = min(total, over)
     return sizes[name]
 
@@ -108,8 +110,10 @@ def _entity_expansion(body: bytes) -> int:
             values.setdefault(name, value)
         sizes: dict[str, int] = {}
         uses = Counter(_ENTITY_REF.findall(_ENTITY_DECL.sub("", text)))
-        worst = max(worst, sum(_entity_size(name, values, sizes) * count
-                               for name, count in uses.items() if name in values))
+        worst = max(
+            worst,
+            sum(_entity_size(name, values, sizes) * count for name, count in uses.items() if name in values),
+        )
     return worst
 
 
@@ -118,13 +122,18 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> FeedRe
     if not isinstance(body, bytes | bytearray):
         raise TypeError("parse_feed takes the fetched bytes, never a URL or path")
     if _entity_expansion(body) > MAX_ENTITY_EXPANSION:
-        return FeedResult(title=None, entries=(), bozo_reason="not a feed (refused: internal "
-                          f"entities would expand it by over {MAX_ENTITY_EXPANSION:,} characters)")
+        return FeedResult(
+            title=None,
+            entries=(),
+            bozo_reason="not a feed (refused: internal "
+            f"entities would expand it by over {MAX_ENTITY_EXPANSION:,} characters)",
+        )
     headers = {"content-location": url}
     if content_type:
         headers["content-type"] = content_type
-    parsed = feedparser.parse(bytes(body), response_headers=headers, sanitize_html=True,
-                              resolve_relative_uris=True)
+    parsed = feedparser.parse(
+        bytes(body), response_headers=headers, sanitize_html=True, resolve_relative_uris=True
+    )
     entries: list[FeedEntry] = []
     seen: set[str] = set()
     for entry in parsed.entries:
@@ -139,9 +148,15 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> FeedRe
         said = "\x1f".join(str(x) for x in (title, summary, published, updated))
         # Feed titles reach the store as fallbacks for page titles: plain text only.
         clean_title = " ".join(sanitize_text(title).split()) if isinstance(title, str) else ""
-        entries.append(FeedEntry(url=entry_url, title=clean_title or None,
-                                 published_at=published, updated_at=updated,
-                                 fingerprint=hashlib.sha256(said.encode("utf-8")).hexdigest()))
+        entries.append(
+            FeedEntry(
+                url=entry_url,
+                title=clean_title or None,
+                published_at=published,
+                updated_at=updated,
+                fingerprint=hashlib.sha256(said.encode("utf-8")).hexdigest(),
+            )
+        )
     reason = None
     exc = parsed.get("bozo_exception")
     # A wrong Content-Type header is the server's mislabel, not a malformed feed.

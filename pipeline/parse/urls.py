@@ -9,13 +9,47 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-TRACKING_PARAMS = frozenset({
-    "fbclid", "gclid", "dclid", "gclsrc", "msclkid", "yclid", "mc_cid", "mc_eid", "igshid",
-    "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id",
-    "wt_mc", "wt.mc_id", "cmpid", "ocid", "ns_mchannel", "ns_source", "ns_campaign",
-    "ns_linkname", "ns_fee", "ito", "at_medium", "at_campaign", "xtor", "s_cid", "spm",
-    "share", "ref_src", "ref_url", "smid", "cmp",
-})
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gclsrc",
+        "msclkid",
+        "yclid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "_ga",
+        "_gl",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "wt_mc",
+        "wt.mc_id",
+        "cmpid",
+        "ocid",
+        "ns_mchannel",
+        "ns_source",
+        "ns_campaign",
+        "ns_linkname",
+        "ns_fee",
+        "ito",
+        "at_medium",
+        "at_campaign",
+        "xtor",
+        "s_cid",
+        "spm",
+        "share",
+        "ref_src",
+        "ref_url",
+        "smid",
+        "cmp",
+    }
+)
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "at_")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _SAFE_PATH = "/:@!$&'()*+,;=-._~%"
@@ -52,8 +86,7 @@ def canonicalize(url: str) -> str:
         netloc = f"{userinfo}@{netloc}"
     path = _MULTI_SLASH.sub("/", _requote(parts.path, _SAFE_PATH)) or "/"
     query_items = [
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not is_tracking_param(k)
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking_param(k)
     ]
     query_items.sort()
     query = urlencode(query_items, quote_via=quote, safe="-._~:/@!$'()*,;")

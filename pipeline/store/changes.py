@@ -11,7 +11,7 @@ readers only after every smaller number is: a cursor never passes a change still
 SQLite a write transaction already holds the database's single write lock, which gives the same
 order. A rolled-back transaction also rolls back its counter update, so numbers stay dense.
 
-The write methods of :class:`pipeline.store.Store` call :func:`note_change`; nothing else is
+The write methods of :class:`pipeline.store.core.Store` call :func:`note_change`; nothing else is
 needed from them.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, event, select
 
-from pipeline.schema import articles, change_counter, changes, stories
+from pipeline.store.schema import articles, change_counter, changes, stories
 
 _PENDING = "newsagg_pending_changes"
 KINDS = ("story", "article")
@@ -66,9 +66,12 @@ def stamp(conn: Connection) -> list[int]:
     if not pending:
         return []
     items = sorted(pending.items())
-    last = conn.execute(change_counter.update().where(change_counter.c.id == 1)
-                        .values(last_seq=change_counter.c.last_seq + len(items))
-                        .returning(change_counter.c.last_seq)).scalar_one()
+    last = conn.execute(
+        change_counter.update()
+        .where(change_counter.c.id == 1)
+        .values(last_seq=change_counter.c.last_seq + len(items))
+        .returning(change_counter.c.last_seq)
+    ).scalar_one()
     first = last - len(items) + 1
     when = datetime.now(UTC)
     log: list[dict[str, Any]] = []
@@ -77,13 +80,13 @@ def stamp(conn: Connection) -> list[int]:
         seq = first + offset
         if op != "delete":
             seqs[kind].append({"b_id": entity_id, "b_seq": seq})
-        log.append({"change_seq": seq, "kind": kind, "entity_id": entity_id, "op": op,
-                    "changed_at": when})
+        log.append({"change_seq": seq, "kind": kind, "entity_id": entity_id, "op": op, "changed_at": when})
     for kind, params in seqs.items():
         if params:  # one executemany per table: a batch of 10,000 articles is one round trip
             table, key = _TABLES[kind]
-            conn.execute(table.update().where(key == bindparam("b_id"))
-                         .values(change_seq=bindparam("b_seq")), params)
+            conn.execute(
+                table.update().where(key == bindparam("b_id")).values(change_seq=bindparam("b_seq")), params
+            )
     conn.execute(changes.insert(), log)
     return list(range(first, last + 1))
 
@@ -110,15 +113,17 @@ def install(engine: Engine) -> None:
 
 def changes_after(conn: Connection, after: int, limit: int = 100) -> list[Change]:
     """One page of the feed, as a consumer reads it (through the v1 view's columns)."""
-    rows = conn.execute(select(changes).where(changes.c.change_seq > after)
-                        .order_by(changes.c.change_seq).limit(limit))
+    rows = conn.execute(
+        select(changes).where(changes.c.change_seq > after).order_by(changes.c.change_seq).limit(limit)
+    )
     return [Change(r.change_seq, r.kind, r.entity_id, r.op, _utc(r.changed_at)) for r in rows]
 
 
 def last_seq(conn: Connection) -> int:
     """The newest number handed out (committed or not yet committed)."""
-    value = conn.execute(select(change_counter.c.last_seq)
-                         .where(change_counter.c.id == 1)).scalar_one_or_none()
+    value = conn.execute(
+        select(change_counter.c.last_seq).where(change_counter.c.id == 1)
+    ).scalar_one_or_none()
     return int(value or 0)
 
 

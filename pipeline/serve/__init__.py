@@ -1,0 +1,1 @@
+"""Serving downstream consumers: the read API, the story page, exports and API tokens."""
