@@ -1,10 +1,10 @@
-"""Extraction quality gate: pipeline.extract.core vs plain trafilatura on the fundus test pages.
+"""Extraction quality gate: pipeline.extract vs plain trafilatura on the fundus test pages.
 
 Run ``python benchmarks/extraction_quality.py [--shared PATH]``; ``PATH`` is the shared directory
 (default ``../shared`` next to the repository) holding ``data/extraction/fundus``. The data is read
 in place. Without it the script says so and exits 0, so CI without the data set does not fail.
 ``--title-holdout`` instead checks whether the title rule generalises: it tunes the votes of
-pipeline.extract.core's title sources on part of the pages and scores them on the rest (half of the
+pipeline.extract's title sources on part of the pages and scores them on the rest (half of the
 countries against the other half, each publisher against all others; see ``title_holdout``).
 
 Method (the same for every page and both extractors):
@@ -239,9 +239,9 @@ Runner = Callable[[list[Case]], Iterator[tuple[Case, Prediction | None, str | No
 
 
 def run_newsagg(cases: list[Case], workers: int = 0) -> Iterator[tuple[Case, Prediction | None, str | None]]:
-    """pipeline.extract.core over every page (through extract_many, which calls extract per page)."""
+    """pipeline.extract over every page (through extract_many, which calls extract per page)."""
     from pipeline.errors import ExtractionError
-    from pipeline.extract.core import extract_many
+    from pipeline.extract import extract_many
 
     by_index = dict(enumerate(cases))
     items = ((i, c.html(), c.url) for i, c in by_index.items())
@@ -308,30 +308,30 @@ def evaluate(
 
 
 def _title_sources(case: Case) -> list[str | None]:
-    """The title candidates pipeline.extract.core chooses from, for one page."""
-    from pipeline.extract import core as ex
+    """The title candidates pipeline.extract chooses from, for one page."""
+    from pipeline.extract import charset, jsonld, page, titles
 
-    tree = ex._parse(ex._to_utf8(case.html(), None))
-    meta = ex._meta(tree)
-    articles = [n for n in ex._jsonld_nodes(tree) if ex._types(n) & ex._ARTICLE_TYPES]
-    return ex._title_sources(tree, meta, ex._main_article(articles, case.url), case.url)
+    tree = page.parse_html(charset.to_utf8(case.html(), None))
+    meta = jsonld.meta_values(tree)
+    articles = [n for n in jsonld.jsonld_nodes(tree) if jsonld.jsonld_types(n) & jsonld.ARTICLE_TYPES]
+    return titles.title_sources(tree, meta, jsonld.main_article(articles, case.url), case.url)
 
 
 def title_holdout(cases: list[Case], splits: int = 200, seed: int = 1) -> dict[str, float]:
     """Does the title rule generalise beyond the pages it was chosen on?
 
-    The rule is a vote per title source (see pipeline.extract.core._pick_title). Every vote vector in
+    The rule is a vote per title source (see pipeline.extract.titles.pick_title). Every vote vector in
     {-1, 0, 1, 2}^5 is scored on every page; then the votes are tuned (best total, ties
     averaged) on one part of the pages and scored on the rest: half of the countries against
     the other half (``splits`` random halvings, both ways round), and each publisher against
     all the others. The held-out figures are what to expect on publishers the rule never saw.
     """
-    from pipeline.extract import core as ex
+    from pipeline.extract import titles as ex
 
-    grid = list(itertools.product((-1, 0, 1, 2), repeat=len(ex._TITLE_SOURCE_VOTES)))
+    grid = list(itertools.product((-1, 0, 1, 2), repeat=len(ex.TITLE_SOURCE_VOTES)))
     sources = [_title_sources(case) for case in cases]
     hits = [
-        [title_ok(ex._pick_title(src, votes), case.title) for src, case in zip(sources, cases, strict=True)]
+        [title_ok(ex.pick_title(src, votes), case.title) for src, case in zip(sources, cases, strict=True)]
         for votes in grid
     ]
 
@@ -354,7 +354,7 @@ def title_holdout(cases: list[Case], splits: int = 200, seed: int = 1) -> dict[s
         test = [i for i, case in enumerate(cases) if case.publisher == publisher]
         train = [i for i, case in enumerate(cases) if case.publisher != publisher]
         by_publisher += held_out(train, test) * len(test)
-    shipped = hits[grid.index(tuple(ex._TITLE_SOURCE_VOTES))]
+    shipped = hits[grid.index(tuple(ex.TITLE_SOURCE_VOTES))]
     return {
         "shipped": statistics.fmean(shipped),
         "one_vote_each": statistics.fmean(hits[grid.index((1,) * len(grid[0]))]),

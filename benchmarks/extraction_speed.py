@@ -1,4 +1,4 @@
-"""Throughput of pipeline.extract.core.extract_many against plain single-process trafilatura.
+"""Throughput of pipeline.extract.extract_many against plain single-process trafilatura.
 
 Run ``python benchmarks/extraction_speed.py [--shared PATH] [--rounds N] [--workers N]``. The
 fundus pages (see extraction_quality.py) are decompressed into memory first so that neither side
@@ -10,7 +10,7 @@ pays for disk or gzip. Each round times, in the same process and run:
 * ``newsagg``: ``list(extract_many(...))`` with all cores, pool start-up included.
 
 The best round of each is reported as pages per second, with the ratios. The last newsagg round
-also reports, from ``pipeline.extract.core``'s own CPU clocks in every worker, the share of its
+also reports, from ``pipeline.extract``'s own CPU clocks in every worker, the share of its
 extraction time spent inside trafilatura's and htmldate's calls: on these real pages, the
 cross-check for the same figure on the generated pages of the end-to-end benchmark.
 """
@@ -41,7 +41,7 @@ def measure(shared: Path | None = None, rounds: int = 1, workers: int = 0) -> di
     """Pages per second of each contender (best of ``rounds``); FileNotFoundError without data."""
     import trafilatura
 
-    from pipeline.extract.core import ExtractStats, extract_many
+    from pipeline.extract import ExtractStats, extract_many
 
     fundus = quality.data_dir(shared)
     if fundus is None:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from pipeline.context import Context
 from pipeline.errors import ExtractionError
-from pipeline.extract.core import Extracted, ExtractStats, extract_many
+from pipeline.extract import Extracted, ExtractStats, extract_many
 from pipeline.models import Article, Source, content_hash_for
 from pipeline.store.core import StoredPage, unpack, url_hints
 

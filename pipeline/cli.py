@@ -274,7 +274,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     import gzip
 
     from pipeline.errors import ExtractionError
-    from pipeline.extract.core import extract
+    from pipeline.extract import extract
 
     status = EXIT_OK
     for path in args.files:
