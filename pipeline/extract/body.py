@@ -13,17 +13,45 @@ import lxml.html
 from pipeline.extract.result import charge
 from pipeline.extract.text import CJK, NON_WORD, alnum_key
 
-# -- body --------------------------------------------------------------------------------------
+_ESCALATE_SHARE = 0.6  # fast text below this share of the biggest text block: run the full cascade
+# text-level elements whose text belongs to the block around them (links do not: they are menus)
+_RUNNING_TEXT = {
+    "p",
+    "b",
+    "i",
+    "em",
+    "strong",
+    "span",
+    "font",
+    "u",
+    "small",
+    "big",
+    "sup",
+    "sub",
+    "q",
+    "cite",
+}
+_NOT_TEXT = {"script", "style", "noscript", "template", "head", "title", "option", "textarea"}
 
-_ESCALATE_SHARE = 0.6  # fast text below this share of the biggest <p> block: run the full cascade
 
-
-def _largest_paragraph_block(tree: lxml.html.HtmlElement) -> int:
-    """Characters in the biggest run of sibling <p>: a cheap floor for the article's length."""
+def largest_text_block(tree: lxml.html.HtmlElement) -> int:
+    """Characters in the page's biggest block of running text, of any kind: a run of sibling
+    ``<p>``, or a ``<td>``/``<div>`` whose own text runs between ``<br>`` and ``<font>``. A cheap
+    floor for the article's length that old table and ``<br>`` layouts reach too."""
     blocks: dict[Any, int] = {}
-    for p in tree.iter("p"):
-        parent = p.getparent()
-        blocks[parent] = blocks.get(parent, 0) + len(p.text_content())
+    for el in tree.iter():
+        tag = el.tag
+        if not isinstance(tag, str) or tag in _NOT_TEXT:
+            continue
+        parent = el.getparent()
+        if el.text and tag not in _RUNNING_TEXT:
+            blocks[el] = blocks.get(el, 0) + len(el.text.strip())
+        if parent is None:
+            continue
+        if el.tail:
+            blocks[parent] = blocks.get(parent, 0) + len(el.tail.strip())
+        if tag in _RUNNING_TEXT and parent.tag not in _RUNNING_TEXT:
+            blocks[parent] = blocks.get(parent, 0) + len(el.text_content().strip())
     return max(blocks.values(), default=0)
 
 
@@ -32,11 +60,11 @@ def body_text(tree: lxml.html.HtmlElement, url: str | None) -> str:
 
     The full cascade runs readability and justext on every page to second-guess the main
     extractor, which costs a third of the time and rarely changes the result. Here it runs only
-    when the fast text is shorter than a share of the page's biggest block of paragraphs, the
+    when the fast text is shorter than a share of the page's biggest block of running text, the
     same kind of signal (a bigger block the extractor missed) that makes readability win there.
     """
     text = _trafilatura(tree, url, fast=True)
-    if len(text) < _ESCALATE_SHARE * _largest_paragraph_block(tree):
+    if len(text) < _ESCALATE_SHARE * largest_text_block(tree):
         full = _trafilatura(tree, url, fast=False)
         if len(full) > len(text):
             text = full

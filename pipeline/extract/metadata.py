@@ -12,7 +12,7 @@ from typing import Any
 import lxml.etree
 import lxml.html
 
-from pipeline.extract.dates import parse_date
+from pipeline.extract.dates import stated_date
 from pipeline.extract.jsonld import (
     ARTICLE_TYPES,
     first_meta,
@@ -22,6 +22,7 @@ from pipeline.extract.jsonld import (
     main_article,
     meta_values,
 )
+from pipeline.extract.liveblog import is_live_blog, live_entries
 from pipeline.extract.result import charge
 from pipeline.extract.text import one_line
 from pipeline.extract.titles import pick_title, title_sources
@@ -111,6 +112,8 @@ class Metadata:
     article_body: str | None
     headlines: tuple[str, ...]  # every title candidate, to drop a repeated headline from the body
     descriptions: tuple[str, ...]  # the standfirst candidates, see add_lead
+    live_blog: bool = False
+    live_entries: tuple[str, ...] = ()  # the entries a live blog's JSON-LD lists
 
 
 def read_metadata(tree: lxml.html.HtmlElement, url: str | None) -> Metadata:
@@ -121,38 +124,7 @@ def read_metadata(tree: lxml.html.HtmlElement, url: str | None) -> Metadata:
     headlines = title_sources(tree, meta, article, url)
     title = pick_title(headlines)
 
-    published = None
-    date_sources: list[str | None] = [
-        jsonld_str(article.get("datePublished")) if article else None,
-        first_meta(
-            meta,
-            "article:published_time",
-            "og:article:published_time",
-            "datepublished",
-            "publishdate",
-            "pubdate",
-            "publish-date",
-            "parsely-pub-date",
-            "sailthru.date",
-            "dc.date.issued",
-            "dcterms.issued",
-            "dc.date",
-            "dcterms.created",
-            "date",
-            "article.published",
-            "cxenseparse:recs:publishtime",
-        ),
-        jsonld_str(article.get("dateCreated")) if article else None,
-    ]
-    for source in date_sources:
-        published = parse_date(source)
-        if published:
-            break
-    if published is None:
-        for el in tree.iter("time"):
-            published = parse_date(el.get("datetime"))
-            if published:
-                break
+    published = stated_date(tree, meta, article)
 
     authors: tuple[str, ...] = ()
     if article and article.get("author"):
@@ -175,6 +147,8 @@ def read_metadata(tree: lxml.html.HtmlElement, url: str | None) -> Metadata:
         body,
         tuple(h for h in headlines if h),
         tuple(dict.fromkeys(d for d in descriptions if d)),
+        is_live_blog(tree, nodes),
+        live_entries(nodes),
     )
 
 

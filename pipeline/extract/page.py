@@ -18,7 +18,7 @@ import lxml.etree
 import lxml.html
 from lxml.etree import ParserError
 
-from pipeline.errors import ExtractionError
+from pipeline.errors import ExtractionError, NoBodyError
 from pipeline.extract.body import (
     add_lead,
     body_text,
@@ -29,6 +29,8 @@ from pipeline.extract.body import (
 )
 from pipeline.extract.charset import C0_BYTES, WIDE, codec_for, to_utf8
 from pipeline.extract.dates import fallback_date
+from pipeline.extract.language import not_language
+from pipeline.extract.liveblog import with_entries
 from pipeline.extract.metadata import fallback_authors, read_metadata
 from pipeline.extract.result import Extracted, charge
 from pipeline.extract.text import sanitize_text
@@ -151,16 +153,23 @@ def _extract(html: bytes | str, url: str | None, charset: str | None) -> Extract
     tree = parse_html(data)
     meta = read_metadata(tree, url)
     body = sanitize_text(body_text(tree, url))
-    if meta.article_body:
+    if meta.live_entries:
+        body = sanitize_text(with_entries(body, meta.live_entries))
+    elif meta.article_body:
         # the publisher's own copy of the text: better than a body the heuristics cut short
         declared = sanitize_text(meta.article_body)
         if word_count(declared) > 2 * word_count(body) + 20:
             body = declared
-    if not has_prose(body):
-        raise ExtractionError("no article body found")
+    problem = "no article body found" if not has_prose(body) else not_language(body)
     published = meta.published_at or fallback_date(tree, url)
     authors = meta.authors or fallback_authors(tree)
+    if problem:
+        if meta.title or published:
+            # the page states what it is and when: keep that, so the page is not lost entirely
+            partial = Extracted(meta.title, "", authors, published, meta.language, meta.live_blog)
+            raise NoBodyError(problem, partial)
+        raise ExtractionError(problem)
     body = drop_repeated_header(body, meta.headlines, authors)
     body = drop_link_lists(tree, body)
     body = add_lead(tree, body, meta.descriptions)
-    return Extracted(meta.title, body, authors, published, meta.language)
+    return Extracted(meta.title, body, authors, published, meta.language, meta.live_blog)

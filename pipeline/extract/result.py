@@ -15,8 +15,9 @@ class Extracted:
     title: str | None
     text: str  # body text, paragraphs separated by "\n"
     authors: tuple[str, ...]
-    published_at: datetime | None  # timezone-aware UTC when known
+    published_at: datetime | None  # timezone-aware, in the page's own UTC offset when it states one
     language: str | None  # ISO 639-1 like "en", "uk"
+    live_blog: bool = False  # a live blog: ``text`` holds every entry the page gives
 
 
 @dataclass(slots=True)

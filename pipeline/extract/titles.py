@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -11,7 +12,7 @@ import lxml.etree
 import lxml.html
 
 from pipeline.extract.jsonld import first_meta, jsonld_str
-from pipeline.extract.text import CJK, one_line
+from pipeline.extract.text import CJK, alnum_key, one_line
 
 # titles
 
@@ -141,22 +142,128 @@ def pick_title(candidates: Sequence[str | None], votes: Sequence[int] = TITLE_SO
     return next(text for _, text, key in present if key == winner)
 
 
+_SEGMENT_BREAK = re.compile(r"\s+[-|–—·•:»«~/*]+\s+|\s*[|｜]\s*|_+")
+_DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|info|biz|co|[a-z]{2})$", re.IGNORECASE)
+_HOST_NOISE = {"www", "com", "net", "org", "co", "uk", "de", "fr", "html", "info", "news", "m", "amp"}
+_MAX_LABEL_WORDS = 4
+_MIN_LETTERS = 4
+
+
+def _site_keys(sites: Sequence[str], url: str | None) -> tuple[set[str], set[str]]:
+    """(letters-and-digits keys of the site's names, the labels of its host name)."""
+    keys = {alnum_key(site) for site in sites} - {""}
+    host = (urlsplit(url).hostname or "") if url else ""
+    labels = {part for part in host.lower().split(".") if len(part) >= 3 and part not in _HOST_NOISE}
+    return keys | labels, labels
+
+
+def _site_like(segment: str, keys: set[str], host_labels: set[str]) -> bool:
+    """A title segment that names the site: one of its names, its domain, a host label's stem."""
+    key = alnum_key(segment)
+    if not key:
+        return True
+    if key in keys or _DOMAIN.match(segment.strip()):
+        return True
+    return len(key) >= 5 and any(label.startswith(key) or key.startswith(label) for label in host_labels)
+
+
+def strip_site_segments(title: str, keys: set[str], host_labels: set[str]) -> str:
+    """Drop leading and trailing title segments that name the site ("Headline - Belfast Telegraph",
+    "Headline_English_Xinhua"), compared on letters and digits against the site's names and host."""
+    breaks = list(_SEGMENT_BREAK.finditer(title))
+    if not breaks:
+        return title
+    bounds = [0, *(pos for m in breaks for pos in (m.start(), m.end())), len(title)]
+    segments = [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
+    first, last = 0, len(segments) - 1
+    while last > first and _site_like(title[slice(*segments[last])], keys, host_labels):
+        last -= 1
+    while first < last and _site_like(title[slice(*segments[first])], keys, host_labels):
+        first += 1
+    stripped = title[segments[first][0] : segments[last][1]].strip()
+    return stripped or title
+
+
+def _label_checker(
+    tree: lxml.html.HtmlElement, keys: set[str], host_labels: set[str]
+) -> Callable[[str], bool]:
+    """A test for text that labels a section or the site rather than heads an article.
+
+    Labels are short and are one of: the site's name or domain ("TimesLeader.com"), a link's
+    whole text on the same page ("Sport", "More News": navigation), or mostly not letters
+    ("10°C"). Links are read only when a short candidate needs them.
+    """
+    links: set[str] | None = None
+
+    def is_label(text: str) -> bool:
+        nonlocal links
+        words = text.split()
+        if len(words) > _MAX_LABEL_WORDS or len(CJK.findall(text)) >= 6:
+            return False
+        if sum(ch.isalpha() for ch in text) < _MIN_LETTERS or _site_like(text, keys, host_labels):
+            return True
+        if links is None:
+            links = {
+                alnum_key(t)
+                for t in (a.text_content() for a in tree.iter("a"))
+                if len(t.split()) <= _MAX_LABEL_WORDS
+            }
+        return alnum_key(text) in links
+
+    return is_label
+
+
+def _headline_element(
+    tree: lxml.html.HtmlElement,
+    clean: Callable[[str | None], str | None],
+    is_label: Callable[[str], bool],
+    page_title: str | None,
+) -> str | None:
+    """The page's headline element: the first ``<h1>`` of two words or more that is no label;
+    else a lower heading whose text is a segment of the ``<title>`` (old layouts put the logo
+    or the section's name in the ``<h1>``)."""
+    first: str | None = None
+    for h1 in tree.iter("h1"):
+        text = clean(h1.text_content())
+        if text and not is_label(text) and (len(text.split()) > 1 or len(CJK.findall(text)) >= 6):
+            return text
+        first = first or text
+    if page_title:
+        segments = {alnum_key(page_title)} | {alnum_key(seg) for seg in _SEGMENT_BREAK.split(page_title)}
+        segments.discard("")
+        for heading in tree.iter("h2", "h3", "h4"):
+            text = clean(heading.text_content())
+            if text and alnum_key(text) in segments and not is_label(text):
+                return text
+    return first
+
+
 def title_sources(
     tree: lxml.html.HtmlElement, meta: dict[str, list[str]], article: dict[str, Any] | None, url: str | None
 ) -> list[str | None]:
-    """The title candidates in the order of TITLE_SOURCE_VOTES, site names stripped."""
+    """The title candidates in the order of TITLE_SOURCE_VOTES, site names stripped.
+
+    Candidates that are section or site labels are left out when any other candidate remains,
+    so a page with a candidate never goes without a title.
+    """
     sites = _site_names(meta, article, url)
+    keys, host_labels = _site_keys(sites, url)
+    is_label = _label_checker(tree, keys, host_labels)
 
     def clean(title: str | None) -> str | None:
         cleaned = one_line(title)
-        return strip_site_name(cleaned, sites) if cleaned else None
+        if not cleaned:
+            return None
+        return strip_site_segments(strip_site_name(cleaned, sites), keys, host_labels)
 
-    h1 = next(tree.iter("h1"), None)
     title_el = next(tree.iter("title"), None)
-    return [
+    page_title = clean(title_el.text_content()) if title_el is not None else None
+    candidates = [
         clean(jsonld_str(article.get("headline"))) if article else None,
         clean(first_meta(meta, "og:title")),
-        clean(h1.text_content()) if h1 is not None else None,
+        _headline_element(tree, clean, is_label, page_title),
         clean(first_meta(meta, "twitter:title")),
-        clean(title_el.text_content()) if title_el is not None else None,
+        page_title,
     ]
+    kept = [c if c and not is_label(c) else None for c in candidates]
+    return kept if any(kept) else candidates
