@@ -7,6 +7,8 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import lxml.etree
 import lxml.html
@@ -131,6 +133,46 @@ def _page_offset(values: list[datetime]) -> timezone | None:
     return timezone(offset) if offset is not None else None
 
 
+# where a page whose times are all in UTC is most likely read: by country (top-level domain or
+# the region of its language tag), else by a language spoken in one time zone
+_ZONE_BY_COUNTRY = {
+    "de": "Europe/Berlin", "at": "Europe/Vienna", "ch": "Europe/Zurich", "fr": "Europe/Paris",
+    "it": "Europe/Rome", "es": "Europe/Madrid", "nl": "Europe/Amsterdam", "be": "Europe/Brussels",
+    "lu": "Europe/Luxembourg", "pl": "Europe/Warsaw", "cz": "Europe/Prague", "sk": "Europe/Bratislava",
+    "fi": "Europe/Helsinki", "se": "Europe/Stockholm", "dk": "Europe/Copenhagen", "no": "Europe/Oslo",
+    "uk": "Europe/London", "gb": "Europe/London", "ie": "Europe/Dublin", "pt": "Europe/Lisbon",
+    "gr": "Europe/Athens", "ro": "Europe/Bucharest", "hu": "Europe/Budapest", "ua": "Europe/Kyiv",
+    "ru": "Europe/Moscow", "tr": "Europe/Istanbul", "il": "Asia/Jerusalem", "jp": "Asia/Tokyo",
+    "kr": "Asia/Seoul", "cn": "Asia/Shanghai", "tw": "Asia/Taipei", "hk": "Asia/Hong_Kong",
+    "in": "Asia/Kolkata", "au": "Australia/Sydney", "nz": "Pacific/Auckland", "us": "America/New_York",
+    "ca": "America/Toronto", "br": "America/Sao_Paulo", "mx": "America/Mexico_City",
+    "ar": "America/Argentina/Buenos_Aires", "za": "Africa/Johannesburg",
+}  # fmt: skip
+_ZONE_BY_LANGUAGE = {
+    "de": "Europe/Berlin", "fr": "Europe/Paris", "it": "Europe/Rome", "nl": "Europe/Amsterdam",
+    "pl": "Europe/Warsaw", "cs": "Europe/Prague", "sk": "Europe/Bratislava", "fi": "Europe/Helsinki",
+    "sv": "Europe/Stockholm", "da": "Europe/Copenhagen", "nb": "Europe/Oslo", "no": "Europe/Oslo",
+    "el": "Europe/Athens", "ro": "Europe/Bucharest", "hu": "Europe/Budapest", "uk": "Europe/Kyiv",
+    "ru": "Europe/Moscow", "tr": "Europe/Istanbul", "he": "Asia/Jerusalem", "ja": "Asia/Tokyo",
+    "ko": "Asia/Seoul", "zh": "Asia/Shanghai",
+}  # fmt: skip
+
+
+def _likely_zone(url: str | None, lang_tag: str | None) -> ZoneInfo | None:
+    """The time zone a page is most likely written for: its country's, else its language's."""
+    host = (urlsplit(url).hostname or "") if url else ""
+    tag = (lang_tag or "").replace("_", "-").lower().split("-")
+    name = (
+        _ZONE_BY_COUNTRY.get(host.rsplit(".", 1)[-1])
+        or (_ZONE_BY_COUNTRY.get(tag[1]) if len(tag) > 1 else None)
+        or _ZONE_BY_LANGUAGE.get(tag[0])
+    )
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
 def _time_element_date(tree: lxml.html.HtmlElement) -> datetime | None:
     """A ``<time datetime>`` that dates the article, not the first one on the page.
 
@@ -166,7 +208,11 @@ def _time_element_date(tree: lxml.html.HtmlElement) -> datetime | None:
 
 
 def stated_date(
-    tree: lxml.html.HtmlElement, meta: dict[str, list[str]], article: dict[str, Any] | None
+    tree: lxml.html.HtmlElement,
+    meta: dict[str, list[str]],
+    article: dict[str, Any] | None,
+    url: str | None = None,
+    lang_tag: str | None = None,
 ) -> datetime | None:
     """The publication date the page states, in the page's own offset.
 
@@ -174,8 +220,8 @@ def stated_date(
     ``<meta>`` fields, then ``dateCreated``), not the earliest of them: where they disagree by
     more than a day on the development and public sets, the most trusted one was right on all
     eight pages and the earliest on none. Modification dates are never taken. A time stated in
-    UTC is shown in the offset the page uses for its other times, so the day is the one its
-    readers saw.
+    UTC is shown in the offset the page uses for its other times, else in the time zone of the
+    page's country (domain, language region) or language, so the day is the one its readers saw.
     """
     strong = [jsonld_str(article.get("datePublished")) if article else None]
     strong += [value for key in _PUBLISHED_META for value in meta.get(key, ())]
@@ -193,7 +239,7 @@ def stated_date(
         others += [value for key in (*_PUBLISHED_META, *_MODIFIED_META) for value in meta.get(key, ())]
         found = [d for d in (parse_local_date(v) for v in others) if d]
         found += [d for d in (parse_local_date(el.get("datetime")) for el in tree.iter("time")) if d]
-        offset = _page_offset(found)
-        if offset is not None:
-            chosen = chosen.astimezone(offset)
+        zone: timezone | ZoneInfo | None = _page_offset(found) or _likely_zone(url, lang_tag)
+        if zone is not None:
+            chosen = chosen.astimezone(zone)
     return chosen

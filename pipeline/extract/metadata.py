@@ -124,7 +124,8 @@ def read_metadata(tree: lxml.html.HtmlElement, url: str | None) -> Metadata:
     headlines = title_sources(tree, meta, article, url)
     title = pick_title(headlines)
 
-    published = stated_date(tree, meta, article)
+    lang_tag = tree.get("lang") or first_meta(meta, "og:locale", "content-language")
+    published = stated_date(tree, meta, article, url, lang_tag)
 
     authors: tuple[str, ...] = ()
     if article and article.get("author"):

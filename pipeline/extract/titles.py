@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
 import lxml.html
@@ -146,14 +146,20 @@ _SEGMENT_BREAK = re.compile(r"\s+[-|–—·•:»«~/*]+\s+|\s*[|｜]\s*|_+")
 _DOMAIN = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|info|biz|co|[a-z]{2})$", re.IGNORECASE)
 _HOST_NOISE = {"www", "com", "net", "org", "co", "uk", "de", "fr", "html", "info", "news", "m", "amp"}
 _MAX_LABEL_WORDS = 4
+_MAX_LINK_LABEL_WORDS = 2
 _MIN_LETTERS = 4
 
 
 def _site_keys(sites: Sequence[str], url: str | None) -> tuple[set[str], set[str]]:
-    """(letters-and-digits keys of the site's names, the labels of its host name)."""
+    """(keys of the site's names and of its section in the URL's first path segment, the labels
+    of its host name): letters and digits only."""
     keys = {alnum_key(site) for site in sites} - {""}
-    host = (urlsplit(url).hostname or "") if url else ""
+    parts = urlsplit(url) if url else None
+    host = (parts.hostname or "") if parts else ""
     labels = {part for part in host.lower().split(".") if len(part) >= 3 and part not in _HOST_NOISE}
+    section = (parts.path if parts else "").strip("/").split("/", 1)[0]
+    if section.isalpha() and len(section) >= 3:
+        keys.add(section.lower())
     return keys | labels, labels
 
 
@@ -164,7 +170,10 @@ def _site_like(segment: str, keys: set[str], host_labels: set[str]) -> bool:
         return True
     if key in keys or _DOMAIN.match(segment.strip()):
         return True
-    return len(key) >= 5 and any(label.startswith(key) or key.startswith(label) for label in host_labels)
+    return len(key) >= 5 and any(
+        label.startswith(key) or key.startswith(label) or (label in key and len(key) - len(label) <= 4)
+        for label in host_labels
+    )
 
 
 def strip_site_segments(title: str, keys: set[str], host_labels: set[str]) -> str:
@@ -185,28 +194,35 @@ def strip_site_segments(title: str, keys: set[str], host_labels: set[str]) -> st
 
 
 def _label_checker(
-    tree: lxml.html.HtmlElement, keys: set[str], host_labels: set[str]
+    tree: lxml.html.HtmlElement, url: str | None, keys: set[str], host_labels: set[str]
 ) -> Callable[[str], bool]:
     """A test for text that labels a section or the site rather than heads an article.
 
-    Labels are short and are one of: the site's name or domain ("TimesLeader.com"), a link's
-    whole text on the same page ("Sport", "More News": navigation), or mostly not letters
-    ("10°C"). Links are read only when a short candidate needs them.
+    A label is short and is one of: a single word ("Sport", "Home"); the site's name or domain
+    ("TimesLeader.com"); mostly not letters ("10°C"); or, in two words, the whole text of a link
+    to another page ("More News": navigation; a link to the page itself is its headline).
+    Links are read only when a two-word candidate needs them.
     """
     links: set[str] | None = None
+    here = urlsplit(url).path.rstrip("/") if url else ""
 
     def is_label(text: str) -> bool:
         nonlocal links
         words = text.split()
         if len(words) > _MAX_LABEL_WORDS or len(CJK.findall(text)) >= 6:
             return False
+        if len(words) == 1 and not CJK.search(text):
+            return True
         if sum(ch.isalpha() for ch in text) < _MIN_LETTERS or _site_like(text, keys, host_labels):
             return True
+        if len(words) > _MAX_LINK_LABEL_WORDS:
+            return False
         if links is None:
             links = {
-                alnum_key(t)
-                for t in (a.text_content() for a in tree.iter("a"))
-                if len(t.split()) <= _MAX_LABEL_WORDS
+                alnum_key(a.text_content())
+                for a in tree.iter("a")
+                if len(a.text_content().split()) <= _MAX_LINK_LABEL_WORDS
+                and urlsplit(urljoin(url or "", a.get("href") or "")).path.rstrip("/") != here
             }
         return alnum_key(text) in links
 
@@ -238,6 +254,35 @@ def _headline_element(
     return first
 
 
+_QUOTE_MARKS = "\"'“”„«»‘’‚"
+_MIN_HEADING_WORDS = 3
+
+
+def _untruncated(title: str | None, candidates: Sequence[str | None]) -> str | None:
+    """A title cut at a quote mark (``content="Biden de "unfit""`` ends at the second quote)
+    is replaced by the candidate it begins that goes on with the quotation."""
+    if not title:
+        return title
+    for other in candidates:
+        if other and len(other) > len(title) and other.startswith(title):
+            rest = other[len(title) :].lstrip()
+            if rest[:1] in _QUOTE_MARKS:
+                return other
+    return title
+
+
+def _first_heading(
+    tree: lxml.html.HtmlElement, clean: Callable[[str | None], str | None], is_label: Callable[[str], bool]
+) -> str | None:
+    """The first ``<h2>`` of three words or more that is no label: the headline of a page whose
+    every title source is a label ("Home", the site's name)."""
+    for heading in tree.iter("h2"):
+        text = clean(heading.text_content())
+        if text and len(text.split()) >= _MIN_HEADING_WORDS and not is_label(text):
+            return text
+    return None
+
+
 def title_sources(
     tree: lxml.html.HtmlElement, meta: dict[str, list[str]], article: dict[str, Any] | None, url: str | None
 ) -> list[str | None]:
@@ -248,7 +293,7 @@ def title_sources(
     """
     sites = _site_names(meta, article, url)
     keys, host_labels = _site_keys(sites, url)
-    is_label = _label_checker(tree, keys, host_labels)
+    is_label = _label_checker(tree, url, keys, host_labels)
 
     def clean(title: str | None) -> str | None:
         cleaned = one_line(title)
@@ -265,5 +310,9 @@ def title_sources(
         clean(first_meta(meta, "twitter:title")),
         page_title,
     ]
+    candidates = [_untruncated(c, candidates) for c in candidates]
     kept = [c if c and not is_label(c) else None for c in candidates]
-    return kept if any(kept) else candidates
+    if any(kept):
+        return kept
+    heading = _first_heading(tree, clean, is_label)
+    return [None, None, heading, None, None] if heading else candidates
