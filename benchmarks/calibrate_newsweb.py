@@ -11,7 +11,7 @@ measures:
 * ``a``/``div``/``p``/``li``/``span``/``svg_path``: elements of that tag outside the article, the
   article being the parent of the biggest run of sibling ``<p>`` (the same rule on both sets);
 * ``text_kb``: visible text outside script/style, KB;
-* ``extract_ms``: ``pipeline.extract.core.extract`` per page (``time.process_time``, after a warm-up),
+* ``extract_ms``: ``pipeline.extract.extract`` per page (``time.process_time``, after a warm-up),
   ``trafilatura_ms``/``parse_ms``: the parts of it that extract's own clocks charge to
   trafilatura/htmldate and to the HTML parse.
 
@@ -39,7 +39,8 @@ for extra in (REPO, REPO / "benchmarks"):
 import lxml.html  # noqa: E402
 from newsweb import NewsWeb  # noqa: E402
 
-from pipeline.extract import core as extract_mod  # noqa: E402
+from pipeline.extract import extract  # noqa: E402
+from pipeline.extract.result import CLOCK  # noqa: E402
 
 DEFAULT_SHARED = Path("/work/shared/data")
 COUNTED = ("a", "div", "p", "li", "span", "path")
@@ -115,12 +116,12 @@ def structure(html: bytes) -> dict[str, float]:
 
 
 def timing(html: bytes, url: str | None) -> dict[str, float]:
-    clock = extract_mod._CLOCK
+    clock = CLOCK
     for key in ("trafilatura", "parse"):
         setattr(clock, key, 0.0)
     start = time.process_time()
     with contextlib.suppress(Exception):  # a page without an article still costs its time
-        extract_mod.extract(html, url)
+        extract(html, url)
     spent = time.process_time() - start
     return {
         "extract_ms": spent * 1000,

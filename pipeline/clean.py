@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pipeline.context import Context
-from pipeline.errors import ExtractionError
-from pipeline.extract.core import Extracted, ExtractStats, extract_many
+from pipeline.errors import ExtractionError, NoBodyError
+from pipeline.extract import Extracted, ExtractStats, extract_many
 from pipeline.models import Article, Source, content_hash_for
 from pipeline.store.core import StoredPage, unpack, url_hints
 
@@ -119,7 +119,9 @@ def _write(
     with store.begin() as conn:
         for page, hint, result in done:
             outcome.last_url = max(outcome.last_url, page.url)
-            if isinstance(result, ExtractionError):
+            if isinstance(result, NoBodyError) and isinstance(result.partial, Extracted):
+                cleaned.append(to_article(page, result.partial, hint, languages.get(page.source)))
+            elif isinstance(result, ExtractionError):
                 reason = f"cannot clean: {result}"
                 store.record_drop(conn, page.url, page.source, "clean", reason)
                 outcome.counts["dropped"] += 1
@@ -144,6 +146,7 @@ def to_article(page: StoredPage, extracted: Extracted, hint: Hint, source_langua
         published_at=extracted.published_at or hint_published,
         language=extracted.language or source_language,
         text=extracted.text,
-        content_hash=content_hash_for(extracted.text),
+        # no body (title and date only): hashing "" would make such pages copies of each other
+        content_hash=content_hash_for(extracted.text or page.url),
         fetched_at=page.fetched_at,
     )

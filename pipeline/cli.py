@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="clean saved HTML pages without the network")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--url", help="the pages' URL (for relative links and metadata)")
-    p.add_argument("--json", action="store_true", required=True, help="JSON lines (the only format)")
+    p.add_argument("--json", action="store_true", help="JSON lines (the only format, so the default)")
+    p.add_argument("--workers", type=int, default=0, help="extraction processes (default: one per core)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("cluster", help="cluster a JSONL file of documents into stories, offline")
@@ -271,21 +272,33 @@ def cmd_stories(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    """One JSON line per file, in the order given; the files are extracted on every core."""
     import gzip
 
-    from pipeline.errors import ExtractionError
-    from pipeline.extract.core import extract
+    from pipeline.errors import ExtractionError, NoBodyError
+    from pipeline.extract import Extracted, extract_many
 
     status = EXIT_OK
-    for path in args.files:
-        try:
-            raw = path.read_bytes()
-            if path.suffix == ".gz":
-                raw = gzip.decompress(raw)
-            result = extract(raw, args.url)
-        except (OSError, EOFError, ExtractionError) as exc:
-            print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
-            status = EXIT_FAILED
+
+    def fail(path: Path, error: object, partial: object = None) -> None:
+        nonlocal status
+        line: dict[str, object] = {"file": str(path), "error": str(error)}
+        if isinstance(partial, Extracted):  # no body, but what the page states is kept
+            line |= {"title": partial.title, "published_at": _iso(partial.published_at)}
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+        status = EXIT_FAILED
+
+    def pages() -> Iterator[tuple[Path, bytes, str | None]]:
+        for path in args.files:
+            try:
+                raw = path.read_bytes()
+                yield path, gzip.decompress(raw) if path.suffix == ".gz" else raw, args.url
+            except (OSError, EOFError) as exc:
+                fail(path, exc)
+
+    for path, result in extract_many(pages(), workers=args.workers):
+        if isinstance(result, ExtractionError):
+            fail(path, result, result.partial if isinstance(result, NoBodyError) else None)
             continue
         print(
             json.dumps(
@@ -294,14 +307,19 @@ def cmd_extract(args: argparse.Namespace) -> int:
                     "title": result.title,
                     "text": result.text,
                     "authors": list(result.authors),
-                    "published_at": result.published_at.isoformat() if result.published_at else None,
+                    "published_at": _iso(result.published_at),
                     "language": result.language,
+                    "live_blog": result.live_blog,
                 },
                 ensure_ascii=False,
             ),
             flush=True,
         )
     return status
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ import lxml.etree
 
 from pipeline.config import ENV_PREFIX, Settings
 from pipeline.errors import NewsaggError
-from pipeline.extract.core import parse_date
+from pipeline.extract import parse_date
 from pipeline.models import Source
 from pipeline.parse.urls import canonicalize
 from pipeline.store.core import Discovered, utc

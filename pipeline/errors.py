@@ -41,6 +41,18 @@ class ExtractionError(NewsaggError):
     """A page that cannot be cleaned into an article (not HTML, no body, undecodable)."""
 
 
+class NoBodyError(ExtractionError):
+    """A page with no article body (or one that is not language) that still states a title or a
+    date: ``partial`` is the ``pipeline.extract.Extracted`` with them and an empty text."""
+
+    def __init__(self, message: str, partial: object = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+    def __reduce__(self) -> tuple[type[NoBodyError], tuple[str, object]]:
+        return type(self), (str(self), self.partial)  # crosses the extraction pool's processes
+
+
 class StoreError(NewsaggError):
     """The store failed; the current batch was rolled back and nothing stored was lost."""
 

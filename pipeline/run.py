@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.clean import clean_pending
 from pipeline.context import Context
 from pipeline.dedup import dedup
-from pipeline.extract.core import ExtractStats
+from pipeline.extract import ExtractStats
 from pipeline.ingest import fetch_pending, pull_feed
 from pipeline.models import Source
 from pipeline.progress import Progress

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.extract.core as extract_module
+import pipeline.extract.pool as extract_module
 from pipeline.clean import clean_batch, clean_pending
 from pipeline.config import load_settings
 from pipeline.context import open_context

@@ -42,7 +42,7 @@ HEAVY = (
     "psycopg",
     "pipeline.store.core",
     "pipeline.tasks",
-    "pipeline.extract.core",
+    "pipeline.extract",
     "pipeline.net.client",
 )
 LOGICAL_DATE = "2026-11-21T02:00:00+00:00"

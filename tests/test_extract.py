@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.extract.core as extract_module
+import pipeline.extract.pool as extract_module
 from pipeline.errors import ExtractionError
-from pipeline.extract.core import Extracted, decode_html, extract, extract_many, sanitize_text
+from pipeline.extract import Extracted, decode_html, extract, extract_many, sanitize_text, titles
 
 _extract_safely = extract_module._extract_safely
 
@@ -295,7 +295,7 @@ def test_title_candidates_in_section_or_site_segments_are_the_same_headline() ->
 
 
 def test_kicker_and_word_joiners_do_not_merge_title_candidates() -> None:
-    pick = extract_module._pick_title
+    pick = titles.pick_title
     # a kicker alone is not decoration: "Kicker: Headline" and "Headline" stay two headlines
     assert (
         pick(
@@ -321,7 +321,7 @@ def test_kicker_and_word_joiners_do_not_merge_title_candidates() -> None:
 
 
 def test_site_name_segments_are_stripped() -> None:
-    strip = extract_module._strip_site_name
+    strip = titles.strip_site_name
     sites = ["Example News", "news.example", "CBC"]
     assert strip("Council approves tram | Example News", sites) == "Council approves tram"
     assert strip("Example News - Council approves tram", sites) == "Council approves tram"

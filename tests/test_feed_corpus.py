@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.extract.core import sanitize_text
+from pipeline.extract import sanitize_text
 from pipeline.parse.feeds import parse_feed
 from tests.conftest import shared_path
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import feedparser
 
-from pipeline.extract.core import sanitize_text
+from pipeline.extract import sanitize_text
 from pipeline.parse.feeds import _entry_url, parse_feed
 from pipeline.parse.urls import canonicalize
 from tests.conftest import shared_path

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from newsweb import NewsWeb
 
-from pipeline.extract.core import extract
+from pipeline.extract import extract
 
 
 @pytest.fixture(scope="module")

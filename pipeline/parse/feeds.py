@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
-from pipeline.extract.core import sanitize_text
+from pipeline.extract import sanitize_text
 from pipeline.parse.urls import canonicalize
 
 
