@@ -8,6 +8,7 @@ process reads the next pages and writes the finished ones, so the cores stay on 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from pipeline.models import Article, Source, content_hash_for
 from pipeline.store.core import StoredPage, unpack, url_hints
 
 log = logging.getLogger(__name__)
+
+ARRIVAL_POLL_S = 0.25  # while pages are still being fetched: how often to look for new ones
+ARRIVAL_WRITE_EVERY = 32
 
 Hint = tuple[str | None, datetime | None]  # the feed's title and date for a URL
 
@@ -57,8 +61,13 @@ def clean_pending(
     sources: Sequence[Source] | None = None,
     force: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    producing: Callable[[], bool] | None = None,
 ) -> CleanOutcome:
-    """Every page that needs cleaning; one transaction per ``clean_batch_size`` pages."""
+    """Every page that needs cleaning; one transaction per ``clean_batch_size`` pages.
+
+    With ``producing`` (true while fetchers may still store pages), pages are cleaned as they
+    arrive and the stage ends once producing is over and every page stored by then is clean.
+    """
     names = [s.name for s in sources] if sources is not None else None
     size = ctx.settings.clean_batch_size
 
@@ -68,7 +77,29 @@ def clean_pending(
             yield batch
             after = batch[-1].url
 
-    return _clean(ctx, sources, _with_hints(ctx, batches()), write_every=size, on_progress=on_progress)
+    if producing is None:
+        return _clean(ctx, sources, _with_hints(ctx, batches()), write_every=size, on_progress=on_progress)
+    sent: set[tuple[str, str]] = set()  # (url, body hash) handed to the extractors already
+
+    def arriving() -> Iterator[list[StoredPage]]:
+        while True:
+            more = producing()  # read first: pages stored before this are in the pass below
+            fresh = 0
+            for batch in batches():
+                new = [p for p in batch if (p.url, p.body_sha256) not in sent]
+                sent.update((p.url, p.body_sha256) for p in new)
+                fresh += len(new)
+                if new:
+                    yield new
+            if not more:
+                return
+            if not fresh:
+                time.sleep(ARRIVAL_POLL_S)
+
+    # written in smaller batches: a page seen again before its batch is written is skipped,
+    # but its stored body is read again by each pass, so keep what is unwritten small
+    every = max(1, min(size, ARRIVAL_WRITE_EVERY))
+    return _clean(ctx, sources, _with_hints(ctx, arriving()), write_every=every, on_progress=on_progress)
 
 
 def _with_hints(ctx: Context, batches: Iterable[list[StoredPage]]) -> Iterator[tuple[StoredPage, Hint]]:

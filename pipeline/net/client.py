@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import http.client
 import logging
 import random
@@ -49,6 +50,7 @@ from pipeline.net.guard import (
 __all__ = [
     "DeferredError",
     "HttpClient",
+    "OutOfDescriptorsError",
     "Resolver",
     "Response",
     "check_url",
@@ -82,6 +84,14 @@ class Response:
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+
+class OutOfDescriptorsError(FetchError):
+    """This process ran out of file descriptors (EMFILE/ENFILE) opening a connection.
+
+    Nothing is wrong with the URL or its host: the caller asks again once descriptors are free,
+    and neither the URL nor the host is charged a failure.
+    """
 
 
 class DeferredError(FetchError):
@@ -327,40 +337,98 @@ class _Pool:
     """Idle keep-alive connections per (scheme, ip, port[, TLS name]).
 
     TLS connections are also keyed by the name they were verified for: reusing one for another
-    host on the same IP would skip that host's certificate check.
+    host on the same IP would skip that host's certificate check. Idle connections are closed
+    after ``idle_timeout`` and beyond ``max_idle`` in all (oldest first), so open descriptors
+    follow the number of hosts being fetched now, not the number of hosts seen in the run.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_idle: int, idle_timeout: float) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[_PoolKey, list[HTTPConnection]] = {}
+        self._idle: dict[_PoolKey, list[tuple[float, HTTPConnection]]] = {}
+        self._count = 0
+        self._max_idle = max(0, max_idle)
+        self._idle_timeout = idle_timeout
         self._closed = False
 
     def take(self, key: _PoolKey) -> HTTPConnection | None:
         while True:
             with self._lock:
+                stale = self._expire(time.monotonic())
                 idle = self._idle.get(key)
-                if not idle:
-                    return None
-                conn = idle.pop()
+                conn = None
+                if idle:
+                    _, conn = idle.pop()
+                    self._count -= 1
+                    if not idle:
+                        del self._idle[key]
+            _close_all(stale)
+            if conn is None:
+                return None
             if conn.is_connected:  # the server may have closed it while idle
                 return conn
             conn.close()
 
     def put(self, key: _PoolKey, conn: HTTPConnection) -> None:
+        now = time.monotonic()
         with self._lock:
+            stale = self._expire(now)
             idle = self._idle.setdefault(key, [])
-            if not self._closed and len(idle) < _IDLE_PER_KEY:
-                idle.append(conn)
-                return
-        conn.close()
+            if self._closed or len(idle) >= _IDLE_PER_KEY or self._max_idle == 0:
+                stale.append(conn)
+            else:
+                idle.append((now, conn))
+                self._count += 1
+                while self._count > self._max_idle:
+                    stale.append(self._pop_oldest())
+        _close_all(stale)
+
+    def idle_count(self) -> int:
+        with self._lock:
+            return self._count
+
+    def close_idle(self) -> None:
+        """Close every idle connection (the process is short of descriptors)."""
+        with self._lock:
+            conns = [c for idle in self._idle.values() for _, c in idle]
+            self._idle.clear()
+            self._count = 0
+        _close_all(conns)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            conns = [c for idle in self._idle.values() for c in idle]
-            self._idle.clear()
-        for conn in conns:
-            conn.close()
+        self.close_idle()
+
+    def _expire(self, now: float) -> list[HTTPConnection]:
+        """Under the lock: take out the connections idle longer than the timeout."""
+        if not self._count:
+            return []
+        cutoff = now - self._idle_timeout
+        stale: list[HTTPConnection] = []
+        for key in [k for k, idle in self._idle.items() if idle[0][0] <= cutoff]:
+            idle = self._idle[key]
+            keep = [(t, c) for t, c in idle if t > cutoff]
+            stale += [c for t, c in idle if t <= cutoff]
+            self._count -= len(idle) - len(keep)
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+        return stale
+
+    def _pop_oldest(self) -> HTTPConnection:
+        key = min(self._idle, key=lambda k: self._idle[k][0][0])
+        idle = self._idle[key]
+        _, conn = idle.pop(0)
+        self._count -= 1
+        if not idle:
+            del self._idle[key]
+        return conn
+
+
+def _close_all(conns: list[HTTPConnection]) -> None:
+    for conn in conns:
+        conn.close()
 
 
 @dataclass
@@ -392,6 +460,15 @@ def _describe(exc: BaseException) -> str:
     if exc.args and isinstance(exc.args[-1], str):
         return exc.args[-1]
     return str(exc) or type(exc).__name__
+
+
+def _out_of_descriptors(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_cert_error(exc: BaseException) -> bool:
@@ -430,7 +507,7 @@ class HttpClient:
         self.backoff_max = backoff_max
         self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
-        self._pool = _Pool()
+        self._pool = _Pool(max_idle=settings.fetch_workers, idle_timeout=settings.keepalive_idle)
         self._watchdog = _Watchdog()
         self._closed = False
 
@@ -478,7 +555,7 @@ class HttpClient:
         while True:
             try:
                 return self._follow(url, headers, spacing)
-            except DeferredError:
+            except (DeferredError, OutOfDescriptorsError):
                 raise
             except FetchError as exc:
                 if not exc.retryable or attempt >= self.max_attempts:
@@ -567,7 +644,7 @@ class HttpClient:
                 self._wait_turn(state, spacing)
                 started = True
                 reply = self._exchange(target, ips, headers)
-            except RefusedError:
+            except (RefusedError, OutOfDescriptorsError):
                 raise
             except FetchError as exc:
                 outcome = self._failed(state, target, exc)
@@ -653,6 +730,11 @@ class HttpClient:
             except (*_TRANSPORT_ERRORS, ValueError) as exc:
                 conn.close()
                 inflight.conn = None
+                if _out_of_descriptors(exc):
+                    self._pool.close_idle()
+                    raise OutOfDescriptorsError(
+                        f"{target.url}: no file descriptor free to connect ({_describe(exc)})", url=target.url
+                    ) from None
                 if _is_cert_error(exc):
                     raise refuse(
                         target.url, f"TLS certificate verification failed for {target.host}: {exc}"

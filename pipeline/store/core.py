@@ -439,6 +439,18 @@ class Store:
             values["attempts"] = urls.c.attempts + 1
         conn.execute(urls.update().where(urls.c.url == url).values(**values))
 
+    def fail_url(self, conn: Connection, url: str, error: str, *, retryable: bool, max_attempts: int) -> str:
+        """Count one failed fetch of ``url``: ``failed`` (asked again by a later run) until it has
+        failed ``max_attempts`` times, then ``dropped``; a failure no retry can fix drops it at
+        once. Returns the new status."""
+        attempts = conn.execute(select(urls.c.attempts).where(urls.c.url == url)).scalar()
+        tried = int(attempts or 0) + 1
+        status = "failed" if retryable and tried < max_attempts else "dropped"
+        conn.execute(
+            urls.update().where(urls.c.url == url).values(status=status, error=error, attempts=tried)
+        )
+        return status
+
     # -- pages ---------------------------------------------------------------------------------
 
     def save_page(
