@@ -264,7 +264,7 @@ def test_numeric_ipv4_spellings_are_read_like_the_c_resolver(value: int, form: s
         str(ip)
     ]  # ... is what we vet
     if classify_address(ip) is not None:
-        with pytest.raises(RefusedError, match="--allow-private-network or set NEWSAGG_ALLOW"):
+        with pytest.raises(RefusedError, match="pass --allow-private-network, set NEWSAGG_ALLOW_PRIVATE"):
             check_url(f"http://{spelled}/", allow_private=False, resolver=FakeResolver())
 
 
@@ -273,7 +273,8 @@ def test_check_url_message_names_url_address_and_setting() -> None:
         check_url("http://10.0.0.5/x", allow_private=False)
     assert str(info.value) == (
         "refused http://10.0.0.5/x: 10.0.0.5 is a private address; to fetch it anyway, pass "
-        "--allow-private-network or set NEWSAGG_ALLOW_PRIVATE_NETWORK=1"
+        "--allow-private-network, set NEWSAGG_ALLOW_PRIVATE_NETWORK=1, or put "
+        "allow_private_network = true in newsagg.toml"
     )
     assert info.value.url == "http://10.0.0.5/x"
     assert not info.value.retryable
@@ -370,7 +371,7 @@ def test_names_resolving_to_private_addresses_never_connect(
 ) -> None:
     resolver = FakeResolver({"news.example": answers})
     client = make_client(allow_private_network=False, resolver=resolver)
-    with pytest.raises(RefusedError, match="--allow-private-network or set NEWSAGG_ALLOW_PRIVATE_NETWORK=1"):
+    with pytest.raises(RefusedError, match="pass --allow-private-network, set NEWSAGG_ALLOW_PRIVATE"):
         client.get(fault_server.url("/ok", host="news.example"))
     assert resolver.calls == ["news.example"]
     assert fault_server.accepts == 0

@@ -35,7 +35,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # what a user types to allow it, named in every refusal of a non-public address
 PRIVATE_NETWORK_SWITCH = (
-    "to fetch it anyway, pass --allow-private-network or set NEWSAGG_ALLOW_PRIVATE_NETWORK=1"
+    "to fetch it anyway, pass --allow-private-network, set NEWSAGG_ALLOW_PRIVATE_NETWORK=1, "
+    "or put allow_private_network = true in newsagg.toml"
 )
 
 _V4_BLOCKED: tuple[tuple[ipaddress.IPv4Network, str], ...] = tuple(
