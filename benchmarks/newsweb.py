@@ -1994,6 +1994,7 @@ class NewsWeb:
         cond_by_kind = Counter(h.kind for h in hits if h.conditional)
         return {
             "requests": len(hits),
+            "by_outlet": dict(Counter(h.outlet for h in hits)),
             "conditional": sum(cond_by_kind.values()),
             "not_modified": sum(1 for h in hits if h.status == 304),
             "by_kind": dict(by_kind),
@@ -2064,6 +2065,10 @@ class NewsWebProcess:
 
     def sources_yaml(self) -> str:
         return self._yaml
+
+    @property
+    def pid(self) -> int:
+        return int(self._proc.pid)
 
     def describe(self) -> dict[str, Any]:
         return self._describe
