@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 import queue
-import resource
 import threading
 import time
 from collections import Counter, defaultdict
@@ -23,7 +22,7 @@ from sqlalchemy import Connection
 from pipeline.context import Context
 from pipeline.errors import FetchError, NewsaggError
 from pipeline.models import Source
-from pipeline.net.client import OutOfDescriptorsError, Response
+from pipeline.net.client import OutOfDescriptorsError, Response, fetch_concurrency
 from pipeline.parse.feeds import parse_feed
 from pipeline.store.core import Discovered, PackedBody, PendingUrl, utc
 
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 WRITE_BATCH = 50
-FD_RESERVE = 64  # descriptors kept free for everything but fetch sockets
 _DESCRIPTOR_WAITS = (0.05, 0.1, 0.2, 0.5, 1.0, 1.0, 2.0, 2.0, 5.0, 5.0, 0.0)  # then left pending
 
 
@@ -192,19 +190,6 @@ def record_fetch_failure(
     return status
 
 
-def fetch_concurrency(settings_workers: int) -> int:
-    """Hosts fetched at once: ``fetch_workers``, held under half the open-file limit.
-
-    Each host in flight holds one socket (kept alive between its requests); the idle pool holds
-    at most as many again, and the rest of the limit stays free for the store, the extraction
-    workers' pipes and the crawl.
-    """
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return max(1, settings_workers)
-    return max(1, min(settings_workers, (soft - FD_RESERVE) // 2))
-
-
 @dataclass
 class FetchOutcome:
     counts: Counter[str] = field(default_factory=Counter)
@@ -246,6 +231,7 @@ class _Fetcher:
                 )
             except OutOfDescriptorsError as exc:
                 response = exc  # not the URL's fault: ask again once descriptors are free
+                log.warning("%s; waiting %.2fs", exc, wait)
                 time.sleep(wait)
                 continue
             except NewsaggError as exc:
@@ -268,7 +254,7 @@ class _Fetcher:
         work: queue.Queue[Callable[[], None]] = queue.Queue()
         for unit in units:
             work.put(unit)
-        workers = min(fetch_concurrency(self.ctx.settings.fetch_workers), len(units))
+        workers = min(fetch_concurrency(self.ctx.settings), len(units))
         remaining = [workers]
 
         def worker() -> None:

@@ -16,6 +16,7 @@ import errno
 import http.client
 import logging
 import random
+import resource
 import socket
 import ssl
 import threading
@@ -55,6 +56,7 @@ __all__ = [
     "Response",
     "check_url",
     "classify_address",
+    "fetch_concurrency",
     "parse_retry_after",
     "system_resolver",
 ]
@@ -84,6 +86,22 @@ class Response:
     @property
     def not_modified(self) -> bool:
         return self.status == 304
+
+
+FD_RESERVE = 64  # descriptors kept free for everything but fetch sockets
+
+
+def fetch_concurrency(settings: Settings) -> int:
+    """Hosts fetched at once: ``fetch_workers``, held under half the open-file limit.
+
+    Each host in flight holds one socket (kept alive between its requests); the idle pool holds
+    at most as many again, and the rest of the limit stays free for the store, the extraction
+    workers' pipes and the crawl.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max(1, settings.fetch_workers)
+    return max(1, min(settings.fetch_workers, (soft - FD_RESERVE) // 2))
 
 
 class OutOfDescriptorsError(FetchError):
@@ -507,7 +525,7 @@ class HttpClient:
         self.backoff_max = backoff_max
         self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
-        self._pool = _Pool(max_idle=settings.fetch_workers, idle_timeout=settings.keepalive_idle)
+        self._pool = _Pool(max_idle=fetch_concurrency(settings), idle_timeout=settings.keepalive_idle)
         self._watchdog = _Watchdog()
         self._closed = False
 
