@@ -107,7 +107,7 @@ class _TreeSampler:
     crawl child, the forkserver and its extraction workers), the web server's process excluded;
     read from /proc every ``every`` seconds in a thread."""
 
-    def __init__(self, exclude: set[int], every: float = 0.5) -> None:
+    def __init__(self, exclude: set[int], every: float = 1.0) -> None:
         self.exclude, self.every = exclude, every
         self.peak_fds = self.peak_rss_mb = 0.0
         self.peak_fds_self = 0

@@ -22,8 +22,8 @@ from pipeline.store.core import StoredPage, now, unpack, url_hints
 
 log = logging.getLogger(__name__)
 
-ARRIVAL_POLL_S = 0.1  # while pages are still being fetched: how often to look for new ones,
-ARRIVAL_POLL_MAX_S = 1.0  # backing off to this while none come
+ARRIVAL_POLL_S = 0.5  # while pages are still being fetched: how often to look for new ones,
+ARRIVAL_POLL_MAX_S = 2.0  # backing off to this while none come
 ARRIVAL_WINDOW = timedelta(seconds=30)  # "stored lately": a write commits within this of its stamp
 
 Hint = tuple[str | None, datetime | None]  # the feed's title and date for a URL
@@ -103,9 +103,9 @@ def clean_pending(
                 if new := fresh(ctx.store.pages_by_url([url for url, _ in keys[start : start + size]])):
                     yield new
             sent.update(keys)  # asked once per body, even if its row went away meanwhile
+            # each look is a scan of the pages table: pace them even while pages flow in
             pause = ARRIVAL_POLL_S if keys else min(ARRIVAL_POLL_MAX_S, pause * 2)
-            if not keys:
-                time.sleep(pause)
+            time.sleep(pause)
         for batch in batches():
             if new := fresh(batch):
                 yield new
