@@ -3,47 +3,43 @@
 Run (from the repo root)::
 
     .venv/bin/python benchmarks/e2e.py --articles 1000,10000 --outlets 50 --days 7 \
-        [--store sqlite|postgresql|both] [--json-out FILE] [--shared PATH]
+        [--delay SECONDS] [--per-outlet N] [--store sqlite|postgresql|both] [--json-out FILE]
 
-``--articles`` takes one size or several (comma-separated); with several, the growth ratio
-(seconds per article at the largest size over seconds per article at the smallest) is printed:
-1.0 is linear.
+``--articles`` and ``--outlets`` take one value or several (comma-separated); ``--per-outlet N``
+makes the size ``N × outlets`` for each outlet count. With several sizes the growth ratio
+(seconds per article at the largest size over the smallest) is printed: 1.0 is linear.
 
 Method. :mod:`newsweb` serves the web from a child process (M outlets, each its own loopback
-server; feed outlets with RSS or Atom, every fourth outlet a news sitemap crawled by Scrapy).
-A ``sources.yaml`` with ``delay: 0`` is written and loaded with the registry loader; settings
-are ``newsagg run``'s with ``--allow-private-network``. The stages of
-``pipeline.run.run_pipeline`` are then called in this process, in its order and under its run
-lock, each timed with ``time.perf_counter``:
+server, so its own host for politeness; feed outlets with RSS or Atom, every fourth outlet a
+news sitemap crawled by Scrapy). A ``sources.yaml`` with ``delay: SECONDS`` (``--delay``,
+default 0) is written and loaded with the registry loader; settings are ``newsagg run``'s with
+``--allow-private-network`` and ``host_delay`` = the delay. ``pipeline.run.run_pipeline`` then
+runs as ``newsagg run`` runs it (feeds and their articles, the crawl and the clean stage at
+once, dedup last), timed with ``time.perf_counter``. The end of each part (fetch, crawl, clean,
+dedup) is recorded by wrapping the functions ``run_pipeline`` calls.
 
-* discover: ``pull_feed`` for every feed source;
-* crawl: ``crawl_sources`` (the Scrapy subprocess: sitemap, robots.txt and article fetches and
-  their store writes for sitemap outlets);
-* fetch: ``fetch_pending`` (feed outlets' articles, raw pages written);
-* clean: ``clean_pending`` (trafilatura on every core, articles written);
-* dedup: ``dedup`` (near-duplicates, clustering, stories written);
-* store: the time spent inside ``pipeline.store.core.Store`` methods during all of the above in this
-  process (outermost calls only; part of the stage times, not added to them; the crawl
-  subprocess's writes are not in it).
+Printed per store and size:
 
-Articles/s per stage = articles stored / stage seconds. Peak memory: ``resource.getrusage``
-maxrss of the process that ran the pipeline and of its largest reaped child (the crawl
-subprocess, extract workers), read right after the first run, before the benchmark's own
-bookkeeping. Every (store, size) is measured in its own subprocess, so one size's peak is not
-the high-water mark of an earlier one.
+* ``politeness: wall W s, bound B s, ratio R`` — B is the largest number of requests one host
+  (outlet) received in this run × the delay: no run can be shorter. With delay 0 there is no
+  bound.
+* the clean CPU bound: the extraction CPU time measured in the same run (every page, in the
+  workers, ``pipeline.extract.core.ExtractStats.cpu_s``) over the extraction cores; wall time
+  over that is how close the run comes to doing nothing but extraction.
+* peak open file descriptors and peak resident memory of the process tree that ran the
+  pipeline (this process, the Scrapy child, the forkserver and its extraction workers; the web
+  server's process excluded), sampled from /proc once a second; maxrss as before.
+* CPU: this process (fetch threads, writer, clean's reading and writing, dedup), the reaped
+  Scrapy child, and the extraction workers' own CPU.
 
 Second run: the same web, nothing new; its wall time as a fraction of the first's, the requests
 the servers saw (and how many carried If-None-Match / If-Modified-Since), and the rows changed:
 the symmetric difference of per-row digests of every table taken before and after (the rows
 as ``tests/helpers.dump_store`` renders them, hashed so a 10,000-page store is not held twice).
 
-Trafilatura share, from the first run itself: every extraction reports the CPU time spent
-inside trafilatura's and htmldate's calls and in the HTML parse they work on
-(``pipeline.extract.core.ExtractStats``, summed over the worker processes). CPU time per stage is the
-``resource.getrusage`` user+system time of this process plus its reaped children (the extract
-workers, the Scrapy subprocess) over the stage; the web server's process is not reaped before
-the end, so it is never counted. The share is given of the extraction calls, of the clean
-stage and of the whole run.
+The machine may be shared: wall times stretch with other jobs, CPU times do not. Every (store,
+size) is measured in its own subprocess, so one size's peak is not the high-water mark of an
+earlier one.
 """
 
 from __future__ import annotations
