@@ -323,13 +323,12 @@ def measure(
         peak = _maxrss_mb()  # the pipeline's, before the benchmark's own bookkeeping
         stored = _count_articles(store_url)
         before = _digests(store_url)
-        mark = web.hit_count()
+        first_requests = web.request_counts(0)  # the first run's, before the second asks more
+        mark = first_requests["requests"]
         second = run_once(settings, sources, web.pid)
         second_wall = second["times"]["run"]
         after = _digests(store_url)
         requests = web.request_counts(mark)
-        first_requests = web.request_counts(0)
-        first_requests["requests"] = mark
         per_host = first_requests.pop("by_outlet")
         requests.pop("by_outlet")
         # the politeness bound: no run can be shorter than its busiest host's requests × delay
