@@ -3,47 +3,43 @@
 Run (from the repo root)::
 
     .venv/bin/python benchmarks/e2e.py --articles 1000,10000 --outlets 50 --days 7 \
-        [--store sqlite|postgresql|both] [--json-out FILE] [--shared PATH]
+        [--delay SECONDS] [--per-outlet N] [--store sqlite|postgresql|both] [--json-out FILE]
 
-``--articles`` takes one size or several (comma-separated); with several, the growth ratio
-(seconds per article at the largest size over seconds per article at the smallest) is printed:
-1.0 is linear.
+``--articles`` and ``--outlets`` take one value or several (comma-separated); ``--per-outlet N``
+makes the size ``N × outlets`` for each outlet count. With several sizes the growth ratio
+(seconds per article at the largest size over the smallest) is printed: 1.0 is linear.
 
 Method. :mod:`newsweb` serves the web from a child process (M outlets, each its own loopback
-server; feed outlets with RSS or Atom, every fourth outlet a news sitemap crawled by Scrapy).
-A ``sources.yaml`` with ``delay: 0`` is written and loaded with the registry loader; settings
-are ``newsagg run``'s with ``--allow-private-network``. The stages of
-``pipeline.run.run_pipeline`` are then called in this process, in its order and under its run
-lock, each timed with ``time.perf_counter``:
+server, so its own host for politeness; feed outlets with RSS or Atom, every fourth outlet a
+news sitemap crawled by Scrapy). A ``sources.yaml`` with ``delay: SECONDS`` (``--delay``,
+default 0) is written and loaded with the registry loader; settings are ``newsagg run``'s with
+``--allow-private-network`` and ``host_delay`` = the delay. ``pipeline.run.run_pipeline`` then
+runs as ``newsagg run`` runs it (feeds and their articles, the crawl and the clean stage at
+once, dedup last), timed with ``time.perf_counter``. The end of each part (fetch, crawl, clean,
+dedup) is recorded by wrapping the functions ``run_pipeline`` calls.
 
-* discover: ``pull_feed`` for every feed source;
-* crawl: ``crawl_sources`` (the Scrapy subprocess: sitemap, robots.txt and article fetches and
-  their store writes for sitemap outlets);
-* fetch: ``fetch_pending`` (feed outlets' articles, raw pages written);
-* clean: ``clean_pending`` (trafilatura on every core, articles written);
-* dedup: ``dedup`` (near-duplicates, clustering, stories written);
-* store: the time spent inside ``pipeline.store.core.Store`` methods during all of the above in this
-  process (outermost calls only; part of the stage times, not added to them; the crawl
-  subprocess's writes are not in it).
+Printed per store and size:
 
-Articles/s per stage = articles stored / stage seconds. Peak memory: ``resource.getrusage``
-maxrss of the process that ran the pipeline and of its largest reaped child (the crawl
-subprocess, extract workers), read right after the first run, before the benchmark's own
-bookkeeping. Every (store, size) is measured in its own subprocess, so one size's peak is not
-the high-water mark of an earlier one.
+* ``politeness: wall W s, bound B s, ratio R`` — B is the largest number of requests one host
+  (outlet) received in this run × the delay: no run can be shorter. With delay 0 there is no
+  bound.
+* the clean CPU bound: the extraction CPU time measured in the same run (every page, in the
+  workers, ``pipeline.extract.ExtractStats.cpu_s``) over the extraction cores; wall time
+  over that is how close the run comes to doing nothing but extraction.
+* peak open file descriptors and peak resident memory of the process tree that ran the
+  pipeline (this process, the Scrapy child, the forkserver and its extraction workers; the web
+  server's process excluded), sampled from /proc once a second; maxrss as before.
+* CPU: this process (fetch threads, writer, clean's reading and writing, dedup), the reaped
+  Scrapy child, and the extraction workers' own CPU.
 
 Second run: the same web, nothing new; its wall time as a fraction of the first's, the requests
 the servers saw (and how many carried If-None-Match / If-Modified-Since), and the rows changed:
 the symmetric difference of per-row digests of every table taken before and after (the rows
 as ``tests/helpers.dump_store`` renders them, hashed so a 10,000-page store is not held twice).
 
-Trafilatura share, from the first run itself: every extraction reports the CPU time spent
-inside trafilatura's and htmldate's calls and in the HTML parse they work on
-(``pipeline.extract.core.ExtractStats``, summed over the worker processes). CPU time per stage is the
-``resource.getrusage`` user+system time of this process plus its reaped children (the extract
-workers, the Scrapy subprocess) over the stage; the web server's process is not reaped before
-the end, so it is never counted. The share is given of the extraction calls, of the clean
-stage and of the whole run.
+The machine may be shared: wall times stretch with other jobs, CPU times do not. Every (store,
+size) is measured in its own subprocess, so one size's peak is not the high-water mark of an
+earlier one.
 """
 
 from __future__ import annotations
@@ -76,64 +72,15 @@ for extra in (REPO, REPO / "tests", REPO / "benchmarks"):
 
 from newsweb import NewsWebProcess  # noqa: E402
 
-from pipeline.clean import clean_pending  # noqa: E402
+import pipeline.run as run_mod  # noqa: E402
 from pipeline.config import load_settings  # noqa: E402
 from pipeline.context import open_context  # noqa: E402
-from pipeline.dedup import dedup  # noqa: E402
-from pipeline.ingest import fetch_pending, pull_feed  # noqa: E402
-from pipeline.run import RunSummary, crawl_sources  # noqa: E402
+from pipeline.run import run_pipeline  # noqa: E402
 from pipeline.sources import load_registry  # noqa: E402
 from pipeline.store.core import Store, normalise_url  # noqa: E402
 from pipeline.store.schema import metadata  # noqa: E402
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
-STAGES = ("discover", "crawl", "fetch", "clean", "dedup")
-
-
-# -- store-time accounting ---------------------------------------------------------------------
-
-
-class _StoreTimer:
-    """Wraps the public methods of Store to add up the time spent in them (outermost calls)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._local = threading.local()
-        self._saved: dict[str, Any] = {}
-
-    def _wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        timer = self
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            depth = getattr(timer._local, "depth", 0)
-            timer._local.depth = depth + 1
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                timer._local.depth = depth
-                if depth == 0 and threading.current_thread() is threading.main_thread():
-                    timer.seconds += time.perf_counter() - start
-
-        return wrapper
-
-    def __enter__(self) -> _StoreTimer:
-        skip = {"begin", "run_lock", "migrate", "close"}
-        for name, value in list(vars(Store).items()):
-            if (
-                callable(value)
-                and not name.startswith("_")
-                and name not in skip
-                and not isinstance(value, staticmethod | classmethod | property)
-            ):
-                self._saved[name] = value
-                setattr(Store, name, self._wrap(value))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for name, value in self._saved.items():
-            setattr(Store, name, value)
 
 
 def _maxrss_mb() -> dict[str, float]:
@@ -142,7 +89,7 @@ def _maxrss_mb() -> dict[str, float]:
     return {"self_mb": round(self_kb / 1024, 1), "children_mb": round(child_kb / 1024, 1)}
 
 
-# -- one pipeline run, stage by stage ----------------------------------------------------------
+# -- one overlapped run ------------------------------------------------------------------------
 
 
 def _cpu_s() -> tuple[float, float]:
@@ -151,89 +98,138 @@ def _cpu_s() -> tuple[float, float]:
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
-class _Stages:
-    """Wall and CPU time per stage: this process plus its reaped children (the Scrapy
-    subprocess). Extract workers may be the forkserver's children, never reaped by this process,
-    so the clean stage counts the CPU they report themselves instead (``workers_s``)."""
+class _TreeSampler:
+    """Peak open descriptors and resident memory of this process and all its descendants (the
+    crawl child, the forkserver and its extraction workers), the web server's process excluded;
+    read from /proc every ``every`` seconds in a thread."""
 
-    def __init__(self) -> None:
-        self.wall: dict[str, float] = {}
-        self.own: dict[str, float] = {}
-        self.children: dict[str, float] = {}
+    def __init__(self, exclude: set[int], every: float = 1.0) -> None:
+        self.exclude, self.every = exclude, every
+        self.peak_fds = self.peak_rss_mb = 0.0
+        self.peak_fds_self = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="sampler")
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        wall, (own, children) = time.perf_counter(), _cpu_s()
-        try:
-            yield
-        finally:
-            self.wall[name] = time.perf_counter() - wall
-            own_now, children_now = _cpu_s()
-            self.own[name], self.children[name] = own_now - own, children_now - children
+    def __enter__(self) -> _TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _tree(self) -> list[int]:
+        parents: dict[int, list[int]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(entry.name))
+        tree, todo = [], [os.getpid()]
+        while todo:
+            pid = todo.pop()
+            if pid in self.exclude:
+                continue
+            tree.append(pid)
+            todo += parents.get(pid, [])
+        return tree
+
+    def _run(self) -> None:
+        page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+        while not self._stop.wait(self.every):
+            fds = rss = 0.0
+            for pid in self._tree():
+                try:
+                    n = len(os.listdir(f"/proc/{pid}/fd"))
+                    rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page_mb
+                except OSError:
+                    continue
+                fds += n
+                if pid == os.getpid():
+                    self.peak_fds_self = max(self.peak_fds_self, n)
+            self.peak_fds, self.peak_rss_mb = max(self.peak_fds, fds), max(self.peak_rss_mb, rss)
 
 
-def run_stages(settings: Any, sources: list[Any]) -> dict[str, Any]:
-    summary = RunSummary()
-    st = _Stages()
-    with open_context(settings) as ctx, _StoreTimer() as store_time, ctx.store.run_lock():
-        feeds = [s for s in sources if s.kind == "rss"]
-        crawled = [s for s in sources if s.kind != "rss"]
-        with st.stage("discover"):
-            for source in feeds:
-                outcome = pull_feed(ctx, source, None)
-                (
-                    summary.sources_ok.append(source.name)
-                    if outcome.ok
-                    else summary.sources_failed.__setitem__(source.name, outcome.error or "failed")
-                )
-        with st.stage("crawl"):
-            if crawled:
-                crawl_sources(ctx, crawled, None, summary)
-        with st.stage("fetch"):
-            fetch = fetch_pending(ctx, feeds)
-            ctx.close_http()  # as run_pipeline does
-            threads_at_clean = threading.active_count()  # 1: the extract workers can be forked
-        with st.stage("clean"):
-            cleaned = clean_pending(ctx, sources)
-        with st.stage("dedup"):
-            result = dedup(ctx)
-        times = {**st.wall, "store": store_time.seconds}
-    x = cleaned.extraction
-    cpu = {k: st.own[k] + (x.workers_s if k == "clean" else st.children[k]) for k in st.own}
+@contextmanager
+def _timeline() -> Iterator[dict[str, float]]:
+    """Seconds from the run's start at which each of its parts ended, by wrapping the functions
+    ``run_pipeline`` calls (they run in threads at once, so these are ends, not durations)."""
+    ends: dict[str, float] = {}
+    start = time.perf_counter()
+    label = {"fetch_sources": "fetch", "run_crawl_result": "crawl", "clean_pending": "clean"}
+    label["dedup"] = "dedup"
+    saved = {name: getattr(run_mod, name) for name in label}
+
+    def timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                ends[label[name]] = time.perf_counter() - start
+
+        return wrapper
+
+    for name, fn in saved.items():
+        setattr(run_mod, name, timed(name, fn))
+    try:
+        yield ends
+    finally:
+        for name, fn in saved.items():
+            setattr(run_mod, name, fn)
+
+
+def run_once(settings: Any, sources: list[Any], web_pid: int) -> dict[str, Any]:
+    """One ``run_pipeline``, as ``newsagg run`` calls it: wall, CPU, peaks, what was done."""
+    own0, kids0 = _cpu_s()
+    with open_context(settings) as ctx, _TreeSampler({web_pid}) as peaks, _timeline() as ends:
+        start = time.perf_counter()
+        summary = run_pipeline(ctx, sources)
+        wall = time.perf_counter() - start
+    own1, kids1 = _cpu_s()
+    x = summary.extraction
+    cpu = {"main": own1 - own0, "crawl": kids1 - kids0, "extract workers": x.workers_s}
     cpu_total = sum(cpu.values())
-    extraction = {
+    cores = settings.extract_workers or os.cpu_count() or 1
+    extraction: dict[str, Any] = {
         "pages": x.pages,
         "cpu_s": round(x.cpu_s, 3),
         "workers_s": round(x.workers_s, 3),
         "trafilatura_s": round(x.trafilatura_s, 3),
         "parse_s": round(x.parse_s, 3),
+        "cores": cores,
+        # the clean stage cannot finish sooner than its extraction CPU spread over the cores
+        "cpu_bound_s": round(x.cpu_s / cores, 3),
     }
     if x.pages and x.cpu_s:
         extraction["share"] = {
-            # what share of each whole is trafilatura's own calls (and with the parse it needs)
             scope: {
                 "trafilatura": round(x.trafilatura_s / whole, 4),
                 "with_parse": round((x.trafilatura_s + x.parse_s) / whole, 4),
             }
-            for scope, whole in (
-                ("extract calls", x.cpu_s),
-                ("clean stage", cpu["clean"]),
-                ("whole run", cpu_total),
-            )
+            for scope, whole in (("extract calls", x.cpu_s), ("whole run", cpu_total))
             if whole
         }
     return {
-        "times": times,
+        "times": {"run": round(wall, 3), **{f"{k} ended": round(v, 3) for k, v in sorted(ends.items())}},
         "cpu_s": {k: round(v, 3) for k, v in cpu.items()},
         "cpu_total_s": round(cpu_total, 3),
         "extraction": extraction,
-        "fetch": dict(fetch.counts),
-        "articles": dict(cleaned.counts),
-        "stories": dict(result.stories),
+        "fetch": dict(summary.fetch),
+        "articles": dict(summary.articles),
+        "stories": dict(summary.stories),
         "failed_sources": summary.sources_failed,
         "crawl_items": summary.crawl_stats.get("item_scraped_count"),
         "crawl_finish": summary.crawl_stats.get("finish_reason"),
-        "threads_at_clean": threads_at_clean,
+        "peak": {
+            "fds_tree": int(peaks.peak_fds),
+            "fds_main": peaks.peak_fds_self,
+            "rss_tree_mb": round(peaks.peak_rss_mb, 1),
+        },
     }
 
 
@@ -301,46 +297,58 @@ def _pg_db_url(admin_url: str, name: str) -> str:
 
 
 def measure(
-    articles: int, outlets: int, days: int, store_url: str, workdir: Path, ecb_path: Path | None
+    articles: int,
+    outlets: int,
+    days: int,
+    store_url: str,
+    workdir: Path,
+    ecb_path: Path | None,
+    delay: float = 0.0,
 ) -> dict[str, Any]:
     with NewsWebProcess(articles=articles, outlets=outlets, days=days, ecb_path=ecb_path) as web:
         registry = workdir / f"sources-{articles}.yaml"
-        registry.write_text(web.sources_yaml(), encoding="utf-8")
+        registry.write_text(web.sources_yaml().replace("    delay: 0\n", f"    delay: {delay:g}\n"), "utf-8")
         settings = load_settings(
             {
                 "store_url": store_url,
                 "sources": str(registry),
                 "allow_private_network": True,
                 "data_dir": str(workdir),
+                "host_delay": delay,  # robots.txt and sitemaps too, in the crawl
             }
         )
         sources = list(load_registry(settings.sources))
-        start = time.perf_counter()
-        first = run_stages(settings, sources)
-        first_wall = time.perf_counter() - start
+        first = run_once(settings, sources, web.pid)
+        first_wall = first["times"]["run"]
         peak = _maxrss_mb()  # the pipeline's, before the benchmark's own bookkeeping
         stored = _count_articles(store_url)
         before = _digests(store_url)
-        mark = web.hit_count()
-        start = time.perf_counter()
-        second = run_stages(settings, sources)
-        second_wall = time.perf_counter() - start
+        first_requests = web.request_counts(0)  # the first run's, before the second asks more
+        mark = first_requests["requests"]
+        second = run_once(settings, sources, web.pid)
+        second_wall = second["times"]["run"]
         after = _digests(store_url)
         requests = web.request_counts(mark)
-        first_requests = web.request_counts(0)
-        first_requests["requests"] = mark
+        per_host = first_requests.pop("by_outlet")
+        requests.pop("by_outlet")
+        # the politeness bound: no run can be shorter than its busiest host's requests × delay
+        bound = max(per_host.values(), default=0) * delay
+        cpu_bound = first["extraction"]["cpu_bound_s"]
         return {
             "web": web.describe(),
             "store": store_url.split(":", 1)[0],
             "articles_stored": stored,
+            "delay": delay,
             "first": {
                 **first,
                 "wall_s": round(first_wall, 3),
                 "articles_per_s": round(stored / first_wall, 1) if first_wall else None,
-                "stage_articles_per_s": {
-                    k: round(stored / v, 1) if v else None for k, v in first["times"].items()
-                },
+                "stage_articles_per_s": {"run": round(stored / first_wall, 1) if first_wall else None},
                 "requests": first_requests,
+                "busiest_host_requests": max(per_host.values(), default=0),
+                "politeness_bound_s": round(bound, 3),
+                "politeness_ratio": round(first_wall / bound, 3) if bound else None,
+                "clean_cpu_ratio": round(first_wall / cpu_bound, 3) if cpu_bound else None,
             },
             "second": {
                 **second,
@@ -368,9 +376,34 @@ def _fmt_row(r: dict[str, Any]) -> str:
     )
 
 
+def politeness_line(r: dict[str, Any]) -> str:
+    """The line other tools read: wall time against the busiest host's requests × delay."""
+    f = r["first"]
+    ratio = f"{f['politeness_ratio']:.2f}" if f["politeness_ratio"] is not None else "n/a (delay 0)"
+    return f"politeness: wall {f['wall_s']:.1f} s, bound {f['politeness_bound_s']:.1f} s, ratio {ratio}"
+
+
 def print_table(results: list[dict[str, Any]], growth: dict[str, Any]) -> None:
-    print("store       size  stored   wall_s   art/s | stage articles/s | second run")
+    print("store       size  stored   wall_s   art/s | articles/s | second run")
     for r in results:
+        f = r["first"]
+        print(
+            f"{r['store']} {r['articles_stored']} articles, {r['web']['outlets']} outlets, "
+            f"delay {r['delay']:g} s:"
+        )
+        print("  " + politeness_line(r))
+        x = f["extraction"]
+        print(
+            f"  clean CPU bound: {x['cpu_s']:.1f} s extraction CPU over {x['cores']} cores = "
+            f"{x['cpu_bound_s']:.1f} s; wall / that {f['clean_cpu_ratio']}; busiest host "
+            f"{f['busiest_host_requests']} requests"
+        )
+        print(
+            "  timeline (s from start): "
+            + ", ".join(f"{k} {v}" for k, v in f["times"].items())
+            + f"; peak fds {f['peak']['fds_tree']} (main process {f['peak']['fds_main']}), "
+            f"peak RSS of the process tree {f['peak']['rss_tree_mb']} MB"
+        )
         print(_fmt_row(r))
         x = r["first"]["extraction"]
         for scope, share in x.get("share", {}).items():
@@ -380,7 +413,7 @@ def print_table(results: list[dict[str, Any]], growth: dict[str, Any]) -> None:
             )
         cpu = r["first"]["cpu_s"]
         print(
-            "    CPU s per stage: "
+            "    CPU s: "
             + " ".join(f"{k}={v}" for k, v in cpu.items())
             + f" total={r['first']['cpu_total_s']}"
         )
@@ -402,7 +435,9 @@ def print_table(results: list[dict[str, Any]], growth: dict[str, Any]) -> None:
         )
 
 
-def measure_one(kind: str, size: int, outlets: int, days: int, ecb: Path | None) -> dict[str, Any]:
+def measure_one(
+    kind: str, size: int, outlets: int, days: int, ecb: Path | None, delay: float = 0.0
+) -> dict[str, Any]:
     """One (store, size) in this process; {"skipped": why} when PostgreSQL is unreachable."""
     with tempfile.TemporaryDirectory(prefix="newsagg-e2e-") as tmp:
         workdir = Path(tmp)
@@ -413,7 +448,7 @@ def measure_one(kind: str, size: int, outlets: int, days: int, ecb: Path | None)
         )
         try:
             with ctx as url:
-                return measure(size, outlets, days, url, workdir, ecb)
+                return measure(size, outlets, days, url, workdir, ecb, delay)
         except Exception as exc:
             if kind != "postgresql" or "connect" not in f"{type(exc).__name__} {exc}".lower():
                 raise
@@ -423,7 +458,9 @@ def measure_one(kind: str, size: int, outlets: int, days: int, ecb: Path | None)
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--articles", default="1000", help="size, or sizes comma-separated (1000)")
-    ap.add_argument("--outlets", type=int, default=50)
+    ap.add_argument("--outlets", default="50", help="outlets, or several comma-separated (50)")
+    ap.add_argument("--per-outlet", type=int, help="articles per outlet (then the size follows the outlets)")
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds between two requests to a host")
     ap.add_argument("--days", type=int, default=7)
     ap.add_argument("--store", choices=("sqlite", "postgresql", "both"), default="sqlite")
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared")
@@ -434,19 +471,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ecb_path = ecb if ecb.is_file() else None
     if args.one:
         kind, size = args.one.split(":")
-        one = measure_one(kind, int(size), args.outlets, args.days, ecb_path)
+        one = measure_one(kind, int(size), int(args.outlets), args.days, ecb_path, args.delay)
         if args.json_out:
             args.json_out.write_text(json.dumps(one, default=str), encoding="utf-8")
         return one
     sizes = [int(x) for x in str(args.articles).split(",") if x.strip()]
+    outlet_counts = [int(x) for x in str(args.outlets).split(",") if x.strip()]
+    runs = (
+        [(n, n * args.per_outlet) for n in outlet_counts]
+        if args.per_outlet
+        else [(n, size) for n in outlet_counts for size in sizes]
+    )
     stores = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
     results: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="newsagg-e2e-") as tmp:
         for kind in stores:
-            for size in sizes:
+            for outlets, size in runs:
                 # its own process: its own memory high-water mark, nothing left from the last
-                out = Path(tmp) / f"{kind}-{size}.json"
+                out = Path(tmp) / f"{kind}-{outlets}-{size}.json"
                 subprocess.run(
                     [
                         sys.executable,
@@ -454,7 +497,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "--one",
                         f"{kind}:{size}",
                         "--outlets",
-                        str(args.outlets),
+                        str(outlets),
+                        "--delay",
+                        str(args.delay),
                         "--days",
                         str(args.days),
                         "--shared",

@@ -170,16 +170,40 @@ def e2e_rows(data: dict[str, Any]) -> list[Row]:
                 else "",
             )
         )
+        if f.get("politeness_bound_s"):
+            rows.append(
+                (
+                    f"{tag}: politeness (delay {r['delay']:g} s)",
+                    f"wall {f['wall_s']:.1f} s, bound {f['politeness_bound_s']:.1f} s, "
+                    f"ratio {f['politeness_ratio']}",
+                    "aim ≤ 1.15; bound = busiest host's requests × delay, same run",
+                )
+            )
+        x_bound = x.get("cpu_bound_s")
+        if x_bound:
+            rows.append(
+                (
+                    f"{tag}: wall / clean CPU bound",
+                    f"{f['clean_cpu_ratio']} ({x_bound} s = extraction CPU over {x['cores']} cores)",
+                    "aim ≤ 1.25 with delay 0; stages overlap, so this is the whole run",
+                )
+            )
+        peak = f.get("peak") or {}
         rows.append(
             (
-                f"{tag}: per stage (articles/s)",
-                ", ".join(f"{k} {v}" for k, v in f["stage_articles_per_s"].items()),
-                "store = time inside Store methods, part of the stage times",
+                f"{tag}: timeline, peaks",
+                ", ".join(f"{k} {v}" for k, v in f["times"].items())
+                + (
+                    f"; peak fds {peak['fds_tree']} (main {peak['fds_main']}), RSS {peak['rss_tree_mb']} MB"
+                    if peak
+                    else ""
+                ),
+                "seconds from the run's start at which each part ended; process tree without the web",
             )
         )
         rows.append(
             (
-                f"{tag}: CPU seconds per stage",
+                f"{tag}: CPU seconds",
                 ", ".join(f"{k} {v}" for k, v in f["cpu_s"].items()) + f"; total {f['cpu_total_s']}",
                 "pipeline process + Scrapy child + the extract workers' own CPU; web server excluded",
             )

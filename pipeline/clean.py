@@ -8,18 +8,23 @@ process reads the next pages and writes the finished ones, so the cores stay on 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pipeline.context import Context
 from pipeline.errors import ExtractionError, NoBodyError
 from pipeline.extract import Extracted, ExtractStats, extract_many
 from pipeline.models import Article, Source, content_hash_for
-from pipeline.store.core import StoredPage, unpack, url_hints
+from pipeline.store.core import StoredPage, now, unpack, url_hints
 
 log = logging.getLogger(__name__)
+
+ARRIVAL_POLL_S = 0.5  # while pages are still being fetched: how often to look for new ones,
+ARRIVAL_POLL_MAX_S = 2.0  # backing off to this while none come
+ARRIVAL_WINDOW = timedelta(seconds=30)  # "stored lately": a write commits within this of its stamp
 
 Hint = tuple[str | None, datetime | None]  # the feed's title and date for a URL
 
@@ -57,8 +62,13 @@ def clean_pending(
     sources: Sequence[Source] | None = None,
     force: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    producing: Callable[[], bool] | None = None,
 ) -> CleanOutcome:
-    """Every page that needs cleaning; one transaction per ``clean_batch_size`` pages."""
+    """Every page that needs cleaning; one transaction per ``clean_batch_size`` pages.
+
+    With ``producing`` (true while fetchers may still store pages), pages are cleaned as they
+    arrive and the stage ends once producing is over and every page stored by then is clean.
+    """
     names = [s.name for s in sources] if sources is not None else None
     size = ctx.settings.clean_batch_size
 
@@ -68,7 +78,39 @@ def clean_pending(
             yield batch
             after = batch[-1].url
 
-    return _clean(ctx, sources, _with_hints(ctx, batches()), write_every=size, on_progress=on_progress)
+    if producing is None:
+        return _clean(ctx, sources, _with_hints(ctx, batches()), write_every=size, on_progress=on_progress)
+    sent: set[tuple[str, str]] = set()  # (url, body hash) handed to the extractors already
+
+    def fresh(batch: Sequence[StoredPage]) -> list[StoredPage]:
+        new = [p for p in batch if (p.url, p.body_sha256) not in sent]
+        sent.update((p.url, p.body_sha256) for p in new)
+        return new
+
+    def arriving() -> Iterator[list[StoredPage]]:
+        # While pages arrive, only those stored lately are looked at (keys first, bodies for the
+        # new ones): a full pass reads every unclean body. One full pass at the start finds what
+        # an earlier run left; one at the end, once nothing more can arrive, finds anything the
+        # lately-stored window missed (a write that committed long after it was stamped).
+        for batch in batches():
+            if new := fresh(batch):
+                yield new
+        pause = ARRIVAL_POLL_S
+        while producing():
+            since = now() - ARRIVAL_WINDOW
+            keys = [k for k in ctx.store.page_keys_fetched_since(since, names) if k not in sent]
+            for start in range(0, len(keys), size):
+                if new := fresh(ctx.store.pages_by_url([url for url, _ in keys[start : start + size]])):
+                    yield new
+            sent.update(keys)  # asked once per body, even if its row went away meanwhile
+            # each look is a scan of the pages table: pace them even while pages flow in
+            pause = ARRIVAL_POLL_S if keys else min(ARRIVAL_POLL_MAX_S, pause * 2)
+            time.sleep(pause)
+        for batch in batches():
+            if new := fresh(batch):
+                yield new
+
+    return _clean(ctx, sources, _with_hints(ctx, arriving()), write_every=size, on_progress=on_progress)
 
 
 def _with_hints(ctx: Context, batches: Iterable[list[StoredPage]]) -> Iterator[tuple[StoredPage, Hint]]:

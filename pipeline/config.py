@@ -44,7 +44,10 @@ class Settings:
     host_delay: float = 1.0  # seconds between two requests to one host
     retry_after_cap: float = 120.0  # wait at most this long for Retry-After; beyond, defer host
     host_failure_limit: int = 5  # consecutive failures before a host is given up for the run
-    fetch_workers: int = 8  # concurrent hosts
+    # hosts fetched at once, each at its own delay; also held under half the open-file limit
+    fetch_workers: int = 256
+    keepalive_idle: float = 5.0  # seconds an idle keep-alive connection is kept for its host
+    fetch_attempts: int = 3  # failed fetches of one URL, over runs, before it is dropped
     extract_workers: int = 0  # 0: one process per core
     clean_batch_size: int = 200
     story_window_hours: float = 72.0  # how long a story stays open to new reports

@@ -6,9 +6,11 @@ the Scrapy item pipeline both call it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from sqlalchemy import Connection
 from pipeline.context import Context
 from pipeline.errors import FetchError, NewsaggError
 from pipeline.models import Source
+from pipeline.net.client import OutOfDescriptorsError, Response, fetch_concurrency
 from pipeline.parse.feeds import parse_feed
 from pipeline.store.core import Discovered, PackedBody, PendingUrl, utc
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 WRITE_BATCH = 50
+_DESCRIPTOR_WAITS = (0.05, 0.1, 0.2, 0.5, 1.0, 1.0, 2.0, 2.0, 5.0, 5.0, 0.0)  # then left pending
 
 
 @dataclass
@@ -43,10 +47,14 @@ class FeedOutcome:
 def pull_feed(ctx: Context, source: Source, since: datetime | None = None) -> FeedOutcome:
     """Fetch one feed conditionally and queue its article URLs. Never raises for the source's
     own faults: the reason is returned and recorded, so one feed cannot stop the others."""
-    store = ctx.store
-    etag, last_modified = store.feed_validators(source.url)
+    return save_feed(ctx, source, fetch_feed(ctx, source), since)
+
+
+def fetch_feed(ctx: Context, source: Source) -> Response | NewsaggError:
+    """The feed's response, or why there is none: the network half of :func:`pull_feed`."""
+    etag, last_modified = ctx.store.feed_validators(source.url)
     try:
-        response = ctx.http.get(
+        return ctx.http.get(
             source.url,
             etag=etag,
             last_modified=last_modified,
@@ -55,8 +63,17 @@ def pull_feed(ctx: Context, source: Source, since: datetime | None = None) -> Fe
             "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
         )
     except NewsaggError as exc:
-        _record_feed_problem(ctx, source, str(exc))
-        return FeedOutcome(source.name, ok=False, error=str(exc))
+        return exc
+
+
+def save_feed(
+    ctx: Context, source: Source, response: Response | NewsaggError, since: datetime | None = None
+) -> FeedOutcome:
+    """Queue what a feed response lists (the store half of :func:`pull_feed`)."""
+    store = ctx.store
+    if isinstance(response, NewsaggError):
+        _record_feed_problem(ctx, source, str(response))
+        return FeedOutcome(source.name, ok=False, error=str(response))
     if response.not_modified:
         return FeedOutcome(source.name, ok=True, not_modified=True)
     result = parse_feed(response.body, response.url, response.content_type)
@@ -156,10 +173,157 @@ def ingest_page(
     return "stored" if changed else "unchanged"
 
 
+def record_fetch_failure(
+    ctx: Context, conn: Connection, url: str, source: str, reason: str, retryable: bool
+) -> str:
+    """The one rule for a failed article fetch, whoever fetched it (feed path or crawl).
+
+    A retryable failure leaves the URL ``failed``, asked again by later runs, until it has
+    failed ``fetch_attempts`` times; then, or at once when no retry can help, it is ``dropped``
+    (until its feed or sitemap says it changed). Either way the reason is in ``drops``.
+    Returns the URL's new status.
+    """
+    status = ctx.store.fail_url(
+        conn, url, reason, retryable=retryable, max_attempts=ctx.settings.fetch_attempts
+    )
+    ctx.store.record_drop(conn, url, source, "fetch", reason)
+    return status
+
+
 @dataclass
 class FetchOutcome:
     counts: Counter[str] = field(default_factory=Counter)
     failures: dict[str, str] = field(default_factory=dict)
+    feeds: list[FeedOutcome] = field(default_factory=list)  # fetch_sources only
+    peak_hosts: int = 0  # hosts being fetched at once, at most
+
+
+_Result = tuple[PendingUrl, "Response | NewsaggError", PackedBody | None]
+
+
+class _Fetcher:
+    """Host workers fetch; the thread that called :meth:`run` does every store write.
+
+    A worker takes one unit of work (one host's pending URLs, or one feed host: its feeds, then
+    what they list) and asks only that host, at its delay, so every host with work is asked at
+    once up to :func:`fetch_concurrency`. Politeness itself is the HTTP client's per-host gate.
+    """
+
+    def __init__(self, ctx: Context, delays: dict[str, float | None], since: datetime | None = None) -> None:
+        self.ctx = ctx
+        self.delays = delays
+        self.since = since
+        self.results: queue.Queue[_Result | None] = queue.Queue(maxsize=256)
+        self.errors: list[BaseException] = []  # a store failure in a worker, raised by run()
+        self.feed_writes: queue.Queue[tuple[Source, Response | NewsaggError, threading.Event]] = queue.Queue()
+        self.outcome = FetchOutcome()
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def fetch_item(self, item: PendingUrl) -> None:
+        for wait in _DESCRIPTOR_WAITS:
+            try:
+                response: Response | NewsaggError = self.ctx.http.get(
+                    item.url,
+                    etag=item.etag,
+                    last_modified=item.last_modified,
+                    delay=self.delays.get(item.source),
+                )
+            except OutOfDescriptorsError as exc:
+                response = exc  # not the URL's fault: ask again once descriptors are free
+                log.warning("%s; waiting %.2fs", exc, wait)
+                time.sleep(wait)
+                continue
+            except NewsaggError as exc:
+                response = exc
+            except Exception as exc:  # a bug must not hang the writer: report it as a failure
+                response = FetchError(f"unexpected {type(exc).__name__}: {exc}", url=item.url)
+            break
+        packed = None
+        ok = isinstance(response, Response) and response.status == 200
+        if ok and isinstance(response, Response) and is_html(response.content_type, response.body):
+            packed = PackedBody.of(response.body)  # here, in parallel (see PackedBody)
+        self.results.put((item, response, packed))
+
+    def run(
+        self,
+        units: Sequence[Callable[[], None]],
+        total: int,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> FetchOutcome:
+        work: queue.Queue[Callable[[], None]] = queue.Queue()
+        for unit in units:
+            work.put(unit)
+        workers = min(fetch_concurrency(self.ctx.settings), len(units))
+        remaining = [workers]
+
+        def worker() -> None:
+            try:
+                while True:
+                    try:
+                        unit = work.get_nowait()
+                    except queue.Empty:
+                        return
+                    with self._lock:
+                        self._busy += 1
+                        self.outcome.peak_hosts = max(self.outcome.peak_hosts, self._busy)
+                    try:
+                        unit()
+                    except Exception as exc:
+                        self.errors.append(exc)
+                    finally:
+                        with self._lock:
+                            self._busy -= 1
+            finally:
+                with self._lock:
+                    remaining[0] -= 1
+                    last = remaining[0] == 0
+                if last:
+                    self.results.put(None)  # the writer's signal that nothing more comes
+
+        threads = [threading.Thread(target=worker, daemon=True, name=f"fetch-{i}") for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        done = 0
+        batch: list[_Result] = []
+        finished = not threads
+        while not finished:
+            self._save_feeds()
+            try:
+                got = self.results.get(timeout=0.05)
+            except queue.Empty:
+                pass
+            else:
+                if got is None:
+                    finished = True
+                else:
+                    batch.append(got)
+                    done += 1
+            if batch and (len(batch) >= WRITE_BATCH or finished or self.results.empty()):
+                _write_fetched(self.ctx, batch, self.outcome)
+                batch = []
+                if on_progress:
+                    on_progress(done, max(total, done))
+        self._save_feeds()
+        for thread in threads:
+            thread.join()
+        if self.errors:
+            raise self.errors[0]
+        return self.outcome
+
+    def _save_feeds(self) -> None:
+        """Feed responses are written here, in the writer's thread, like pages."""
+        while True:
+            try:
+                source, response, saved = self.feed_writes.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self.outcome.feeds.append(save_feed(self.ctx, source, response, self.since))
+            except BaseException as exc:
+                self.errors.append(exc)
+            finally:
+                saved.set()
 
 
 def fetch_pending(
@@ -168,77 +332,53 @@ def fetch_pending(
     limit: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> FetchOutcome:
-    """Fetch every pending article URL: one worker per host (politeness lives in the HTTP
-    client), writes from this thread only, one transaction per batch."""
-    from pipeline.net.client import Response
-
+    """Fetch every pending article URL: every host at once (up to :func:`fetch_concurrency`),
+    each at its own delay; writes from this thread only, one transaction per batch."""
     delays = {s.name: s.delay for s in sources} if sources is not None else {}
     names = [s.name for s in sources] if sources is not None else None
-    todo = ctx.store.pending(names, limit=limit)
-    outcome = FetchOutcome()
+    todo = ctx.store.pending(names, limit=limit, max_attempts=ctx.settings.fetch_attempts)
     if not todo:
-        return outcome
+        return FetchOutcome()
+    fetcher = _Fetcher(ctx, delays)
     by_host: dict[str, list[PendingUrl]] = defaultdict(list)
     for item in todo:
         by_host[urlsplit(item.url).netloc].append(item)
-    hosts: queue.Queue[list[PendingUrl]] = queue.Queue()
-    for items in by_host.values():
-        hosts.put(items)
-    results: queue.Queue[tuple[PendingUrl, object, PackedBody | None]] = queue.Queue(maxsize=256)
-
-    def worker() -> None:
-        while True:
-            try:
-                items = hosts.get_nowait()
-            except queue.Empty:
-                return
-            for item in items:
-                try:
-                    response: object = ctx.http.get(
-                        item.url,
-                        etag=item.etag,
-                        last_modified=item.last_modified,
-                        delay=delays.get(item.source),
-                    )
-                except NewsaggError as exc:
-                    response = exc
-                except Exception as exc:  # a bug must not hang the writer: report it as a failure
-                    response = FetchError(f"unexpected {type(exc).__name__}: {exc}", url=item.url)
-                packed = None
-                if (
-                    isinstance(response, Response)
-                    and response.status == 200
-                    and is_html(response.content_type, response.body)
-                ):
-                    packed = PackedBody.of(response.body)  # here, in parallel (see PackedBody)
-                results.put((item, response, packed))
-
-    threads = [
-        threading.Thread(target=worker, daemon=True, name=f"fetch-{i}")
-        for i in range(max(1, min(ctx.settings.fetch_workers, len(by_host))))
-    ]
-    for thread in threads:
-        thread.start()
-    done = 0
-    batch: list[tuple[PendingUrl, object, PackedBody | None]] = []
-    while done < len(todo):
-        batch.append(results.get())
-        done += 1
-        if len(batch) >= WRITE_BATCH or done == len(todo) or results.empty():
-            _write_fetched(ctx, batch, outcome)
-            batch = []
-            if on_progress:
-                on_progress(done, len(todo))
-    for thread in threads:
-        thread.join()
-    return outcome
+    units = [functools.partial(_fetch_all, fetcher, items) for items in by_host.values()]
+    return fetcher.run(units, len(todo), on_progress)
 
 
-def _write_fetched(
-    ctx: Context, batch: list[tuple[PendingUrl, object, PackedBody | None]], outcome: FetchOutcome
-) -> None:
-    from pipeline.net.client import Response
+def _fetch_all(fetcher: _Fetcher, items: list[PendingUrl]) -> None:
+    for item in items:
+        fetcher.fetch_item(item)
 
+
+def fetch_sources(
+    ctx: Context,
+    feeds: Sequence[Source],
+    since: datetime | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> FetchOutcome:
+    """Feeds and their articles at once: each feed host's worker pulls its feeds, then fetches
+    what is pending for them, while the other hosts do the same. ``newsagg run``'s fetch."""
+    fetcher = _Fetcher(ctx, {s.name: s.delay for s in feeds}, since)
+    by_host: dict[str, list[Source]] = defaultdict(list)
+    for source in feeds:
+        by_host[urlsplit(source.url).netloc.lower()].append(source)
+
+    def host(group: list[Source]) -> None:
+        for source in group:
+            response = fetch_feed(ctx, source)
+            saved = threading.Event()
+            fetcher.feed_writes.put((source, response, saved))
+            saved.wait()
+        pending = ctx.store.pending([s.name for s in group], max_attempts=ctx.settings.fetch_attempts)
+        _fetch_all(fetcher, pending)
+
+    units = [functools.partial(host, group) for group in by_host.values()]
+    return fetcher.run(units, 0, on_progress)
+
+
+def _write_fetched(ctx: Context, batch: list[_Result], outcome: FetchOutcome) -> None:
     with ctx.store.begin() as conn:
         for item, response, packed in batch:
             if isinstance(response, Response):
@@ -259,11 +399,10 @@ def _write_fetched(
                 outcome.counts[result] += 1
                 if result == "dropped":
                     outcome.failures[item.url] = f"not HTML ({response.content_type})"
+            elif isinstance(response, OutOfDescriptorsError):
+                outcome.counts["deferred"] += 1  # still pending: the next run asks again
             else:
-                assert isinstance(response, NewsaggError)
                 reason = str(response)
-                retryable = response.retryable and item.attempts + 1 < 3
-                ctx.store.mark_url(conn, item.url, "failed" if retryable else "dropped", reason)
-                ctx.store.record_drop(conn, item.url, item.source, "fetch", reason)
+                record_fetch_failure(ctx, conn, item.url, item.source, reason, response.retryable)
                 outcome.counts["failed"] += 1
                 outcome.failures[item.url] = reason

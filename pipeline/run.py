@@ -1,27 +1,36 @@
 """One whole pipeline run, as ``newsagg run`` does it: discover, fetch, clean, dedup.
 
-The DAG calls the same stage functions one task at a time; this module only sequences them and
-builds the summary.
+The DAG calls the same stage functions one task at a time; this module runs them at once (the
+store is the hand-off) and builds the summary.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
+import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pipeline.clean import clean_pending
 from pipeline.context import Context
 from pipeline.dedup import dedup
 from pipeline.extract import ExtractStats
-from pipeline.ingest import fetch_pending, pull_feed
+from pipeline.ingest import FetchOutcome, fetch_sources
 from pipeline.models import Source
 from pipeline.progress import Progress
 
+if TYPE_CHECKING:
+    from pipeline.crawl import CrawlResult
+
+T = TypeVar("T")
+
 log = logging.getLogger(__name__)
+stage_log = logging.getLogger("newsagg")  # where Progress logs its stages
 
 
 @dataclass
@@ -81,60 +90,126 @@ class RunSummary:
 def run_pipeline(
     ctx: Context, sources: Sequence[Source], since: datetime | None = None, progress: Progress | None = None
 ) -> RunSummary:
+    """Fetch, crawl and clean at once, then dedup.
+
+    Feed hosts are fetched in threads (each host at its delay), the crawl runs in its child
+    process, and this thread cleans pages as they land in the store; dedup starts once the last
+    page is clean. The store stays the hand-off between stages, as in the DAG's tasks, so a
+    killed run resumes from what was committed.
+    """
     progress = progress or Progress(enabled=False)
     summary = RunSummary()
     with ctx.store.run_lock():
         feeds = [s for s in sources if s.kind == "rss"]
         crawled = [s for s in sources if s.kind != "rss"]
-        with progress.stage("feeds", len(feeds)) as bar:
-            for source in feeds:
-                outcome = pull_feed(ctx, source, since)
-                if outcome.ok:
-                    summary.sources_ok.append(source.name)
-                    if outcome.error:
-                        summary.feed_warnings[source.name] = outcome.error
-                else:
-                    summary.sources_failed[source.name] = outcome.error or "failed"
-                summary.discovered += outcome.new + outcome.requeued
-                bar.advance()
-        if crawled:
-            crawl_sources(ctx, crawled, since, summary)
-        with progress.stage("fetch") as bar:
-            last = [0]
-
-            def fetched(done: int, total: int) -> None:
-                bar.total(total)
-                bar.advance(done - last[0])
-                last[0] = done
-
-            # Crawled sources fetch their own articles under Scrapy's robots.txt rules; what
-            # they leave pending waits for their next crawl.
-            fetch = fetch_pending(ctx, feeds, on_progress=fetched)
-        ctx.close_http()  # clean and dedup need no sockets; see Context.close_http
+        preload_extractor()
+        fetched = _Producer("fetch", lambda: _fetch(ctx, feeds, since))
+        crawl = _Producer("crawl", lambda: run_crawl_result(ctx, crawled, since)) if crawled else None
+        producers: list[_Producer[Any]] = [p for p in (fetched, crawl) if p is not None]
+        for producer in producers:
+            producer.start()
+        try:
+            with progress.stage("clean") as bar:
+                cleaned = clean_pending(
+                    ctx,
+                    sources,
+                    on_progress=bar.advance,
+                    producing=lambda: any(p.running for p in producers),
+                )
+        finally:
+            for producer in producers:
+                producer.join()
+            ctx.close_http()
+        fetch = fetched.result()
+        for outcome in fetch.feeds:
+            if outcome.ok:
+                summary.sources_ok.append(outcome.source)
+                if outcome.error:
+                    summary.feed_warnings[outcome.source] = outcome.error
+            else:
+                summary.sources_failed[outcome.source] = outcome.error or "failed"
+            summary.discovered += outcome.new + outcome.requeued
+        if crawl is not None:
+            add_crawl(summary, crawl.result())
         summary.fetch.update(fetch.counts)
         summary.drops.update(fetch.failures)
-        with progress.stage("clean") as bar:
-            cleaned = clean_pending(ctx, sources, on_progress=bar.advance)
         summary.articles.update(cleaned.counts)
         summary.articles["dropped"] += fetch.counts.get("failed", 0) + fetch.counts.get("dropped", 0)
         summary.drops.update(cleaned.drops)
         summary.extraction.add(cleaned.extraction)
         with progress.stage("dedup") as bar:
-            result = dedup(ctx)
-            bar.advance(result.articles)
-        summary.stories.update(result.stories)
+            deduped = dedup(ctx)
+            bar.advance(deduped.articles)
+        summary.stories.update(deduped.stories)
     return summary
+
+
+def _fetch(ctx: Context, feeds: Sequence[Source], since: datetime | None) -> FetchOutcome:
+    # "<stage>: started" marks where a run is, for logs and the crash-safety test's kill points
+    stage_log.info("feeds: started")
+    stage_log.info("fetch: started")
+    # Crawled sources fetch their own articles under Scrapy's robots.txt rules; what they
+    # leave pending waits for their next crawl.
+    return fetch_sources(ctx, feeds, since)
+
+
+class _Producer(Generic[T]):
+    """A stage that stores pages in a thread while this one cleans; its error is re-raised."""
+
+    def __init__(self, name: str, work: Callable[[], T]) -> None:
+        self.name = name
+        self._work = work
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as exc:
+            self._error = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> T:
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+def preload_extractor() -> None:
+    """Extraction workers start from a forkserver once fetch threads exist (forking a threaded
+    process is unsafe); preloading the extractor there lets each worker inherit it instead of
+    importing trafilatura again."""
+    with contextlib.suppress(ValueError):  # no forkserver on this platform: spawn is used
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["pipeline.extract"])
+
+
+def run_crawl_result(ctx: Context, sources: Sequence[Source], since: datetime | None) -> CrawlResult:
+    from pipeline.crawl import run_crawl
+
+    return run_crawl(ctx.settings, sources, since)
+
+
+def add_crawl(summary: RunSummary, result: CrawlResult) -> None:
+    summary.crawl_stats = result.stats
+    for name in result.ok:
+        summary.sources_ok.append(name)
+    summary.sources_failed.update(result.failed)
+    summary.discovered += result.discovered
 
 
 def crawl_sources(
     ctx: Context, sources: Sequence[Source], since: datetime | None, summary: RunSummary
 ) -> None:
     """Sitemap and section-page sources go through the Scrapy crawl (in a subprocess)."""
-    from pipeline.crawl import run_crawl
-
-    result = run_crawl(ctx.settings, sources, since)
-    summary.crawl_stats = result.stats
-    for name in result.ok:
-        summary.sources_ok.append(name)
-    summary.sources_failed.update(result.failed)
-    summary.discovered += result.discovered
+    add_crawl(summary, run_crawl_result(ctx, sources, since))

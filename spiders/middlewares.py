@@ -20,7 +20,8 @@ from scrapy.responsetypes import responsetypes
 from scrapy.utils.httpobj import urlparse_cached
 
 from pipeline.errors import NewsaggError, RefusedError
-from pipeline.net.client import check_url, parse_retry_after
+from pipeline.net.client import parse_retry_after
+from pipeline.net.guard import check_url
 from pipeline.store.core import Store
 
 host_blocked = object()  # signal(netloc: str, reason: str): no more requests there this run

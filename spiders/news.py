@@ -164,7 +164,7 @@ class SourceSpider(scrapy.Spider):
     def owed_requests(self) -> Iterator[Request]:
         """URLs this source found in earlier runs and still owes a fetch (a run cut short by
         the page limit, a server error last time)."""
-        for item in self.store.pending([self.source.name]):
+        for item in self.store.pending([self.source.name], max_attempts=self.ctx.settings.fetch_attempts):
             yield self.article_request(item.url)
 
     def follow(self, found: Iterable[Discovered]) -> Iterator[Request]:

@@ -6,7 +6,7 @@ from typing import Any, Self
 
 from scrapy.crawler import Crawler
 
-from pipeline.ingest import ingest_page
+from pipeline.ingest import ingest_page, record_fetch_failure
 from spiders.items import FetchedPage, FetchFailed
 from spiders.news import SourceSpider
 
@@ -44,8 +44,6 @@ class StorePipeline:
                 )
                 stats.inc_value(f"newsagg/pages/{result}")
             elif isinstance(item, FetchFailed):
-                # as the feed path's fetch stage records a failed fetch
-                ctx.store.mark_url(conn, item.url, "failed" if item.retryable else "dropped", item.reason)
-                ctx.store.record_drop(conn, item.url, item.source, "fetch", item.reason)
-                stats.inc_value("newsagg/pages/failed" if item.retryable else "newsagg/pages/dropped")
+                status = record_fetch_failure(ctx, conn, item.url, item.source, item.reason, item.retryable)
+                stats.inc_value(f"newsagg/pages/{status}")
         return item

@@ -15,7 +15,7 @@ from scrapy.resolver import CachingThreadedResolver
 from twisted.internet.defer import Deferred
 from twisted.internet.error import DNSLookupError
 
-from pipeline.net.client import classify_address
+from pipeline.net.guard import PRIVATE_NETWORK_SWITCH, classify_address
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,7 @@ class PublicOnlyResolver(CachingThreadedResolver):
         reason = classify_address(address)
         if reason:
             # Twisted reports any failed lookup as "no results": say here why it failed
-            message = (
-                f"refused {name}: it resolves to {address}, which is {reason} "
-                "(set allow_private_network to allow)"
-            )
+            message = f"refused {name}: it resolves to {address}, which is {reason}; {PRIVATE_NETWORK_SWITCH}"
             log.warning(message)
             raise DNSLookupError(message)
         return address

@@ -28,6 +28,7 @@ from scrapy.settings import Settings as ScrapySettings
 from pipeline.config import load_settings
 from pipeline.context import Context, open_context
 from pipeline.models import Source
+from pipeline.net.client import fetch_concurrency
 from spiders.news import SectionSpider, SitemapSpider, SourceSpider
 
 SPIDERS: dict[str, type[SourceSpider]] = {"sitemap": SitemapSpider, "html": SectionSpider}
@@ -102,9 +103,14 @@ def crawl(
         outcomes[source.name] = {"error": spider.error, "discovered": spider.discovered}
         stats.append(crawler.stats.get_stats())
 
+    # each host's crawl keeps its connections open until it ends: at most this many at once,
+    # so descriptors follow the concurrency, not the number of crawled hosts
+    hosts_at_once = asyncio.Semaphore(fetch_concurrency(ctx.settings))
+
     async def crawl_host(group: list[Source]) -> None:
-        for source in group:
-            await crawl_source(source)
+        async with hosts_at_once:
+            for source in group:
+                await crawl_source(source)
 
     async def crawl_all() -> None:
         from twisted.internet import reactor

@@ -26,6 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pipeline.net.client as http_mod
+import pipeline.net.guard as guard
 from pipeline.config import Settings
 from pipeline.errors import FetchError, RefusedError
 from pipeline.net.client import (
@@ -263,7 +264,7 @@ def test_numeric_ipv4_spellings_are_read_like_the_c_resolver(value: int, form: s
         str(ip)
     ]  # ... is what we vet
     if classify_address(ip) is not None:
-        with pytest.raises(RefusedError, match="set allow_private_network"):
+        with pytest.raises(RefusedError, match="pass --allow-private-network, set NEWSAGG_ALLOW_PRIVATE"):
             check_url(f"http://{spelled}/", allow_private=False, resolver=FakeResolver())
 
 
@@ -271,7 +272,9 @@ def test_check_url_message_names_url_address_and_setting() -> None:
     with pytest.raises(RefusedError) as info:
         check_url("http://10.0.0.5/x", allow_private=False)
     assert str(info.value) == (
-        "refused http://10.0.0.5/x: 10.0.0.5 is a private address (set allow_private_network to allow)"
+        "refused http://10.0.0.5/x: 10.0.0.5 is a private address; to fetch it anyway, pass "
+        "--allow-private-network, set NEWSAGG_ALLOW_PRIVATE_NETWORK=1, or put "
+        "allow_private_network = true in newsagg.toml"
     )
     assert info.value.url == "http://10.0.0.5/x"
     assert not info.value.retryable
@@ -368,7 +371,7 @@ def test_names_resolving_to_private_addresses_never_connect(
 ) -> None:
     resolver = FakeResolver({"news.example": answers})
     client = make_client(allow_private_network=False, resolver=resolver)
-    with pytest.raises(RefusedError, match="set allow_private_network to allow"):
+    with pytest.raises(RefusedError, match="pass --allow-private-network, set NEWSAGG_ALLOW_PRIVATE"):
         client.get(fault_server.url("/ok", host="news.example"))
     assert resolver.calls == ["news.example"]
     assert fault_server.accepts == 0
@@ -439,8 +442,8 @@ def test_allowed_private_network_accepts_numeric_spellings(
 @pytest.fixture
 def loopback_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let the guard pass 127.0.0.1 (only) so a redirect *from* the fault server is tested."""
-    real = http_mod.classify_address
-    monkeypatch.setattr(http_mod, "classify_address", lambda ip: None if str(ip) == "127.0.0.1" else real(ip))
+    real = guard.classify_address
+    monkeypatch.setattr(guard, "classify_address", lambda ip: None if str(ip) == "127.0.0.1" else real(ip))
 
 
 @pytest.mark.usefixtures("loopback_is_public")

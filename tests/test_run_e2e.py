@@ -118,7 +118,9 @@ def test_private_network_refused_by_default(
     reg = registry(tmp_path, web)
     assert main(["run", "--sources", str(reg), "--store", sqlite_url, "--only", "wire"]) == 1
     out = capsys.readouterr().out
-    assert "failed wire:" in out and "allow_private_network" in out
+    assert (
+        "failed wire:" in out and "pass --allow-private-network, set NEWSAGG_ALLOW_PRIVATE_NETWORK=1" in out
+    )
     assert web.requests == []
 
 

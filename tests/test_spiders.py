@@ -381,7 +381,8 @@ def test_private_addresses_are_refused_unless_allowed(
     refused = crawl(tmp_path, [source], allow_private_network=False)
 
     assert refused.ok == []
-    assert "127.0.0.1 is a loopback address (set allow_private_network" in refused.failed["local"]
+    why = refused.failed["local"]
+    assert "127.0.0.1 is a loopback address; to fetch it anyway, pass --allow-private-network" in why
     assert site.paths() == []
 
     # the resolver refuses too: a name that resolves to loopback, with the URL check removed

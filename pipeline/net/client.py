@@ -1,21 +1,22 @@
 """The one place newsagg talks HTTP.
 
 Everything a fetcher of untrusted URLs must get right lives here so no stage re-invents it:
-the SSRF guard (with the vetted IP pinned for the connection), timeouts including a wall-clock
-deadline, size caps that also hold for compressed bodies, manual redirects, per-host politeness,
-retries and giving up on dead hosts. Stages call :meth:`HttpClient.get` and handle
-:class:`~pipeline.errors.FetchError` / :class:`~pipeline.errors.RefusedError`.
+the vetted IP pinned for the connection (the SSRF guard itself is :mod:`.guard`), timeouts
+including a wall-clock deadline, size caps that also hold for compressed bodies, manual
+redirects, per-host politeness, retries and giving up on dead hosts. Stages call
+:meth:`HttpClient.get` and handle :class:`~pipeline.errors.FetchError` /
+:class:`~pipeline.errors.RefusedError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import http.client
-import ipaddress
 import logging
 import random
-import re
+import resource
 import socket
 import ssl
 import threading
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 import brotli
 import urllib3.exceptions
@@ -36,22 +37,31 @@ from urllib3.util.ssl_match_hostname import CertificateError
 
 from pipeline.config import Settings
 from pipeline.errors import FetchError, RefusedError
+from pipeline.net.guard import (
+    Resolver,
+    Target,
+    check_url,
+    classify_address,
+    parse_target,
+    refuse,
+    system_resolver,
+    vet,
+)
 
 __all__ = [
     "DeferredError",
     "HttpClient",
+    "OutOfDescriptorsError",
     "Resolver",
     "Response",
     "check_url",
     "classify_address",
+    "fetch_concurrency",
     "parse_retry_after",
     "system_resolver",
 ]
 
 log = logging.getLogger(__name__)
-
-Resolver = Callable[[str, int], list[str]]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 DEFAULT_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ACCEPT_ENCODING = "gzip, deflate, br"
@@ -78,251 +88,35 @@ class Response:
         return self.status == 304
 
 
+FD_RESERVE = 64  # descriptors kept free for everything but fetch sockets
+
+
+def fetch_concurrency(settings: Settings) -> int:
+    """Hosts fetched at once: ``fetch_workers``, held under half the open-file limit.
+
+    Each host in flight holds one socket (kept alive between its requests); the idle pool holds
+    at most as many again, and the rest of the limit stays free for the store, the extraction
+    workers' pipes and the crawl.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max(1, settings.fetch_workers)
+    return max(1, min(settings.fetch_workers, (soft - FD_RESERVE) // 2))
+
+
+class OutOfDescriptorsError(FetchError):
+    """This process ran out of file descriptors (EMFILE/ENFILE) opening a connection.
+
+    Nothing is wrong with the URL or its host: the caller asks again once descriptors are free,
+    and neither the URL nor the host is charged a failure.
+    """
+
+
 class DeferredError(FetchError):
     """The host asked (Retry-After) for a longer pause than one run will wait.
 
     Still retryable, but by the next run: within this client the host is skipped until then.
     """
-
-
-# --------------------------------------------------------------------------- SSRF guard
-
-_V4_BLOCKED: tuple[tuple[ipaddress.IPv4Network, str], ...] = tuple(
-    (ipaddress.IPv4Network(net), reason)
-    for net, reason in (
-        ("0.0.0.0/8", "an unspecified ('this network') address"),
-        ("10.0.0.0/8", "a private address"),
-        ("100.64.0.0/10", "a shared (carrier-grade NAT) address"),
-        ("127.0.0.0/8", "a loopback address"),
-        ("169.254.0.0/16", "a link-local address"),
-        ("172.16.0.0/12", "a private address"),
-        ("192.0.0.0/24", "an IETF protocol address"),
-        ("192.0.2.0/24", "a documentation address"),
-        ("192.88.99.0/24", "a 6to4 relay address"),
-        ("192.168.0.0/16", "a private address"),
-        ("198.18.0.0/15", "a benchmarking address"),
-        ("198.51.100.0/24", "a documentation address"),
-        ("203.0.113.0/24", "a documentation address"),
-        ("224.0.0.0/4", "a multicast address"),
-        ("240.0.0.0/4", "a reserved address"),
-    )
-)
-_V6_BLOCKED: tuple[tuple[ipaddress.IPv6Network, str], ...] = tuple(
-    (ipaddress.IPv6Network(net), reason)
-    for net, reason in (
-        ("::/128", "an unspecified address"),
-        ("::1/128", "a loopback address"),
-        ("64:ff9b:1::/48", "a local-use NAT64 address"),
-        ("100::/64", "a discard-only address"),
-        ("2001::/32", "a Teredo address"),
-        ("2001::/23", "an IETF protocol address"),
-        ("2001:db8::/32", "a documentation address"),
-        ("fc00::/7", "a unique-local address"),
-        ("fe80::/10", "a link-local address"),
-        ("fec0::/10", "a site-local address"),
-        ("ff00::/8", "a multicast address"),
-        ("::/8", "a reserved address"),  # after the embedded-IPv4 forms are unpacked
-    )
-)
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
-
-
-def classify_address(ip: IPAddress | str) -> str | None:
-    """Why ``ip`` must not be fetched (e.g. "a private address"), or None if it is public.
-
-    Explicit tables rather than ``ipaddress.is_global`` alone because that attribute changed
-    between Python releases and calls NAT64/6to4 forms of 127.0.0.1 global; addresses that
-    embed an IPv4 address are judged by the embedded one.
-    """
-    return _classify(ipaddress.ip_address(ip) if isinstance(ip, str) else ip)
-
-
-def _classify(ip: IPAddress) -> str | None:
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded, form = _embedded_ipv4(ip)
-        if embedded is not None:
-            inner = _classify(embedded)
-            return f"{inner} ({form} {embedded})" if inner else None
-        for net6, reason in _V6_BLOCKED:
-            if ip in net6:
-                return reason
-    else:
-        for net4, reason in _V4_BLOCKED:
-            if ip in net4:
-                return reason
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_reserved:
-        return "a non-public address"
-    if not ip.is_global:
-        return "a non-public address"
-    return None
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address | None, str]:
-    """The IPv4 address an IPv6 address really reaches: mapped, NAT64 or 6to4 forms."""
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped, "IPv4-mapped"
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "NAT64 form of"
-    if ip in _SIXTOFOUR and ip.sixtofour is not None:
-        return ip.sixtofour, "6to4 form of"
-    return None, ""
-
-
-_LABEL = r"[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?"
-_HOSTNAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
-_NUMERIC_LABEL = re.compile(r"^(?:0[xX][0-9a-fA-F]*|[0-9]+)$")
-
-
-def _parse_ipv4_literal(host: str) -> ipaddress.IPv4Address | None:
-    """Parse the IPv4 spellings resolvers accept (``2130706433``, ``0x7f.1``, ``0177.0.0.1``).
-
-    If the last label is numeric the host is an address (WHATWG URL rule); one that does not
-    parse is refused rather than handed to a resolver, which may read it differently.
-    """
-    name = host[:-1] if host.endswith(".") else host
-    labels = name.split(".")
-    if not labels or not _NUMERIC_LABEL.match(labels[-1]):
-        return None
-    if len(labels) > 4 or not all(_NUMERIC_LABEL.match(label) for label in labels):
-        raise ValueError(f"{host!r} is not a valid IPv4 address")
-    numbers = []
-    for label in labels:
-        if label[:2].lower() == "0x":
-            numbers.append(int(label[2:] or "0", 16))
-        elif len(label) > 1 and label.startswith("0"):
-            numbers.append(int(label, 8) if label.isdigit() and "8" not in label and "9" not in label else -1)
-        else:
-            numbers.append(int(label))
-    *head, last = numbers
-    if any(n < 0 or n > 255 for n in head) or not 0 <= last < 256 ** (5 - len(numbers)):
-        raise ValueError(f"{host!r} is not a valid IPv4 address")
-    value = last
-    for i, n in enumerate(head):
-        value += n << (8 * (3 - i))
-    return ipaddress.IPv4Address(value)
-
-
-@dataclass(frozen=True)
-class _Target:
-    """A URL split once, by us, so the vetted host is the one we connect to and name."""
-
-    url: str
-    scheme: str
-    host: str  # ASCII; the canonical address for IP literals
-    port: int
-    path: str  # request target: path?query, percent-encoded
-    literal: IPAddress | None
-
-    @property
-    def key(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def host_header(self) -> str:
-        name = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return name if self.port == default else f"{name}:{self.port}"
-
-
-def _refuse(url: str, reason: str) -> RefusedError:
-    return RefusedError(f"refused {url}: {reason}", url=url)
-
-
-def _parse_target(url: str) -> _Target:
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError as exc:
-        raise _refuse(url, f"malformed URL ({exc})") from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        shown = f"scheme {scheme!r}" if scheme else "a URL without a scheme"
-        raise _refuse(url, f"{shown} is not allowed (only http and https)")
-    raw_host = parts.hostname or ""
-    if not raw_host:
-        raise _refuse(url, "no host")
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        raise _refuse(url, "bad port") from None
-    if not 0 < port < 65536:
-        raise _refuse(url, "bad port")
-    literal: IPAddress | None
-    if ":" in raw_host:  # only IPv6 literals have colons once urlsplit removed the port
-        try:
-            literal = ipaddress.IPv6Address(raw_host)
-        except ValueError:
-            raise _refuse(url, f"{raw_host!r} is not a valid IPv6 address") from None
-        host = str(literal)
-    else:
-        try:
-            host = raw_host.encode("idna").decode("ascii").lower()
-        except UnicodeError:
-            raise _refuse(url, f"invalid host name {raw_host!r}") from None
-        try:
-            literal = _parse_ipv4_literal(host)
-        except ValueError as exc:
-            raise _refuse(url, str(exc)) from None
-        if literal is not None:
-            host = str(literal)
-        elif not _HOSTNAME_RE.match(host):
-            raise _refuse(url, f"invalid host name {raw_host!r}")
-        host = host.rstrip(".")
-    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
-    if parts.query:
-        path += "?" + quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
-    clean_url = parts._replace(fragment="").geturl()
-    return _Target(clean_url, scheme, host, port, path, literal)
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    """All addresses the OS resolver gives for ``host``, in its preference order."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"cannot resolve {host}: {exc}") from None
-    ips: list[str] = []
-    for family, _, _, _, sockaddr in infos:
-        if family in (socket.AF_INET, socket.AF_INET6) and sockaddr[0] not in ips:
-            ips.append(str(sockaddr[0]))
-    return ips
-
-
-def _vet(target: _Target, allow_private: bool, resolver: Resolver) -> list[str]:
-    if target.literal is not None:
-        addresses: list[IPAddress] = [target.literal]
-    else:
-        try:
-            raw = resolver(target.host, target.port)
-        except FetchError as exc:
-            raise FetchError(f"{target.url}: {exc}", url=target.url) from None
-        except OSError as exc:
-            raise FetchError(f"{target.url}: cannot resolve {target.host}: {exc}", url=target.url) from None
-        addresses = []
-        for text in raw:
-            try:
-                addresses.append(ipaddress.ip_address(text.split("%", 1)[0]))
-            except ValueError:
-                raise _refuse(target.url, f"resolver returned {text!r}, not an address") from None
-        if not addresses:
-            raise FetchError(f"{target.url}: {target.host} has no addresses", url=target.url)
-    if not allow_private:
-        for ip in addresses:
-            reason = classify_address(ip)
-            if reason:
-                subject = str(ip) if target.literal is not None else f"{target.host} resolves to {ip}, which"
-                raise _refuse(target.url, f"{subject} is {reason} (set allow_private_network to allow)")
-    return list(dict.fromkeys(str(ip) for ip in addresses))
-
-
-def check_url(url: str, *, allow_private: bool, resolver: Resolver = system_resolver) -> list[str]:
-    """The SSRF guard alone: the vetted IPs to connect to, or :class:`RefusedError`.
-
-    Every address must pass, not just one: the connection may use any of them.
-    """
-    return _vet(_parse_target(url), allow_private, resolver)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -561,40 +355,98 @@ class _Pool:
     """Idle keep-alive connections per (scheme, ip, port[, TLS name]).
 
     TLS connections are also keyed by the name they were verified for: reusing one for another
-    host on the same IP would skip that host's certificate check.
+    host on the same IP would skip that host's certificate check. Idle connections are closed
+    after ``idle_timeout`` and beyond ``max_idle`` in all (oldest first), so open descriptors
+    follow the number of hosts being fetched now, not the number of hosts seen in the run.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_idle: int, idle_timeout: float) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[_PoolKey, list[HTTPConnection]] = {}
+        self._idle: dict[_PoolKey, list[tuple[float, HTTPConnection]]] = {}
+        self._count = 0
+        self._max_idle = max(0, max_idle)
+        self._idle_timeout = idle_timeout
         self._closed = False
 
     def take(self, key: _PoolKey) -> HTTPConnection | None:
         while True:
             with self._lock:
+                stale = self._expire(time.monotonic())
                 idle = self._idle.get(key)
-                if not idle:
-                    return None
-                conn = idle.pop()
+                conn = None
+                if idle:
+                    _, conn = idle.pop()
+                    self._count -= 1
+                    if not idle:
+                        del self._idle[key]
+            _close_all(stale)
+            if conn is None:
+                return None
             if conn.is_connected:  # the server may have closed it while idle
                 return conn
             conn.close()
 
     def put(self, key: _PoolKey, conn: HTTPConnection) -> None:
+        now = time.monotonic()
         with self._lock:
+            stale = self._expire(now)
             idle = self._idle.setdefault(key, [])
-            if not self._closed and len(idle) < _IDLE_PER_KEY:
-                idle.append(conn)
-                return
-        conn.close()
+            if self._closed or len(idle) >= _IDLE_PER_KEY or self._max_idle == 0:
+                stale.append(conn)
+            else:
+                idle.append((now, conn))
+                self._count += 1
+                while self._count > self._max_idle:
+                    stale.append(self._pop_oldest())
+        _close_all(stale)
+
+    def idle_count(self) -> int:
+        with self._lock:
+            return self._count
+
+    def close_idle(self) -> None:
+        """Close every idle connection (the process is short of descriptors)."""
+        with self._lock:
+            conns = [c for idle in self._idle.values() for _, c in idle]
+            self._idle.clear()
+            self._count = 0
+        _close_all(conns)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            conns = [c for idle in self._idle.values() for c in idle]
-            self._idle.clear()
-        for conn in conns:
-            conn.close()
+        self.close_idle()
+
+    def _expire(self, now: float) -> list[HTTPConnection]:
+        """Under the lock: take out the connections idle longer than the timeout."""
+        if not self._count:
+            return []
+        cutoff = now - self._idle_timeout
+        stale: list[HTTPConnection] = []
+        for key in [k for k, idle in self._idle.items() if idle[0][0] <= cutoff]:
+            idle = self._idle[key]
+            keep = [(t, c) for t, c in idle if t > cutoff]
+            stale += [c for t, c in idle if t <= cutoff]
+            self._count -= len(idle) - len(keep)
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+        return stale
+
+    def _pop_oldest(self) -> HTTPConnection:
+        key = min(self._idle, key=lambda k: self._idle[k][0][0])
+        idle = self._idle[key]
+        _, conn = idle.pop(0)
+        self._count -= 1
+        if not idle:
+            del self._idle[key]
+        return conn
+
+
+def _close_all(conns: list[HTTPConnection]) -> None:
+    for conn in conns:
+        conn.close()
 
 
 @dataclass
@@ -626,6 +478,15 @@ def _describe(exc: BaseException) -> str:
     if exc.args and isinstance(exc.args[-1], str):
         return exc.args[-1]
     return str(exc) or type(exc).__name__
+
+
+def _out_of_descriptors(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_cert_error(exc: BaseException) -> bool:
@@ -664,7 +525,7 @@ class HttpClient:
         self.backoff_max = backoff_max
         self._lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
-        self._pool = _Pool()
+        self._pool = _Pool(max_idle=fetch_concurrency(settings), idle_timeout=settings.keepalive_idle)
         self._watchdog = _Watchdog()
         self._closed = False
 
@@ -712,7 +573,7 @@ class HttpClient:
         while True:
             try:
                 return self._follow(url, headers, spacing)
-            except DeferredError:
+            except (DeferredError, OutOfDescriptorsError):
                 raise
             except FetchError as exc:
                 if not exc.retryable or attempt >= self.max_attempts:
@@ -734,13 +595,13 @@ class HttpClient:
         current = url
         while True:
             try:
-                target = _parse_target(current)
+                target = parse_target(current)
             except RefusedError as exc:
                 if chain:
                     raise RefusedError(f"{exc} (redirected from {chain[-1]})", url=current) from None
                 raise
             if target.url in chain:
-                raise _refuse(url, "redirect loop: " + " -> ".join([*chain, target.url]))
+                raise refuse(url, "redirect loop: " + " -> ".join([*chain, target.url]))
             chain.append(target.url)
             try:
                 reply = self._hop(target, headers, spacing)
@@ -763,7 +624,7 @@ class HttpClient:
                     charset=charset,
                 )
             if len(chain) > limit:
-                raise _refuse(url, f"too many redirects (more than {limit})")
+                raise refuse(url, f"too many redirects (more than {limit})")
             current = urljoin(target.url, reply.location.strip())
 
     # ----------------------------------------------------------------- one request
@@ -775,7 +636,7 @@ class HttpClient:
                 state = self._hosts[key] = _Host()
             return state
 
-    def _check_host(self, state: _Host, target: _Target) -> None:
+    def _check_host(self, state: _Host, target: Target) -> None:
         if state.given_up:
             raise RefusedError(
                 f"host given up for this run: {target.key} failed {state.failures} times in "
@@ -789,7 +650,7 @@ class HttpClient:
                 url=target.url,
             )
 
-    def _hop(self, target: _Target, headers: dict[str, str], spacing: float) -> _Reply:
+    def _hop(self, target: Target, headers: dict[str, str], spacing: float) -> _Reply:
         """One request to one host, under that host's lock: one in flight, spaced out."""
         state = self._host(target.key)
         self._check_host(state, target)  # no queueing behind a host we already gave up on
@@ -797,11 +658,11 @@ class HttpClient:
             self._check_host(state, target)
             started = False
             try:
-                ips = _vet(target, self.settings.allow_private_network, self._resolver)
+                ips = vet(target, self.settings.allow_private_network, self._resolver)
                 self._wait_turn(state, spacing)
                 started = True
                 reply = self._exchange(target, ips, headers)
-            except RefusedError:
+            except (RefusedError, OutOfDescriptorsError):
                 raise
             except FetchError as exc:
                 outcome = self._failed(state, target, exc)
@@ -822,7 +683,7 @@ class HttpClient:
         while (pause := earliest - time.monotonic()) > 0:
             time.sleep(pause)
 
-    def _failed(self, state: _Host, target: _Target, exc: FetchError) -> FetchError:
+    def _failed(self, state: _Host, target: Target, exc: FetchError) -> FetchError:
         """Count a retryable failure against the host; the error ``get`` should see."""
         result = exc
         cap = self.settings.retry_after_cap
@@ -852,7 +713,7 @@ class HttpClient:
             )
         return result
 
-    def _connect(self, target: _Target, ips: list[str], deadline: float, inflight: _Inflight) -> bool:
+    def _connect(self, target: Target, ips: list[str], deadline: float, inflight: _Inflight) -> bool:
         """Put a connection to one of the vetted ``ips`` in ``inflight``; True if reused."""
         tls_name = target.host if target.scheme == "https" else None
         for ip in ips:
@@ -887,8 +748,13 @@ class HttpClient:
             except (*_TRANSPORT_ERRORS, ValueError) as exc:
                 conn.close()
                 inflight.conn = None
+                if _out_of_descriptors(exc):
+                    self._pool.close_idle()
+                    raise OutOfDescriptorsError(
+                        f"{target.url}: no file descriptor free to connect ({_describe(exc)})", url=target.url
+                    ) from None
                 if _is_cert_error(exc):
-                    raise _refuse(
+                    raise refuse(
                         target.url, f"TLS certificate verification failed for {target.host}: {exc}"
                     ) from None
                 failures.append(f"{ip}: {_describe(exc)}")
@@ -897,7 +763,7 @@ class HttpClient:
         detail = "; ".join(failures) or "total_timeout reached"
         raise FetchError(f"{target.url}: cannot connect to {target.key} ({detail})", url=target.url)
 
-    def _exchange(self, target: _Target, ips: list[str], headers: dict[str, str]) -> _Reply:
+    def _exchange(self, target: Target, ips: list[str], headers: dict[str, str]) -> _Reply:
         """Request and read one response within total_timeout; pool the connection if clean."""
         deadline = time.monotonic() + self.settings.total_timeout
         inflight = _Inflight()
@@ -920,7 +786,7 @@ class HttpClient:
         return reply
 
     def _converse(
-        self, target: _Target, ips: list[str], headers: dict[str, str], deadline: float, inflight: _Inflight
+        self, target: Target, ips: list[str], headers: dict[str, str], deadline: float, inflight: _Inflight
     ) -> tuple[_Reply, bool]:
         send = {**headers, "Host": target.host_header}
         reused = self._connect(target, ips, deadline, inflight)
@@ -950,7 +816,7 @@ class HttpClient:
                 raise self._transport_error(target, exc) from exc
             return self._reply(target, resp, deadline)
 
-    def _reply(self, target: _Target, resp: BaseHTTPResponse, deadline: float) -> tuple[_Reply, bool]:
+    def _reply(self, target: Target, resp: BaseHTTPResponse, deadline: float) -> tuple[_Reply, bool]:
         status = resp.status
         headers = {name.lower(): value for name, value in resp.headers.itermerged()}
         url = target.url
@@ -978,12 +844,12 @@ class HttpClient:
         raise RefusedError(f"refused {url}: unexpected {reason}", url=url, status=status)
 
     def _read_body(
-        self, target: _Target, resp: BaseHTTPResponse, headers: dict[str, str], deadline: float
+        self, target: Target, resp: BaseHTTPResponse, headers: dict[str, str], deadline: float
     ) -> bytes:
         url, cap = target.url, self.settings.max_bytes
         declared = headers.get("content-length", "").strip()
         if declared.isdigit() and int(declared) > cap:
-            raise _refuse(url, f"Content-Length {declared} exceeds max_bytes ({cap})")
+            raise refuse(url, f"Content-Length {declared} exceeds max_bytes ({cap})")
         decoder = _decoder_for(headers.get("content-encoding"), url)
         body = bytearray()
         raw = 0
@@ -997,11 +863,11 @@ class HttpClient:
                     break
                 raw += len(chunk)
                 if raw > cap:
-                    raise _refuse(url, f"body exceeds max_bytes ({cap} bytes)")
+                    raise refuse(url, f"body exceeds max_bytes ({cap} bytes)")
                 for piece in decoder.feed(chunk):
                     body += piece
                     if len(body) > cap:
-                        raise _refuse(url, f"decoded body exceeds max_bytes ({cap} bytes)")
+                        raise refuse(url, f"decoded body exceeds max_bytes ({cap} bytes)")
                 if time.monotonic() > deadline:
                     raise self._timeout(target)
             decoder.finish()
@@ -1011,13 +877,13 @@ class HttpClient:
             ) from None
         return bytes(body)
 
-    def _timeout(self, target: _Target) -> FetchError:
+    def _timeout(self, target: Target) -> FetchError:
         return FetchError(
             f"{target.url}: no complete response within total_timeout ({self.settings.total_timeout:g}s)",
             url=target.url,
         )
 
-    def _transport_error(self, target: _Target, exc: BaseException) -> FetchError:
+    def _transport_error(self, target: Target, exc: BaseException) -> FetchError:
         if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
             what = f"read timed out (read_timeout {self.settings.read_timeout:g}s)"
         elif isinstance(exc, urllib3.exceptions.ProtocolError | http.client.IncompleteRead):

@@ -439,6 +439,18 @@ class Store:
             values["attempts"] = urls.c.attempts + 1
         conn.execute(urls.update().where(urls.c.url == url).values(**values))
 
+    def fail_url(self, conn: Connection, url: str, error: str, *, retryable: bool, max_attempts: int) -> str:
+        """Count one failed fetch of ``url``: ``failed`` (asked again by a later run) until it has
+        failed ``max_attempts`` times, then ``dropped``; a failure no retry can fix drops it at
+        once. Returns the new status."""
+        attempts = conn.execute(select(urls.c.attempts).where(urls.c.url == url)).scalar()
+        tried = int(attempts or 0) + 1
+        status = "failed" if retryable and tried < max_attempts else "dropped"
+        conn.execute(
+            urls.update().where(urls.c.url == url).values(status=status, error=error, attempts=tried)
+        )
+        return status
+
     # -- pages ---------------------------------------------------------------------------------
 
     def save_page(
@@ -497,19 +509,26 @@ class Store:
             query = query.where(pages.c.source.in_(list(sources)))
         with self.begin() as conn:
             rows = conn.execute(query).all()
-        return [
-            StoredPage(
-                r.url,
-                r.source,
-                r.final_url,
-                utc(r.fetched_at) or now(),
-                r.content_type,
-                r.charset,
-                r.body_sha256,
-                r.body_gz,
-            )
-            for r in rows
-        ]
+        return [_stored_page(r) for r in rows]
+
+    def page_keys_fetched_since(
+        self, since: datetime, sources: Sequence[str] | None = None
+    ) -> list[tuple[str, str]]:
+        """(url, body_sha256) of pages stored or changed at ``since`` or later; reads no bodies
+        (the clean stage polls this while pages are still arriving)."""
+        query = select(pages.c.url, pages.c.body_sha256).where(pages.c.fetched_at >= since)
+        if sources is not None:
+            query = query.where(pages.c.source.in_(list(sources)))
+        with self.begin() as conn:
+            return [(r.url, r.body_sha256) for r in conn.execute(query)]
+
+    def pages_by_url(self, wanted: Sequence[str]) -> list[StoredPage]:
+        result: list[StoredPage] = []
+        with self.begin() as conn:
+            for chunk in _chunks(list(wanted), 500):
+                rows = conn.execute(select(pages).where(pages.c.url.in_(chunk)).order_by(pages.c.url))
+                result += [_stored_page(r) for r in rows]
+        return result
 
     def mark_cleaned(self, conn: Connection, done: Sequence[tuple[str, str]]) -> None:
         """Record ``(url, body_sha256)`` pairs as cleaned: one statement for the batch."""
@@ -1034,6 +1053,19 @@ def _article_row(row: Any) -> dict[str, Any]:
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _stored_page(r: Any) -> StoredPage:
+    return StoredPage(
+        r.url,
+        r.source,
+        r.final_url,
+        utc(r.fetched_at) or now(),
+        r.content_type,
+        r.charset,
+        r.body_sha256,
+        r.body_gz,
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
