@@ -216,6 +216,14 @@ def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+def _int64(value: Any) -> int | None:
+    """A figure's count as Parquet's int64, or None when it is not a count or does not fit (the
+    exact value stays in ``value``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
 def _parquet_row(kind: Kind, item: dict[str, Any]) -> dict[str, Any]:
     """Parquet wants one type per column: timestamps as timestamps, a figure's value as text
     with its count (if it is one) beside it."""
@@ -230,7 +238,7 @@ def _parquet_row(kind: Kind, item: dict[str, Any]) -> dict[str, Any]:
             {
                 **f,
                 "value": str(f["value"]),
-                "number": f["value"] if isinstance(f["value"], int) else None,
+                "number": _int64(f["value"]),
                 "reported_at": _ts(f["reported_at"]),
             }
             for f in item["figures"]

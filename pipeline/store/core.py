@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,8 +26,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import ConfigError, StoreError
 from pipeline.models import Article, Figure, Story, StoryArticle
+from pipeline.store.limits import Bounds, fits, plausible
 from pipeline.store.schema import articles, drops, feed_state, figures, pages, stories, urls
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Raw pages and discovery documents are kept compressed (columns ``body_gz``; the name is from
 # when it was gzip, which stores written then still hold and which still reads). zstd level 3
@@ -157,6 +160,7 @@ class Store:
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(f"store URL {url!r}: only sqlite and postgresql are supported")
         self._lock_path: Path | None = None
+        self.bounds = Bounds()  # every value written is made to fit its column (pipeline.store.limits)
         if self.dialect == "sqlite":
             database = parsed.database or ""
             if database and database != ":memory:":
@@ -243,6 +247,11 @@ class Store:
     def save_feed_validators(
         self, url: str, source: str, etag: str | None, last_modified: str | None
     ) -> None:
+        fitted = self.bounds.row(feed_state, {"source": source, "etag": etag, "last_modified": last_modified})
+        source, etag, last_modified = fitted["source"], fitted["etag"], fitted["last_modified"]
+        if not fits(feed_state.c.url, url):
+            log.warning("feed state of a URL longer than %d characters is not kept", 2048)
+            return
         with self.begin() as conn:
             row = conn.execute(select(feed_state).where(feed_state.c.url == url)).first()
             if row is None:
@@ -310,6 +319,10 @@ class Store:
         if etag is None and last_modified is None:
             body = content_type = None
         content_type = content_type[:255] if content_type else None
+        if not fits(feed_state.c.url, url):
+            return False
+        source = self.bounds.value(feed_state.c.source, source)
+        content_type = self.bounds.value(feed_state.c.content_type, content_type)
         with self.begin() as conn:
             row = conn.execute(select(feed_state).where(feed_state.c.url == url)).first()
             if row is None and body is None and etag is None and last_modified is None:
@@ -346,6 +359,15 @@ class Store:
     def discover(self, found: Iterable[Discovered]) -> tuple[int, int]:
         """Add new URLs as pending; re-queue known ones whose lastmod moved. Returns (new, requeued)."""
         found = list({d.url: d for d in found}.values())
+        refused = [d.url for d in found if not fits(urls.c.url, d.url)]
+        if refused:  # a cut URL would name another page: that one URL is refused
+            self.bounds.cut["urls.url (refused)"] += len(refused)
+            log.warning(
+                "refused %d discovered URL(s) that do not fit the store, e.g. %.120r",
+                len(refused),
+                refused[0],
+            )
+            found = [d for d in found if fits(urls.c.url, d.url)]
         new = requeued = 0
         if not found:
             return 0, 0
@@ -364,32 +386,36 @@ class Store:
                     row = known.get(d.url)
                     if row is None:
                         inserts.append(
-                            {
-                                "url": d.url,
-                                "source": d.source,
-                                "discovered_at": now(),
-                                "hint_title": d.title,
-                                "hint_published_at": utc(d.published_at),
-                                "lastmod": utc(d.lastmod),
-                                "fingerprint": d.fingerprint,
-                                "status": "pending",
-                                "attempts": 0,
-                                "error": None,
-                            }
+                            self.bounds.row(
+                                urls,
+                                {
+                                    "url": d.url,
+                                    "source": d.source,
+                                    "discovered_at": now(),
+                                    "hint_title": d.title,
+                                    "hint_published_at": plausible(d.published_at),
+                                    "lastmod": plausible(d.lastmod),
+                                    "fingerprint": d.fingerprint,
+                                    "status": "pending",
+                                    "attempts": 0,
+                                    "error": None,
+                                },
+                            )
                         )
                         continue
-                    old, moved = utc(row.lastmod), utc(d.lastmod)
+                    old, moved = utc(row.lastmod), plausible(d.lastmod)
+                    fingerprint = self.bounds.value(urls.c.fingerprint, d.fingerprint)
                     newer = moved is not None and (old is None or moved > old)
                     # Many feeds revise an entry (headline, summary) without any date: the
                     # entry's fingerprint changing is then the only sign the article changed.
-                    revised = d.fingerprint is not None and row.fingerprint not in (None, d.fingerprint)
+                    revised = fingerprint is not None and row.fingerprint not in (None, fingerprint)
                     if (newer or revised) and row.status in ("fetched", "dropped"):
                         conn.execute(
                             urls.update()
                             .where(urls.c.url == d.url)
                             .values(
                                 lastmod=moved if newer else old,
-                                fingerprint=d.fingerprint or row.fingerprint,
+                                fingerprint=fingerprint or row.fingerprint,
                                 status="pending",
                                 attempts=0,
                                 error=None,
@@ -434,7 +460,7 @@ class Store:
             ]
 
     def mark_url(self, conn: Connection, url: str, status: str, error: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "error": error}
+        values: dict[str, Any] = self.bounds.row(urls, {"status": status, "error": error})
         if status == "failed":
             values["attempts"] = urls.c.attempts + 1
         conn.execute(urls.update().where(urls.c.url == url).values(**values))
@@ -459,6 +485,18 @@ class Store:
 
         ``packed``: the body already hashed and packed by the caller (see PackedBody)."""
         sha = packed.sha256 if packed is not None else hashlib.sha256(body).hexdigest()
+        fitted = self.bounds.row(
+            pages,
+            {
+                "source": source,
+                "final_url": final_url,
+                "content_type": content_type,
+                "charset": charset,
+                "etag": etag,
+                "last_modified": last_modified,
+            },
+        )
+        etag, last_modified = fitted["etag"], fitted["last_modified"]
         row = conn.execute(
             select(pages.c.body_sha256, pages.c.etag, pages.c.last_modified).where(pages.c.url == url)
         ).first()
@@ -469,13 +507,8 @@ class Store:
                 )
             return False
         values = {
-            "source": source,
-            "final_url": final_url,
+            **fitted,
             "fetched_at": now(),
-            "content_type": content_type,
-            "charset": charset,
-            "etag": etag,
-            "last_modified": last_modified,
             "body_sha256": sha,
             "body_gz": packed.packed if packed is not None else pack(body),
         }
@@ -524,7 +557,10 @@ class Store:
     # -- drops ---------------------------------------------------------------------------------
 
     def record_drop(self, conn: Connection, url: str, source: str, stage: str, reason: str) -> None:
-        reason = reason[:2000]
+        reason = self.bounds.value(drops.c.reason, reason[:2000])
+        source = self.bounds.value(drops.c.source, source)
+        if not fits(drops.c.url, url):
+            return
         row = conn.execute(select(drops.c.reason).where(drops.c.url == url, drops.c.stage == stage)).first()
         if row is None:
             conn.execute(drops.insert().values(url=url, stage=stage, source=source, reason=reason, at=now()))
@@ -586,20 +622,27 @@ class Store:
         results: list[str] = []
         inserts: list[dict[str, Any]] = []
         for article in batch:
-            values = {
-                "source": article.source,
-                "title": article.title,
-                "authors": json.dumps(list(article.authors), ensure_ascii=False),
-                "published_at": utc(article.published_at),
-                "language": article.language,
-                "text": article.text,
-                "content_hash": article.content_hash,
-            }
+            if not fits(articles.c.url, article.url):  # never from the frontier, which refuses them
+                results.append("dropped")
+                continue
+            values = self.bounds.row(
+                articles,
+                {
+                    "source": article.source,
+                    "title": article.title,
+                    "authors": json.dumps(list(article.authors), ensure_ascii=False),
+                    "published_at": plausible(article.published_at),
+                    "language": article.language,
+                    "text": article.text,
+                    "content_hash": article.content_hash,
+                },
+            )
             others = [v for url, v in originals.get(article.content_hash, {}).items() if url != article.url]
             duplicate_of = min(others)[1] if others else None
             row = existing.get(article.url)
             if row is None:
-                article_id, fetched_at = article.article_id, utc(article.fetched_at) or now()
+                article_id = article.article_id
+                fetched_at = self.bounds.value(articles.c.fetched_at, article.fetched_at) or now()
                 inserts.append(
                     {
                         "article_id": article_id,
@@ -617,7 +660,7 @@ class Store:
                 results.append("new")
             else:
                 old = {k: getattr(row, k) for k in values}
-                old["published_at"] = utc(old["published_at"])
+                old["published_at"] = plausible(old["published_at"])
                 if old == values and row.duplicate_of == duplicate_of:
                     results.append("unchanged")
                     continue
@@ -626,7 +669,7 @@ class Store:
                     articles.update()
                     .where(articles.c.url == article.url)
                     .values(
-                        updated_at=utc(article.fetched_at),
+                        updated_at=self.bounds.value(articles.c.updated_at, article.fetched_at),
                         duplicate_of=duplicate_of,
                         dedup_sig=None,
                         **values,
@@ -951,14 +994,17 @@ class Store:
         story_figures: Sequence[tuple[str, Figure]],
     ) -> str:
         sid = story.story_id
-        values = {
-            "title": story.title,
-            "summary": story.summary,
-            "best_article_id": best_article_id,
-            "first_seen": utc(story.first_seen),
-            "last_updated": utc(story.last_updated),
-            "article_count": len(story.articles),
-        }
+        values = self.bounds.row(
+            stories,
+            {
+                "title": story.title,
+                "summary": story.summary,
+                "best_article_id": best_article_id,
+                "first_seen": story.first_seen,
+                "last_updated": story.last_updated,
+                "article_count": len(story.articles),
+            },
+        )
         old = batch.rows.get(sid)
         status = "unchanged"
         if old is None:
@@ -971,7 +1017,9 @@ class Store:
                 batch.story_updates[sid] = values
             status = "updated"
         batch.rows[sid] = values
-        wanted = {(aid, f.kind, f.value): f for aid, f in story_figures}
+        wanted: dict[tuple[str, str, str], Figure] = {}
+        for aid, f in story_figures:  # a cut value is the key, so two values cut alike are one figure
+            wanted.setdefault((aid, f.kind, self.bounds.value(figures.c.value, f.value)), f)
         have = set(batch.have.get(sid, ()))
         for key in have - wanted.keys():
             batch.figure_deletes[key] = None
@@ -984,15 +1032,18 @@ class Store:
             if previous is not None:  # the article's figure, still filed under another story
                 batch.figure_deletes[key] = None
                 batch.have[previous].discard(key)
-            batch.figure_inserts[key] = {
-                "article_id": key[0],
-                "kind": f.kind,
-                "value": f.value,
-                "story_id": sid,
-                "source": f.source,
-                "url": f.url,
-                "reported_at": utc(f.reported_at),
-            }
+            batch.figure_inserts[key] = self.bounds.row(
+                figures,
+                {
+                    "article_id": key[0],
+                    "kind": f.kind,
+                    "value": key[2],
+                    "story_id": sid,
+                    "source": f.source,
+                    "url": f.url,
+                    "reported_at": f.reported_at,
+                },
+            )
             batch.owner[key] = sid
             batch.have.setdefault(sid, set()).add(key)
         if (wanted.keys() ^ have) and status == "unchanged":
@@ -1026,8 +1077,9 @@ def dedup_signature(row: dict[str, Any]) -> str:
 def _article_row(row: Any) -> dict[str, Any]:
     data = dict(row._mapping)
     data["authors"] = tuple(json.loads(data["authors"] or "[]"))
-    for key in ("published_at", "fetched_at", "updated_at"):
+    for key in ("fetched_at", "updated_at"):
         data[key] = utc(data[key])
+    data["published_at"] = plausible(data["published_at"])  # a store written before the bounds
     return data
 
 
@@ -1053,5 +1105,5 @@ def url_hints(store: Store, candidates: Sequence[str]) -> dict[str, tuple[str | 
             for row in conn.execute(
                 select(urls.c.url, urls.c.hint_title, urls.c.hint_published_at).where(urls.c.url.in_(chunk))
             ):
-                result[row.url] = (row.hint_title, utc(row.hint_published_at))
+                result[row.url] = (row.hint_title, plausible(row.hint_published_at))
     return result
