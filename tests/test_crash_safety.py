@@ -19,12 +19,11 @@ a run that dies between story writes leaves those articles to do again.
 Compared with :func:`tests.helpers.dump_store` minus what is volatile by nature: the columns
 ``fetched_at``, ``discovered_at``, ``updated_at``, ``at`` and ``change_seq`` and the change log
 tables ``changes`` and ``change_counter`` (their numbering depends on how many commits a run
-made before it died).
+made before it died) and ``run_lock`` (who took it last).
 
 On PostgreSQL, two ``newsagg run`` subprocesses doing the same work at once must give the same
-store as one run: ``Store.run_lock()`` serialises whole runs on a store with a PostgreSQL
-advisory lock (``pg_advisory_lock(4242002)``), so the second run waits and then finds nothing
-new to do.
+store as one run: ``Store.run_lock()`` serialises whole runs on a store with a row lock on
+``run_lock``, so the second run waits and then finds nothing new to do.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ SEED = 20261125
 # Progress logs "<stage>: started"; a kill lands inside each of these stages.
 KILL_STAGES = ("feeds", "fetch", "clean", "dedup")
 VOLATILE_COLUMNS = {"fetched_at", "discovered_at", "updated_at", "at", "change_seq"}
-VOLATILE_TABLES = {"changes", "change_counter"}
+VOLATILE_TABLES = {"changes", "change_counter", "run_lock"}
 RUN_TIMEOUT = 240  # seconds: generous, for a busy machine
 
 
@@ -217,7 +216,7 @@ def test_two_concurrent_runs_on_postgresql_equal_one_run(
     _finish(_start(registry, second_pg_url, tmp_path))
     first, second = _start(registry, pg_url, tmp_path), _start(registry, pg_url, tmp_path)
     outs = [_finish(first), _finish(second)]
-    # One of the two did the work; the other waited for the advisory lock and found it done.
+    # One of the two did the work; the other waited for the run lock and found it done.
     assert sum("articles: 0 new" not in out for out in outs) == 1, outs
     counts = _compare(pg_url, second_pg_url)
     print(f"\nconcurrent runs on PostgreSQL: lost {counts['lost']}, duplicated {counts['duplicated']}")

@@ -19,16 +19,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from pipeline import __version__
 from pipeline.dedup import story_to_json
 from pipeline.errors import NewsaggError
 from pipeline.serve.tokens import verify_token
 from pipeline.serve.web.page import login_page, stories_page
-from pipeline.store.changes import changes_after
 from pipeline.store.core import Store
-from pipeline.store.schema import stories as stories_table
 
 COOKIE = "newsagg_token"
 STORY_ID = r"^[A-Za-z0-9_.-]{1,32}$"
@@ -141,7 +138,7 @@ def only_query(*names: str) -> Any:
 
 
 def create_app(store: Store) -> FastAPI:
-    """The ASGI app over ``store`` (already migrated)."""
+    """The ASGI app over ``store`` (checked readable; it only reads)."""
     app = FastAPI(
         title="newsagg read API",
         version=__version__,
@@ -181,16 +178,7 @@ def create_app(store: Store) -> FastAPI:
             datetime | None, Query(description="only stories updated at or after this time")
         ] = None,
     ) -> dict[str, Any]:
-        query = (
-            select(stories_table.c.story_id)
-            .order_by(stories_table.c.last_updated.desc(), stories_table.c.story_id)
-            .limit(limit + 1)
-            .offset(offset)
-        )
-        if since is not None:
-            query = query.where(stories_table.c.last_updated >= _as_utc(since))
-        with store.begin() as conn:
-            ids = list(conn.execute(query).scalars())
+        ids = store.story_ids(limit + 1, offset, _as_utc(since) if since is not None else None)
         more = len(ids) > limit
         ids = ids[:limit]
         found = {s.story_id: s for s in store.stories(story_ids=ids)} if ids else {}
@@ -224,8 +212,7 @@ def create_app(store: Store) -> FastAPI:
     def get_changes(
         after: Annotated[int, Query(ge=0, le=2**62)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> dict[str, Any]:
-        with store.begin() as conn:
-            page = changes_after(conn, after, limit)
+        page = store.changes_after(after, limit)
         return {
             "changes": [
                 {
