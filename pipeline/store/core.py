@@ -221,13 +221,20 @@ class Store:
     def _current(conn: Connection) -> str | None:
         from alembic.runtime.migration import MigrationContext
 
-        quiet = logging.getLogger("alembic.runtime.migration")
-        level = quiet.level
-        quiet.setLevel(logging.WARNING)  # "Context impl ...": only worth a line when it migrates
+        return MigrationContext.configure(conn).get_current_revision()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _quiet_alembic() -> Iterator[None]:
+        """Alembic's INFO lines ("Context impl", plugin setup, each step) only when debugging."""
+        logger = logging.getLogger("alembic")
+        level = logger.level
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            logger.setLevel(logging.WARNING)
         try:
-            return MigrationContext.configure(conn).get_current_revision()
+            yield
         finally:
-            quiet.setLevel(level)
+            logger.setLevel(level)
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision.
@@ -235,6 +242,10 @@ class Store:
         Nothing is locked or logged when it is there already; otherwise one process at a time
         migrates (SQLite: a lock file; PostgreSQL: a transaction advisory lock, waited for at most
         :data:`MIGRATE_WAIT_S`), and one line says what ran."""
+        with self._quiet_alembic():
+            self._migrate()
+
+    def _migrate(self) -> None:
         from alembic import command
 
         if self.read_only:
@@ -253,13 +264,7 @@ class Store:
                     return
                 cfg = self._alembic()
                 cfg.attributes["connection"] = conn
-                quiet = logging.getLogger("alembic")
-                level = quiet.level
-                quiet.setLevel(logging.WARNING)
-                try:
-                    command.upgrade(cfg, "head")
-                finally:
-                    quiet.setLevel(level)
+                command.upgrade(cfg, "head")
             log.info("store %s migrated from %s to %s", self.safe_url, before or "empty", head)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot migrate store {self.safe_url}: {exc}") from exc
@@ -285,7 +290,8 @@ class Store:
         Raises ConfigError when there is no store there, StoreError when it cannot be read."""
         if self.path is not None and not self.path.is_file():
             raise ConfigError(f"no store at {self.safe_url} (no such file)")
-        head, known = self._versions()
+        with self._quiet_alembic():
+            head, known = self._versions()
         try:
             with self.engine.connect() as conn:
                 tables = set(sa_inspect(conn).get_table_names()) | set(sa_inspect(conn).get_view_names())
