@@ -182,7 +182,7 @@ def test_two_processes_migrating_a_new_sqlite_store_both_succeed(tmp_path: Path)
 def test_migrate_at_head_logs_nothing(sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
     store = Store(sqlite_url)
     try:
-        with caplog.at_level("DEBUG"):
+        with caplog.at_level("INFO"):
             store.migrate()
         assert [r.getMessage() for r in caplog.records if r.levelname == "INFO"] == [
             f"store {store.safe_url} migrated from empty to 0004"
