@@ -271,3 +271,27 @@ def test_concurrent_reads_during_a_run_lock_are_not_blocked(pg_store: Store, pg_
         worker.start()
         worker.join(timeout=60)
     assert results == [0]
+
+
+def test_the_reader_role_serves_the_api(reader: str, pg_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from pipeline.serve.readapi import create_app
+    from pipeline.serve.tokens import create_token, revoke_token
+
+    owner = Store(pg_url)
+    token = create_token(owner, "dashboard")
+    store = Store(reader, read_only=True)
+    try:
+        store.check_readable()
+        with TestClient(create_app(store)) as client:
+            page = client.get("/stories", headers={"Authorization": f"Bearer {token}"})
+            assert page.status_code == 200, page.text
+            assert len(page.json()["stories"]) == 2
+            assert client.get("/changes", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+            assert client.get("/stories", headers={"Authorization": "Bearer nat_wrong"}).status_code == 401
+            revoke_token(owner, "dashboard")
+            assert client.get("/stories", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    finally:
+        store.close()
+        owner.close()

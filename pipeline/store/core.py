@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 import zlib
@@ -24,14 +25,24 @@ from typing import Any
 import zstandard
 from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, func, or_, select, text
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import ConfigError, StoreError
 from pipeline.models import Article, Figure, Story, StoryArticle
 from pipeline.store.changes import Change
 from pipeline.store.limits import Bounds, aware, fits, plausible
-from pipeline.store.schema import READ_VIEWS, articles, drops, feed_state, figures, pages, stories, urls
+from pipeline.store.schema import (
+    READ_VIEWS,
+    api_tokens,
+    articles,
+    drops,
+    feed_state,
+    figures,
+    pages,
+    stories,
+    urls,
+)
 from pipeline.store.schema import run_lock as run_lock_table
 from pipeline.store.views import v1_articles, v1_changes, v1_stories, v1_story_figures
 
@@ -161,15 +172,21 @@ class Store:
     """One database. Create with a URL; writers call :meth:`migrate` before use, readers
     :meth:`check_readable` (which writes nothing)."""
 
-    def __init__(self, url: str, *, read_only: bool = False) -> None:
-        self.url = normalise_url(url)
+    @staticmethod
+    def parse_url(url: str) -> URL:
+        """The store URL as the store reads it; ConfigError when it is not one. Opens nothing."""
         try:
-            parsed = make_url(self.url)
+            parsed = make_url(normalise_url(url))
         except Exception as exc:  # sqlalchemy raises ArgumentError and friends
             raise ConfigError(f"bad store URL {url!r}: {exc}") from None
-        self.dialect = parsed.get_backend_name()
-        if self.dialect not in ("sqlite", "postgresql"):
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             raise ConfigError(f"store URL {url!r}: only sqlite and postgresql are supported")
+        return parsed
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        self.url = normalise_url(url)
+        parsed = self.parse_url(url)
+        self.dialect = parsed.get_backend_name()
         self.read_only = read_only
         self.path: Path | None = None  # the SQLite file
         self._lock_path: Path | None = None
@@ -363,7 +380,8 @@ class Store:
 
         PostgreSQL: a row lock on ``run_lock`` held by one connection for the whole run. Taking
         it needs UPDATE on that table, which the reader role lacks, so no reader can block a
-        run. Each taker bumps the row's token; this run's transactions check the token
+        run. Each taker writes a fresh random token to the row (and clears it when done, so a
+        finished run leaves the row as it found it); this run's transactions check the token
         (:meth:`begin`), so if the lock's connection is terminated and another run takes the
         lock, this run stops writing instead of running alongside it. A run that waits longer
         than ``wait_s`` (default :data:`RUN_LOCK_WAIT_S`) fails with a message naming the holder.
@@ -403,7 +421,12 @@ class Store:
             finally:
                 self._fence = None
                 try:
-                    conn.rollback()  # ends the transaction that holds the row lock
+                    conn.execute(  # still holding the row: nobody else can have changed it
+                        run_lock_table.update()
+                        .where(run_lock_table.c.id == 1, run_lock_table.c.token == token)
+                        .values(token=0, holder=None, since=None)
+                    )
+                    conn.commit()  # ends the transaction that holds the row lock
                     conn.close()
                 except SQLAlchemyError as exc:  # its backend was terminated: the lock is gone anyway
                     log.warning(
@@ -417,7 +440,7 @@ class Store:
             raise StoreError(f"run lock on {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
 
     def _take_run_lock(self, conn: Connection, holder: str, wait: float) -> int:
-        """Bump the token under FOR UPDATE and commit, then hold the row (FOR NO KEY UPDATE,
+        """Write a new token under FOR UPDATE and commit, then hold the row (FOR NO KEY UPDATE,
         which the fence's KEY SHARE does not conflict with) until the run ends."""
         from sqlalchemy.exc import DBAPIError
 
@@ -428,7 +451,7 @@ class Store:
                 ).first()
                 if row is None:
                     raise StoreError(f"store {self.safe_url} has no run_lock row: migrate it first")
-                token = int(row.token) + 1
+                token = secrets.randbits(62) + 1
                 conn.execute(
                     run_lock_table.update()
                     .where(run_lock_table.c.id == 1)
@@ -756,14 +779,26 @@ class Store:
         conn.execute(pages.update().where(pages.c.url == url).values(**values))
         return True
 
+    def page_urls_to_clean(
+        self, sources: Sequence[str], after_url: str = "", last_url: str | None = None
+    ) -> list[str]:
+        """URLs of stored pages that need cleaning, in the order :meth:`pages_to_clean` takes them."""
+        query = (
+            select(pages.c.url)
+            .where(pages.c.url > after_url, pages.c.source.in_(list(sources)), _needs_cleaning())
+            .order_by(pages.c.url)
+        )
+        if last_url is not None:
+            query = query.where(pages.c.url <= last_url)
+        with self.begin() as conn:
+            return [str(u) for u in conn.execute(query).scalars()]
+
     def pages_to_clean(
         self, sources: Sequence[str] | None = None, limit: int = 500, after_url: str = "", force: bool = False
     ) -> list[StoredPage]:
         query = select(pages).where(pages.c.url > after_url).order_by(pages.c.url).limit(limit)
         if not force:
-            query = query.where(
-                or_(pages.c.cleaned_sha256.is_(None), pages.c.cleaned_sha256 != pages.c.body_sha256)
-            )
+            query = query.where(_needs_cleaning())
         if sources is not None:
             query = query.where(pages.c.source.in_(list(sources)))
         with self.begin() as conn:
@@ -1079,6 +1114,58 @@ class Store:
         with self.begin() as conn:
             return [str(i) for i in conn.execute(query).scalars()]
 
+    # -- read-API tokens (pipeline.serve.tokens keeps the rules) ------------------------------
+
+    def save_token(self, name: str, token_sha256: str, created_at: datetime) -> None:
+        """Store a new token under ``name``; ConfigError if an active one has that name. A
+        revoked name is reused, its old hash gone with it."""
+        with self.begin() as conn:
+            row = conn.execute(select(api_tokens.c.revoked_at).where(api_tokens.c.name == name)).first()
+            if row is not None and row.revoked_at is None:
+                raise ConfigError(f"token {name!r} exists; revoke it first (newsagg token revoke {name})")
+            values = {"token_sha256": token_sha256, "created_at": created_at, "revoked_at": None}
+            if row is None:
+                conn.execute(api_tokens.insert().values(name=name, **values))
+            else:
+                conn.execute(api_tokens.update().where(api_tokens.c.name == name).values(**values))
+
+    def revoke_token(self, name: str, at: datetime) -> bool:
+        """Revoke the active token ``name``; False when there is none."""
+        with self.begin() as conn:
+            done = conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=at)
+            )
+            return bool(done.rowcount)
+
+    def tokens(self) -> list[tuple[str, datetime | None, datetime | None]]:
+        """``(name, created_at, revoked_at)`` of every token, by name."""
+        with self.begin() as conn:
+            return [
+                (r.name, utc(r.created_at), utc(r.revoked_at))
+                for r in conn.execute(select(api_tokens).order_by(api_tokens.c.name))
+            ]
+
+    def active_token_hashes(self) -> list[tuple[str, str]]:
+        """``(name, token_sha256)`` of the active tokens."""
+        with self.begin() as conn:
+            return [
+                (r.name, r.token_sha256)
+                for r in conn.execute(
+                    select(api_tokens.c.name, api_tokens.c.token_sha256).where(
+                        api_tokens.c.revoked_at.is_(None)
+                    )
+                )
+            ]
+
+    def token_name(self, token_sha256: str) -> str | None:
+        """PostgreSQL: the active token with this hash, through ``newsagg_v1_token_name`` (which
+        the reader role may call; migration 0004). None when there is none."""
+        with self.begin() as conn:
+            name = conn.execute(text("SELECT newsagg_v1_token_name(:h)"), {"h": token_sha256}).scalar()
+        return None if name is None else str(name)
+
     # -- the change feed, as consumers read it -------------------------------------------------
 
     def changes_after(self, after: int, limit: int = 100) -> list[Change]:
@@ -1389,6 +1476,11 @@ def _article_row(row: Any) -> dict[str, Any]:
         data[key] = utc(data[key])
     data["published_at"] = plausible(data["published_at"])  # a store written before the bounds
     return data
+
+
+def _needs_cleaning() -> Any:
+    """A page never cleaned, or whose body changed since it was."""
+    return or_(pages.c.cleaned_sha256.is_(None), pages.c.cleaned_sha256 != pages.c.body_sha256)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

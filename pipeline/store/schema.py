@@ -166,7 +166,7 @@ api_tokens = Table(
 )
 
 # The run lock (migration 0004, Store.run_lock): its one row is row-locked for a whole run; the
-# reader role cannot lock it. ``token`` counts the runs that took it.
+# reader role cannot lock it. ``token``: the holding run's random token, 0 when none holds it.
 run_lock = Table(
     "run_lock",
     metadata,
