@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ def parse_since(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(f"--since: not an ISO date or datetime: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    from pipeline.store.limits import aware
+
+    return aware(parsed)  # UTC, whatever offset it was written with
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -232,9 +234,9 @@ def _print_stories(
     from pipeline.dedup import story_to_json
     from pipeline.store.core import Store
 
-    store = Store(settings.resolved_store_url)
+    store = Store(settings.resolved_store_url, read_only=True)
     try:
-        store.migrate()
+        store.check_readable()
         stories = store.stories(since=since, limit=limit)
     finally:
         store.close()
@@ -364,12 +366,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- the read contract ---------------------------------------------------------------
 
 
-def _open_store(args: argparse.Namespace) -> Any:
+def _open_store(args: argparse.Namespace, read_only: bool = False) -> Any:
+    """The store, migrated for a writer; for a reader only checked (no store there: exit 2)."""
     from pipeline.store.core import Store
 
-    store = Store(_settings(args).resolved_store_url)
+    store = Store(_settings(args).resolved_store_url, read_only=read_only)
     try:
-        store.migrate()
+        if read_only:
+            store.check_readable()
+        else:
+            store.migrate()
     except BaseException:
         store.close()
         raise
@@ -381,7 +387,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port: {args.port} is not a TCP port")
-    store = _open_store(args)
+    store = _open_store(args, read_only=True)
     try:
         print(
             f"newsagg read API on http://{args.host}:{args.port}/ (store {store.safe_url})", file=sys.stderr
@@ -399,7 +405,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if since is None:
         since = read_cursor(args.cursor_file) if args.cursor_file else 0
     output = None if args.output is None or str(args.output) == "-" else args.output
-    store = _open_store(args)
+    store = _open_store(args, read_only=True)
     try:
         result = export(store, args.format, output, since, args.kind)
     finally:
@@ -417,7 +423,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     from pipeline.serve.tokens import create_token, list_tokens, revoke_token
 
-    store = _open_store(args)
+    store = _open_store(args, read_only=args.token_command == "list")
     try:
         if args.token_command == "create":
             token = create_token(store, args.name)

@@ -79,7 +79,7 @@ def run_crawl(
     sources = list(sources)
     if not sources:
         return CrawlResult()
-    with tempfile.TemporaryDirectory(prefix="newsagg-crawl-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="newsagg-crawl-", ignore_cleanup_errors=True) as tmp:
         job, out = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job.write_text(
             json.dumps(
@@ -87,6 +87,9 @@ def run_crawl(
                     "sources": [dataclasses.asdict(s) for s in sources],
                     "since": since.isoformat() if since else None,
                     "scrapy_settings": dict(scrapy_settings or {}),
+                    # the child dies with this process and then removes tmp (pipeline.proc)
+                    "parent_pid": os.getpid(),
+                    "cleanup": [tmp],
                 }
             ),
             encoding="utf-8",

@@ -201,17 +201,9 @@ def prepare_run(
 
 def safe_store_url(url: str) -> str:
     """The store URL, checked as the store would check it, with any password hidden."""
-    from sqlalchemy.engine import make_url
+    from pipeline.store.core import Store
 
-    from pipeline.store.core import normalise_url
-
-    try:
-        parsed = make_url(normalise_url(url))
-    except Exception as exc:  # sqlalchemy raises ArgumentError and friends
-        raise ConfigError(f"bad store URL {url!r}: {exc}") from None
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ConfigError(f"store URL {url!r}: only sqlite and postgresql are supported")
-    return parsed.render_as_string(hide_password=True)
+    return Store.parse_url(url).render_as_string(hide_password=True)
 
 
 # -- discover and fetch ---------------------------------------------------------------------------
@@ -276,23 +268,7 @@ def crawl_source(name: str, since: str | None = None, store_fallback: str | None
 
 def _dirty_urls(ctx: Context, names: Sequence[str], after: str = "", last: str | None = None) -> list[str]:
     """URLs of stored pages that need cleaning, in the order ``clean_batch`` takes them."""
-    from sqlalchemy import or_, select
-
-    from pipeline.store.schema import pages
-
-    query = (
-        select(pages.c.url)
-        .where(
-            pages.c.url > after,
-            pages.c.source.in_(list(names)),
-            or_(pages.c.cleaned_sha256.is_(None), pages.c.cleaned_sha256 != pages.c.body_sha256),
-        )
-        .order_by(pages.c.url)
-    )
-    if last is not None:
-        query = query.where(pages.c.url <= last)
-    with ctx.store.begin() as conn:
-        return list(conn.execute(query).scalars())
+    return ctx.store.page_urls_to_clean(names, after, last)
 
 
 def plan_clean(

@@ -29,6 +29,7 @@ from pipeline.config import load_settings
 from pipeline.context import Context, open_context
 from pipeline.models import Source
 from pipeline.net.client import fetch_concurrency
+from pipeline.proc import die_with_parent
 from spiders.news import SectionSpider, SitemapSpider, SourceSpider
 
 SPIDERS: dict[str, type[SourceSpider]] = {"sitemap": SitemapSpider, "html": SectionSpider}
@@ -135,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("result", type=Path, help="where the JSON outcome is written")
     args = parser.parse_args(argv)
     job = json.loads(args.job.read_text(encoding="utf-8"))
+    if job.get("parent_pid"):  # killed with the parent: no crawl writing outside the run's lock
+        die_with_parent(int(job["parent_pid"]), job.get("cleanup", ()))
     sources = [Source(**entry) for entry in job["sources"]]
     since = datetime.fromisoformat(job["since"]) if job.get("since") else None
     settings = scrapy_settings(job.get("scrapy_settings"))

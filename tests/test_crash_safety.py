@@ -19,12 +19,11 @@ a run that dies between story writes leaves those articles to do again.
 Compared with :func:`tests.helpers.dump_store` minus what is volatile by nature: the columns
 ``fetched_at``, ``discovered_at``, ``updated_at``, ``at`` and ``change_seq`` and the change log
 tables ``changes`` and ``change_counter`` (their numbering depends on how many commits a run
-made before it died).
+made before it died) and ``run_lock`` (who took it last).
 
 On PostgreSQL, two ``newsagg run`` subprocesses doing the same work at once must give the same
-store as one run: ``Store.run_lock()`` serialises whole runs on a store with a PostgreSQL
-advisory lock (``pg_advisory_lock(4242002)``), so the second run waits and then finds nothing
-new to do.
+store as one run: ``Store.run_lock()`` serialises whole runs on a store with a row lock on
+``run_lock``, so the second run waits and then finds nothing new to do.
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ SEED = 20261125
 # Progress logs "<stage>: started"; a kill lands inside each of these stages.
 KILL_STAGES = ("feeds", "fetch", "clean", "dedup")
 VOLATILE_COLUMNS = {"fetched_at", "discovered_at", "updated_at", "at", "change_seq"}
-VOLATILE_TABLES = {"changes", "change_counter"}
+VOLATILE_TABLES = {"changes", "change_counter", "run_lock"}
 RUN_TIMEOUT = 240  # seconds: generous, for a busy machine
 
 
@@ -217,7 +216,7 @@ def test_two_concurrent_runs_on_postgresql_equal_one_run(
     _finish(_start(registry, second_pg_url, tmp_path))
     first, second = _start(registry, pg_url, tmp_path), _start(registry, pg_url, tmp_path)
     outs = [_finish(first), _finish(second)]
-    # One of the two did the work; the other waited for the advisory lock and found it done.
+    # One of the two did the work; the other waited for the run lock and found it done.
     assert sum("articles: 0 new" not in out for out in outs) == 1, outs
     counts = _compare(pg_url, second_pg_url)
     print(f"\nconcurrent runs on PostgreSQL: lost {counts['lost']}, duplicated {counts['duplicated']}")
@@ -265,3 +264,107 @@ def test_crash_between_story_writes_then_rerun_equals_one_clean_run(
             main([*args, "--store", crashed])
     assert main([*args, "--store", crashed]) == 0
     _compare(crashed, reference)
+
+
+# ------------------------------------------------- children die with the main process
+
+
+_PARENT = """
+import sys, time
+from pipeline.config import load_settings
+from pipeline.crawl import run_crawl
+from pipeline.models import Source
+from tests.sites import Page, Site
+
+def slow(_count):
+    time.sleep(120)
+    return Page(200, b"", "application/xml")
+
+site = Site().start()
+site.add("/robots.txt", "User-agent: *\\n", "text/plain")
+site.add("/sitemap.xml", slow)
+settings = load_settings({"store_url": sys.argv[1], "allow_private_network": True})
+print("serving", flush=True)
+run_crawl(settings, [Source(name="slow", kind="sitemap", url=site.url("/sitemap.xml"), delay=0)], None)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc to find the children")
+def test_killing_only_the_main_process_ends_the_crawl_child_and_removes_its_temp_dir(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """What the OOM killer does: SIGKILL to the run's main process alone, not its group."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "TMPDIR": str(tmp_path)}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT, sqlite_url], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "serving"
+        deadline = time.monotonic() + RUN_TIMEOUT
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.2)
+            children = _children(parent.pid)
+        assert children, "the crawl child never started"
+        job_dirs = list(tmp_path.glob("newsagg-crawl-*"))
+        assert job_dirs
+        time.sleep(3)  # the child is past its start-up and waiting on the slow sitemap
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while any(map(_alive, children)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_alive, children)), "the crawl child outlived its parent"
+        assert not any(d.exists() for d in job_dirs), "the crawl's temp dir was left behind"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            parent.kill()
+        for pid in _children(parent.pid) if _alive(parent.pid) else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_pool_worker_dies_with_its_parent(tmp_path: Path) -> None:
+    """pipeline.proc.worker_initializer, in a pool whose owning process is killed alone."""
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from multiprocessing import get_context\n"
+        "from pipeline.proc import worker_initializer\n"
+        "if __name__ == '__main__':\n"
+        "    context = get_context('forkserver')\n"
+        "    with ProcessPoolExecutor(1, mp_context=context, initializer=worker_initializer) as pool:\n"
+        "        print(pool.submit(os.getpid).result(), flush=True)\n"
+        "        time.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    parent = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+        assert _alive(worker)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker), "the pool worker outlived the process that owned the pool"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            parent.kill()

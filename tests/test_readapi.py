@@ -259,6 +259,75 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _send_huge_header(port: int, megabytes: int) -> bytes:
+    """Send a GET whose one header is ``megabytes`` long; returns what the server answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /stories HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        chunk = b"a" * (1 << 20)
+        try:
+            for _ in range(megabytes):
+                sock.sendall(chunk)
+            sock.sendall(b"\r\n\r\n")
+        except OSError:  # the server hung up on us: what we want
+            pass
+        try:
+            return sock.recv(4096)
+        except OSError:
+            return b""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the server's RSS from /proc")
+def test_newsagg_serve_caps_header_and_body_sizes(
+    store: Store, token: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSAGG_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "serve", "--store", sqlite_url, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/openapi.json", timeout=2).close()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        before = _rss_kb(proc.pid)
+        answers = [_send_huge_header(port, 64) for _ in range(4)]
+        after = _rss_kb(proc.pid)
+        print(
+            f"\nserve RSS before {before} kB, after four 64 MB headers {after} kB; answer {answers[0][:40]!r}"
+        )
+        assert all(a == b"" or a.startswith(b"HTTP/1.1 400") for a in answers), answers
+        assert after - before < 32 * 1024  # kB: nowhere near the 256 MB sent
+        request = urllib.request.Request(
+            f"{base}/stories", data=b"x" * (1 << 20), method="GET", headers=bearer(token)
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 413
+        request = urllib.request.Request(f"{base}/stories/st_kyiv", headers=bearer(token))
+        with urllib.request.urlopen(request, timeout=5) as r:  # still serving
+            assert json.load(r)["story_id"] == "st_kyiv"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def test_newsagg_serve_answers_on_127_0_0_1(
     store: Store, token: str, sqlite_url: str, tmp_path: Path
 ) -> None:

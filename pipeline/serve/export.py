@@ -22,14 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from sqlalchemy import func, select
-
 from pipeline.dedup import story_to_json
 from pipeline.errors import ConfigError
 from pipeline.progress import Progress
-from pipeline.store.changes import last_seq
 from pipeline.store.core import Store, utc
-from pipeline.store.schema import articles, stories
 
 Format = Literal["jsonl", "parquet"]
 Kind = Literal["stories", "articles"]
@@ -110,48 +106,28 @@ def _umask() -> int:
 
 def _story_batches(store: Store, since: int, upto: int) -> Iterator[list[dict[str, Any]]]:
     cursor = since
-    while True:
-        with store.begin() as conn:
-            rows = conn.execute(
-                select(stories.c.story_id, stories.c.change_seq)
-                .where(stories.c.change_seq > cursor, stories.c.change_seq <= upto)
-                .order_by(stories.c.change_seq)
-                .limit(BATCH)
-            ).all()
-        if not rows:
-            return
-        seqs = {r.story_id: r.change_seq for r in rows}
+    while rows := store.changed_stories(cursor, upto, BATCH):
+        seqs = dict(rows)
         found = {s.story_id: s for s in store.stories(story_ids=list(seqs))}
         batch = []
         for story_id, seq in seqs.items():
             if story_id in found:  # deleted since the id query: the change feed says so
                 batch.append({**story_to_json(found[story_id]), "change_seq": seq})
-        cursor = rows[-1].change_seq
+        cursor = rows[-1][1]
         yield batch
 
 
 def _article_batches(store: Store, since: int, upto: int) -> Iterator[list[dict[str, Any]]]:
     cursor = since
-    columns = [articles.c[c] for c in ARTICLE_COLUMNS if c != "copy_of"]
-    copy_of = func.coalesce(articles.c.copy_of, articles.c.duplicate_of).label("copy_of")
-    while True:
-        with store.begin() as conn:
-            rows = conn.execute(
-                select(*columns, copy_of)
-                .where(articles.c.change_seq > cursor, articles.c.change_seq <= upto)
-                .order_by(articles.c.change_seq)
-                .limit(BATCH)
-            ).all()
-        if not rows:
-            return
+    while rows := store.changed_articles(cursor, upto, BATCH):
         batch = []
-        for r in rows:
-            item = {c: getattr(r, c) for c in ARTICLE_COLUMNS}
+        for row in rows:
+            item = {c: row[c] for c in ARTICLE_COLUMNS}
             item["authors"] = json.loads(item["authors"] or "[]")
             for key in ("published_at", "fetched_at", "updated_at"):
                 item[key] = _iso(utc(item[key]))
             batch.append(item)
-        cursor = rows[-1].change_seq
+        cursor = rows[-1]["change_seq"]
         yield batch
 
 
@@ -216,6 +192,14 @@ def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+def _int64(value: Any) -> int | None:
+    """A figure's count as Parquet's int64, or None when it is not a count or does not fit (the
+    exact value stays in ``value``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
+
+
 def _parquet_row(kind: Kind, item: dict[str, Any]) -> dict[str, Any]:
     """Parquet wants one type per column: timestamps as timestamps, a figure's value as text
     with its count (if it is one) beside it."""
@@ -230,7 +214,7 @@ def _parquet_row(kind: Kind, item: dict[str, Any]) -> dict[str, Any]:
             {
                 **f,
                 "value": str(f["value"]),
-                "number": f["value"] if isinstance(f["value"], int) else None,
+                "number": _int64(f["value"]),
                 "reported_at": _ts(f["reported_at"]),
             }
             for f in item["figures"]
@@ -255,15 +239,8 @@ def export(
     if since_seq < 0:
         raise ConfigError("--since-seq must be 0 or more")
     progress = progress or Progress()
-    table = stories if kind == "stories" else articles
-    with store.begin() as conn:
-        upto = last_seq(conn)
-        total = conn.execute(
-            select(func.count())
-            .select_from(table)
-            .where(table.c.change_seq > since_seq, table.c.change_seq <= upto)
-        ).scalar_one()
-    upto = max(upto, since_seq)
+    upto = max(store.last_change_seq(), since_seq)
+    total = store.count_changed(kind, since_seq, upto)
     batches = (_story_batches if kind == "stories" else _article_batches)(store, since_seq, upto)
     rows = 0
     with progress.stage(f"export {kind}", total) as stage:

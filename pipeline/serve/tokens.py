@@ -15,11 +15,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-
 from pipeline.errors import ConfigError
-from pipeline.store.core import Store, utc
-from pipeline.store.schema import api_tokens
+from pipeline.store.core import Store
 
 PREFIX = "nat_"  # recognisable in logs and secret scanners
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -45,43 +42,20 @@ def create_token(store: Store, name: str) -> str:
     """Make a token called ``name``; returns it (the only time it exists in clear)."""
     _check_name(name)
     token = PREFIX + secrets.token_urlsafe(32)
-    now = datetime.now(UTC).replace(microsecond=0)
-    with store.begin() as conn:
-        row = conn.execute(select(api_tokens).where(api_tokens.c.name == name)).first()
-        if row is not None and row.revoked_at is None:
-            raise ConfigError(f"token {name!r} exists; revoke it first (newsagg token revoke {name})")
-        if row is None:
-            conn.execute(
-                api_tokens.insert().values(
-                    name=name, token_sha256=hash_token(token), created_at=now, revoked_at=None
-                )
-            )
-        else:  # a revoked name is reused; the old hash is gone with it
-            conn.execute(
-                api_tokens.update()
-                .where(api_tokens.c.name == name)
-                .values(token_sha256=hash_token(token), created_at=now, revoked_at=None)
-            )
+    store.save_token(name, hash_token(token), datetime.now(UTC).replace(microsecond=0))
     return token
 
 
 def revoke_token(store: Store, name: str) -> None:
-    with store.begin() as conn:
-        done = conn.execute(
-            api_tokens.update()
-            .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC).replace(microsecond=0))
-        )
-        if not done.rowcount:
-            raise ConfigError(f"no active token named {name!r}")
+    if not store.revoke_token(name, datetime.now(UTC).replace(microsecond=0)):
+        raise ConfigError(f"no active token named {name!r}")
 
 
 def list_tokens(store: Store) -> list[TokenInfo]:
-    with store.begin() as conn:
-        return [
-            TokenInfo(r.name, utc(r.created_at) or datetime.min.replace(tzinfo=UTC), utc(r.revoked_at))
-            for r in conn.execute(select(api_tokens).order_by(api_tokens.c.name))
-        ]
+    return [
+        TokenInfo(name, created or datetime.min.replace(tzinfo=UTC), revoked)
+        for name, created, revoked in store.tokens()
+    ]
 
 
 def verify_token(store: Store, presented: str | None) -> str | None:
@@ -89,14 +63,14 @@ def verify_token(store: Store, presented: str | None) -> str | None:
     if not presented:
         return None
     wanted = hash_token(presented)
-    with store.begin() as conn:
-        rows = conn.execute(
-            select(api_tokens.c.name, api_tokens.c.token_sha256).where(api_tokens.c.revoked_at.is_(None))
-        ).all()
+    if store.dialect == "postgresql":
+        # A hash lookup: the reader role may call it without reading api_tokens. The hash of a
+        # guess says nothing about how close the guess was, so an indexed lookup leaks nothing.
+        return store.token_name(wanted)
     match = None
-    for row in rows:  # no early exit: every check costs the same
-        if hmac.compare_digest(row.token_sha256, wanted):
-            match = row.name
+    for name, digest in store.active_token_hashes():  # no early exit: every check costs the same
+        if hmac.compare_digest(digest, wanted):
+            match = name
     return match
 
 
@@ -112,10 +86,6 @@ def grant_reader(store: Store, role: str, login: bool = False) -> list[str]:
     may log in but gets no password; pg_hba.conf (peer, cert, ...) decides how it authenticates.
     Returns warnings about what this command cannot fix on its own.
     """
-    from sqlalchemy import text
-
-    from pipeline.store.schema import READ_VIEWS
-
     if store.dialect != "postgresql":
         raise ConfigError(
             "grant-reader needs a PostgreSQL store: SQLite has no roles (hand "
@@ -123,48 +93,6 @@ def grant_reader(store: Store, role: str, login: bool = False) -> list[str]:
         )
     if not _ROLE.match(role):
         raise ConfigError(f"role name {role!r}: use lower-case letters, digits and '_'")
-    ident = f'"{role}"'
-    warnings: list[str] = []
-    with store.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(4242003)"))  # one grant at a time
-        row = conn.execute(
-            text(
-                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication, "
-                "EXISTS (SELECT 1 FROM pg_auth_members m WHERE m.member = r.oid) AS member "
-                "FROM pg_roles r WHERE rolname = :role"
-            ),
-            {"role": role},
-        ).first()
-        if row is None:
-            conn.execute(text(f"CREATE ROLE {ident} {'LOGIN' if login else 'NOLOGIN'}"))
-        else:
-            if any(row[:5]):
-                raise ConfigError(
-                    f"role {role!r} is privileged (superuser, createrole, "
-                    "createdb, bypassrls or replication); pick another name"
-                )
-            if row.member:
-                raise ConfigError(
-                    f"role {role!r} is a member of other roles and would read "
-                    "with their rights; pick another name"
-                )
-            conn.execute(text(f"ALTER ROLE {ident} {'LOGIN' if login else 'NOLOGIN'}"))
-        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
-        database = conn.execute(text("SELECT current_database()")).scalar_one()
-        schema_ident = '"' + schema.replace('"', '""') + '"'
-        database_ident = '"' + database.replace('"', '""') + '"'
-        conn.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema_ident} FROM {ident}"))
-        conn.execute(text(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema_ident} FROM {ident}"))
-        conn.execute(text(f"REVOKE CREATE ON SCHEMA {schema_ident} FROM {ident}"))
-        conn.execute(text(f"GRANT USAGE ON SCHEMA {schema_ident} TO {ident}"))
-        conn.execute(text(f"GRANT CONNECT ON DATABASE {database_ident} TO {ident}"))
-        for view in READ_VIEWS:
-            conn.execute(text(f"GRANT SELECT ON {schema_ident}.{view} TO {ident}"))
-        if conn.execute(
-            text("SELECT has_schema_privilege(:role, current_schema(), 'CREATE')"), {"role": role}
-        ).scalar_one():
-            warnings.append(
-                f"every role may create tables in schema {schema} (the PostgreSQL "
-                f"< 15 default): run REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC"
-            )
-    return warnings
+    from pipeline.store.roles import grant_reader_role
+
+    return grant_reader_role(store, role, login)

@@ -10,6 +10,10 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
+import os
+import secrets
+import socket
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,14 +24,34 @@ from typing import Any
 
 import zstandard
 from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, func, or_, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import ConfigError, StoreError
 from pipeline.models import Article, Figure, Story, StoryArticle
-from pipeline.store.schema import articles, drops, feed_state, figures, pages, stories, urls
+from pipeline.store.changes import Change
+from pipeline.store.limits import Bounds, aware, fits, plausible
+from pipeline.store.schema import (
+    READ_VIEWS,
+    api_tokens,
+    articles,
+    drops,
+    feed_state,
+    figures,
+    pages,
+    stories,
+    urls,
+)
+from pipeline.store.schema import run_lock as run_lock_table
+from pipeline.store.views import v1_articles, v1_changes, v1_stories, v1_story_figures
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
+# How long a run waits for another run's lock before it fails naming the holder, and a migration
+# for another process's migration.
+RUN_LOCK_WAIT_S = 3600.0
+MIGRATE_WAIT_S = 300.0
 # Raw pages and discovery documents are kept compressed (columns ``body_gz``; the name is from
 # when it was gzip, which stores written then still hold and which still reads). zstd level 3
 # packs a real news page to ~17% in ~0.7 ms and unpacks it in ~0.3 ms; gzip took ~2 ms at
@@ -145,47 +169,171 @@ class StoredPage:
 
 
 class Store:
-    """One database. Create with a URL; call :meth:`migrate` before use."""
+    """One database. Create with a URL; writers call :meth:`migrate` before use, readers
+    :meth:`check_readable` (which writes nothing)."""
 
-    def __init__(self, url: str) -> None:
-        self.url = normalise_url(url)
+    @staticmethod
+    def parse_url(url: str) -> URL:
+        """The store URL as the store reads it; ConfigError when it is not one. Opens nothing."""
         try:
-            parsed = make_url(self.url)
+            parsed = make_url(normalise_url(url))
         except Exception as exc:  # sqlalchemy raises ArgumentError and friends
             raise ConfigError(f"bad store URL {url!r}: {exc}") from None
-        self.dialect = parsed.get_backend_name()
-        if self.dialect not in ("sqlite", "postgresql"):
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             raise ConfigError(f"store URL {url!r}: only sqlite and postgresql are supported")
+        return parsed
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        self.url = normalise_url(url)
+        parsed = self.parse_url(url)
+        self.dialect = parsed.get_backend_name()
+        self.read_only = read_only
+        self.path: Path | None = None  # the SQLite file
         self._lock_path: Path | None = None
+        self._fence: int | None = None  # PostgreSQL: the run lock's token while this store holds it
+        self.run_lock_wait_s = RUN_LOCK_WAIT_S
+        self.bounds = Bounds()  # every value written is made to fit its column (pipeline.store.limits)
         if self.dialect == "sqlite":
             database = parsed.database or ""
-            if database and database != ":memory:":
-                path = Path(database).expanduser()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._lock_path = path.with_suffix(path.suffix + ".lock")
+            uri = str(parsed.query.get("uri", "")).lower() in ("true", "1")
+            if uri and database.startswith("file:"):  # file:PATH?mode=ro&uri=true
+                database = database[len("file:") :].split("?", 1)[0]
+                self.read_only = self.read_only or parsed.query.get("mode") == "ro"
+            if database and database != ":memory:" and not database.startswith("file::memory:"):
+                self.path = Path(database).expanduser()
+                if not self.read_only:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_path = self.path.with_suffix(self.path.suffix + ".lock")
             self.engine: Engine = create_engine(self.url, connect_args={"timeout": 60})
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(
+                self.engine, "connect", _sqlite_pragmas if not self.read_only else _sqlite_read_pragmas
+            )
         else:
-            self.engine = create_engine(self.url, pool_pre_ping=True)
+            # Our own sessions are exempt from the server's idle timeouts: the run lock's
+            # connection idles for a whole run by design, and a pooled one is pinged before use.
+            options = "-c idle_in_transaction_session_timeout=0"
+            if self.read_only:
+                options += " -c default_transaction_read_only=on"
+            self.engine = create_engine(self.url, pool_pre_ping=True, connect_args={"options": options})
+            event.listen(self.engine, "connect", _pg_session)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (serialised across processes)."""
-        from alembic import command
+    def _alembic(self) -> Any:
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return cfg
+
+    def _versions(self) -> tuple[str, set[str]]:
+        """The head revision and every revision this newsagg knows."""
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self._alembic())
+        return str(script.get_current_head()), {r.revision for r in script.walk_revisions()}
+
+    @staticmethod
+    def _current(conn: Connection) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        return MigrationContext.configure(conn).get_current_revision()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _quiet_alembic() -> Iterator[None]:
+        """Alembic's INFO lines ("Context impl", plugin setup, each step) only when debugging."""
+        logger = logging.getLogger("alembic")
+        level = logger.level
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            logger.setLevel(logging.WARNING)
         try:
-            with self.engine.begin() as conn:
+            yield
+        finally:
+            logger.setLevel(level)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision.
+
+        Nothing is locked or logged when it is there already; otherwise one process at a time
+        migrates (SQLite: a lock file; PostgreSQL: a transaction advisory lock, waited for at most
+        :data:`MIGRATE_WAIT_S`), and one line says what ran."""
+        with self._quiet_alembic():
+            self._migrate()
+
+    def _migrate(self) -> None:
+        from alembic import command
+
+        if self.read_only:
+            raise ConfigError(f"store {self.safe_url} is opened read-only: it cannot be migrated")
+        head, _ = self._versions()
+        try:
+            with self.engine.connect() as conn:
+                if self._current(conn) == head:
+                    return
+            with self._migrate_file_lock(), self.engine.begin() as conn:
                 if self.dialect == "postgresql":
+                    conn.execute(text(f"SET LOCAL lock_timeout = {int(MIGRATE_WAIT_S * 1000)}"))
                     conn.execute(text("SELECT pg_advisory_xact_lock(4242001)"))
+                before = self._current(conn)
+                if before == head:  # another process migrated while we waited
+                    return
+                cfg = self._alembic()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+            log.info("store %s migrated from %s to %s", self.safe_url, before or "empty", head)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot migrate store {self.safe_url}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _migrate_file_lock(self) -> Iterator[None]:
+        """SQLite: two processes opening a new store must not both create its tables."""
+        if self._lock_path is None:
+            yield
+            return
+        with open(self._lock_path.with_suffix(".migrate-lock"), "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def check_readable(self) -> None:
+        """What a read command needs before it reads: a newsagg store at the URL, whose schema this
+        version can read. Writes nothing, creates nothing and needs no more than the rights of
+        the reader role (``newsagg db grant-reader``).
+
+        Raises ConfigError when there is no store there, StoreError when it cannot be read."""
+        if self.path is not None and not self.path.is_file():
+            raise ConfigError(f"no store at {self.safe_url} (no such file)")
+        with self._quiet_alembic():
+            head, known = self._versions()
+        try:
+            with self.engine.connect() as conn:
+                tables = set(sa_inspect(conn).get_table_names()) | set(sa_inspect(conn).get_view_names())
+                if "alembic_version" not in tables:
+                    raise ConfigError(f"no store at {self.safe_url} (no newsagg tables there)")
+                try:
+                    version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                except SQLAlchemyError:  # the reader role may read the views only
+                    conn.rollback()
+                    version = None
+                    missing = [v for v in READ_VIEWS if v not in tables]
+                    if missing:
+                        raise StoreError(
+                            f"store {self.safe_url} lacks the read views {', '.join(missing)}: "
+                            "run newsagg once with the owner's role to migrate it"
+                        ) from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read store {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
+        if version is not None and version not in known:
+            raise StoreError(
+                f"store {self.safe_url} has schema {version}, newer than this newsagg knows ({head}): "
+                "upgrade newsagg to read it"
+            )
+        if version is not None and version != head:
+            log.debug("store %s has schema %s (newest %s); reading what it has", self.safe_url, version, head)
 
     @property
     def safe_url(self) -> str:
@@ -202,25 +350,48 @@ class Store:
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:
-        """One transaction; any database error becomes a StoreError after the rollback."""
+        """One transaction; any database error becomes a StoreError after the rollback.
+
+        While this store holds the PostgreSQL run lock each transaction first checks that no
+        other run has taken it since (see :meth:`run_lock`)."""
         try:
             with self.engine.begin() as conn:
+                if self._fence is not None:
+                    self._check_fence(conn, self._fence)
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"store {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
 
+    def _check_fence(self, conn: Connection, token: int) -> None:
+        held = conn.execute(
+            select(run_lock_table.c.id)
+            .where(run_lock_table.c.id == 1, run_lock_table.c.token == token)
+            .with_for_update(read=True, key_share=True)  # FOR KEY SHARE
+        ).first()
+        if held is None:
+            raise StoreError(
+                f"this run lost the run lock on {self.safe_url} (its connection ended) and another "
+                "run has taken it: stopping before writing anything more"
+            )
+
     @contextlib.contextmanager
-    def run_lock(self) -> Iterator[None]:
-        """Serialise whole runs on one store: a PostgreSQL advisory lock, or a lock file."""
+    def run_lock(self, wait_s: float | None = None) -> Iterator[None]:
+        """Serialise whole runs on one store.
+
+        PostgreSQL: a row lock on ``run_lock`` held by one connection for the whole run. Taking
+        it needs UPDATE on that table, which the reader role lacks, so no reader can block a
+        run. Each taker writes a fresh random token to the row (and clears it when done, so a
+        finished run leaves the row as it found it); this run's transactions check the token
+        (:meth:`begin`), so if the lock's connection is terminated and another run takes the
+        lock, this run stops writing instead of running alongside it. A run that waits longer
+        than ``wait_s`` (default :data:`RUN_LOCK_WAIT_S`) fails with a message naming the holder.
+        SQLite: an exclusive lock on a file beside the database, released by the kernel if the
+        process dies.
+        """
+        wait = self.run_lock_wait_s if wait_s is None else wait_s
         if self.dialect == "postgresql":
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT pg_advisory_lock(4242002)"))
-                conn.commit()
-                try:
-                    yield
-                finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(4242002)"))
-                    conn.commit()
+            with self._pg_run_lock(wait):
+                yield
         elif self._lock_path is not None:
             with open(self._lock_path, "a+") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
@@ -230,6 +401,100 @@ class Store:
                     fcntl.flock(handle, fcntl.LOCK_UN)
         else:
             yield
+
+    @contextlib.contextmanager
+    def _pg_run_lock(self, wait: float) -> Iterator[None]:
+        holder = f"newsagg run on {socket.gethostname()} pid {os.getpid()} since {now():%Y-%m-%d %H:%M:%S}Z"
+        conn = self.engine.connect()
+        try:
+            try:
+                conn.execute(text("SELECT set_config('application_name', :h, false)"), {"h": holder[:63]})
+                conn.execute(text(f"SET lock_timeout = {max(1, int(wait * 1000))}"))
+                conn.commit()
+                token = self._take_run_lock(conn, holder, wait)
+            except BaseException:
+                conn.close()
+                raise
+            self._fence = token
+            try:
+                yield
+            finally:
+                self._fence = None
+                try:
+                    conn.execute(  # still holding the row: nobody else can have changed it
+                        run_lock_table.update()
+                        .where(run_lock_table.c.id == 1, run_lock_table.c.token == token)
+                        .values(token=0, holder=None, since=None)
+                    )
+                    conn.commit()  # ends the transaction that holds the row lock
+                    conn.close()
+                except SQLAlchemyError as exc:  # its backend was terminated: the lock is gone anyway
+                    log.warning(
+                        "the run lock's connection to %s had ended: %s", self.safe_url, exc.__class__.__name__
+                    )
+                    with contextlib.suppress(Exception):
+                        conn.invalidate()
+        except StoreError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StoreError(f"run lock on {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
+
+    def _take_run_lock(self, conn: Connection, holder: str, wait: float) -> int:
+        """Write a new token under FOR UPDATE and commit, then hold the row (FOR NO KEY UPDATE,
+        which the fence's KEY SHARE does not conflict with) until the run ends."""
+        from sqlalchemy.exc import DBAPIError
+
+        for _ in range(3):
+            try:
+                row = conn.execute(
+                    select(run_lock_table.c.token).where(run_lock_table.c.id == 1).with_for_update()
+                ).first()
+                if row is None:
+                    raise StoreError(f"store {self.safe_url} has no run_lock row: migrate it first")
+                token = secrets.randbits(62) + 1
+                conn.execute(
+                    run_lock_table.update()
+                    .where(run_lock_table.c.id == 1)
+                    .values(token=token, holder=holder, since=now())
+                )
+                conn.commit()
+                again = conn.execute(
+                    select(run_lock_table.c.token)
+                    .where(run_lock_table.c.id == 1)
+                    .with_for_update(key_share=True)  # FOR NO KEY UPDATE
+                ).scalar_one()
+            except DBAPIError as exc:
+                conn.rollback()
+                code = getattr(exc.orig, "sqlstate", None)
+                if code == "55P03":  # lock_not_available: lock_timeout passed
+                    raise StoreError(
+                        f"another run holds the run lock on {self.safe_url} ({self._holder(conn)}); "
+                        f"waited {wait:.0f} s"
+                    ) from None
+                if code == "42501":  # insufficient_privilege
+                    raise StoreError(
+                        f"this role cannot take the run lock on {self.safe_url}: runs need the owner's role"
+                    ) from None
+                raise
+            if again == token:
+                return token
+            conn.rollback()  # another run got in between the commit and the hold: queue again
+        raise StoreError(f"could not take the run lock on {self.safe_url}: other runs keep taking it")
+
+    def _holder(self, conn: Connection) -> str:
+        """Who holds the run lock, as the holder named itself (its application_name)."""
+        try:
+            names = conn.execute(
+                text(
+                    "SELECT application_name, pid, backend_start FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name LIKE 'newsagg run on %' "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).all()
+            conn.rollback()
+        except SQLAlchemyError:
+            return "holder unknown"
+        return "; ".join(f"{r.application_name}, backend pid {r.pid}" for r in names) or "holder unknown"
 
     # -- feed state ----------------------------------------------------------------------------
 
@@ -243,6 +508,11 @@ class Store:
     def save_feed_validators(
         self, url: str, source: str, etag: str | None, last_modified: str | None
     ) -> None:
+        fitted = self.bounds.row(feed_state, {"source": source, "etag": etag, "last_modified": last_modified})
+        source, etag, last_modified = fitted["source"], fitted["etag"], fitted["last_modified"]
+        if not fits(feed_state.c.url, url):
+            log.warning("feed state of a URL longer than %d characters is not kept", 2048)
+            return
         with self.begin() as conn:
             row = conn.execute(select(feed_state).where(feed_state.c.url == url)).first()
             if row is None:
@@ -310,6 +580,10 @@ class Store:
         if etag is None and last_modified is None:
             body = content_type = None
         content_type = content_type[:255] if content_type else None
+        if not fits(feed_state.c.url, url):
+            return False
+        source = self.bounds.value(feed_state.c.source, source)
+        content_type = self.bounds.value(feed_state.c.content_type, content_type)
         with self.begin() as conn:
             row = conn.execute(select(feed_state).where(feed_state.c.url == url)).first()
             if row is None and body is None and etag is None and last_modified is None:
@@ -346,6 +620,15 @@ class Store:
     def discover(self, found: Iterable[Discovered]) -> tuple[int, int]:
         """Add new URLs as pending; re-queue known ones whose lastmod moved. Returns (new, requeued)."""
         found = list({d.url: d for d in found}.values())
+        refused = [d.url for d in found if not fits(urls.c.url, d.url)]
+        if refused:  # a cut URL would name another page: that one URL is refused
+            self.bounds.cut["urls.url (refused)"] += len(refused)
+            log.warning(
+                "refused %d discovered URL(s) that do not fit the store, e.g. %.120r",
+                len(refused),
+                refused[0],
+            )
+            found = [d for d in found if fits(urls.c.url, d.url)]
         new = requeued = 0
         if not found:
             return 0, 0
@@ -364,32 +647,36 @@ class Store:
                     row = known.get(d.url)
                     if row is None:
                         inserts.append(
-                            {
-                                "url": d.url,
-                                "source": d.source,
-                                "discovered_at": now(),
-                                "hint_title": d.title,
-                                "hint_published_at": utc(d.published_at),
-                                "lastmod": utc(d.lastmod),
-                                "fingerprint": d.fingerprint,
-                                "status": "pending",
-                                "attempts": 0,
-                                "error": None,
-                            }
+                            self.bounds.row(
+                                urls,
+                                {
+                                    "url": d.url,
+                                    "source": d.source,
+                                    "discovered_at": now(),
+                                    "hint_title": d.title,
+                                    "hint_published_at": plausible(d.published_at),
+                                    "lastmod": plausible(d.lastmod),
+                                    "fingerprint": d.fingerprint,
+                                    "status": "pending",
+                                    "attempts": 0,
+                                    "error": None,
+                                },
+                            )
                         )
                         continue
-                    old, moved = utc(row.lastmod), utc(d.lastmod)
+                    old, moved = utc(row.lastmod), plausible(d.lastmod)
+                    fingerprint = self.bounds.value(urls.c.fingerprint, d.fingerprint)
                     newer = moved is not None and (old is None or moved > old)
                     # Many feeds revise an entry (headline, summary) without any date: the
                     # entry's fingerprint changing is then the only sign the article changed.
-                    revised = d.fingerprint is not None and row.fingerprint not in (None, d.fingerprint)
+                    revised = fingerprint is not None and row.fingerprint not in (None, fingerprint)
                     if (newer or revised) and row.status in ("fetched", "dropped"):
                         conn.execute(
                             urls.update()
                             .where(urls.c.url == d.url)
                             .values(
                                 lastmod=moved if newer else old,
-                                fingerprint=d.fingerprint or row.fingerprint,
+                                fingerprint=fingerprint or row.fingerprint,
                                 status="pending",
                                 attempts=0,
                                 error=None,
@@ -434,7 +721,7 @@ class Store:
             ]
 
     def mark_url(self, conn: Connection, url: str, status: str, error: str | None = None) -> None:
-        values: dict[str, Any] = {"status": status, "error": error}
+        values: dict[str, Any] = self.bounds.row(urls, {"status": status, "error": error})
         if status == "failed":
             values["attempts"] = urls.c.attempts + 1
         conn.execute(urls.update().where(urls.c.url == url).values(**values))
@@ -471,6 +758,18 @@ class Store:
 
         ``packed``: the body already hashed and packed by the caller (see PackedBody)."""
         sha = packed.sha256 if packed is not None else hashlib.sha256(body).hexdigest()
+        fitted = self.bounds.row(
+            pages,
+            {
+                "source": source,
+                "final_url": final_url,
+                "content_type": content_type,
+                "charset": charset,
+                "etag": etag,
+                "last_modified": last_modified,
+            },
+        )
+        etag, last_modified = fitted["etag"], fitted["last_modified"]
         row = conn.execute(
             select(pages.c.body_sha256, pages.c.etag, pages.c.last_modified).where(pages.c.url == url)
         ).first()
@@ -481,13 +780,8 @@ class Store:
                 )
             return False
         values = {
-            "source": source,
-            "final_url": final_url,
+            **fitted,
             "fetched_at": now(),
-            "content_type": content_type,
-            "charset": charset,
-            "etag": etag,
-            "last_modified": last_modified,
             "body_sha256": sha,
             "body_gz": packed.packed if packed is not None else pack(body),
         }
@@ -497,14 +791,26 @@ class Store:
         conn.execute(pages.update().where(pages.c.url == url).values(**values))
         return True
 
+    def page_urls_to_clean(
+        self, sources: Sequence[str], after_url: str = "", last_url: str | None = None
+    ) -> list[str]:
+        """URLs of stored pages that need cleaning, in the order :meth:`pages_to_clean` takes them."""
+        query = (
+            select(pages.c.url)
+            .where(pages.c.url > after_url, pages.c.source.in_(list(sources)), _needs_cleaning())
+            .order_by(pages.c.url)
+        )
+        if last_url is not None:
+            query = query.where(pages.c.url <= last_url)
+        with self.begin() as conn:
+            return [str(u) for u in conn.execute(query).scalars()]
+
     def pages_to_clean(
         self, sources: Sequence[str] | None = None, limit: int = 500, after_url: str = "", force: bool = False
     ) -> list[StoredPage]:
         query = select(pages).where(pages.c.url > after_url).order_by(pages.c.url).limit(limit)
         if not force:
-            query = query.where(
-                or_(pages.c.cleaned_sha256.is_(None), pages.c.cleaned_sha256 != pages.c.body_sha256)
-            )
+            query = query.where(_needs_cleaning())
         if sources is not None:
             query = query.where(pages.c.source.in_(list(sources)))
         with self.begin() as conn:
@@ -543,7 +849,10 @@ class Store:
     # -- drops ---------------------------------------------------------------------------------
 
     def record_drop(self, conn: Connection, url: str, source: str, stage: str, reason: str) -> None:
-        reason = reason[:2000]
+        reason = self.bounds.value(drops.c.reason, reason[:2000])
+        source = self.bounds.value(drops.c.source, source)
+        if not fits(drops.c.url, url):
+            return
         row = conn.execute(select(drops.c.reason).where(drops.c.url == url, drops.c.stage == stage)).first()
         if row is None:
             conn.execute(drops.insert().values(url=url, stage=stage, source=source, reason=reason, at=now()))
@@ -605,20 +914,27 @@ class Store:
         results: list[str] = []
         inserts: list[dict[str, Any]] = []
         for article in batch:
-            values = {
-                "source": article.source,
-                "title": article.title,
-                "authors": json.dumps(list(article.authors), ensure_ascii=False),
-                "published_at": utc(article.published_at),
-                "language": article.language,
-                "text": article.text,
-                "content_hash": article.content_hash,
-            }
+            if not fits(articles.c.url, article.url):  # never from the frontier, which refuses them
+                results.append("dropped")
+                continue
+            values = self.bounds.row(
+                articles,
+                {
+                    "source": article.source,
+                    "title": article.title,
+                    "authors": json.dumps(list(article.authors), ensure_ascii=False),
+                    "published_at": plausible(article.published_at),
+                    "language": article.language,
+                    "text": article.text,
+                    "content_hash": article.content_hash,
+                },
+            )
             others = [v for url, v in originals.get(article.content_hash, {}).items() if url != article.url]
             duplicate_of = min(others)[1] if others else None
             row = existing.get(article.url)
             if row is None:
-                article_id, fetched_at = article.article_id, utc(article.fetched_at) or now()
+                article_id = article.article_id
+                fetched_at = self.bounds.value(articles.c.fetched_at, article.fetched_at) or now()
                 inserts.append(
                     {
                         "article_id": article_id,
@@ -636,7 +952,7 @@ class Store:
                 results.append("new")
             else:
                 old = {k: getattr(row, k) for k in values}
-                old["published_at"] = utc(old["published_at"])
+                old["published_at"] = plausible(old["published_at"])
                 if old == values and row.duplicate_of == duplicate_of:
                     results.append("unchanged")
                     continue
@@ -645,7 +961,7 @@ class Store:
                     articles.update()
                     .where(articles.c.url == article.url)
                     .values(
-                        updated_at=utc(article.fetched_at),
+                        updated_at=self.bounds.value(articles.c.updated_at, article.fetched_at),
                         duplicate_of=duplicate_of,
                         dedup_sig=None,
                         **values,
@@ -666,9 +982,9 @@ class Store:
         when = func.coalesce(articles.c.published_at, articles.c.fetched_at)
         query = select(articles).order_by(articles.c.article_id)
         if start is not None:
-            query = query.where(when >= start)
+            query = query.where(when >= aware(start))
         if end is not None:
-            query = query.where(when <= end)
+            query = query.where(when <= aware(end))
         with self.begin() as conn:
             return [_article_row(r) for r in conn.execute(query)]
 
@@ -743,15 +1059,22 @@ class Store:
     # -- stories -------------------------------------------------------------------------------
 
     def stories(
-        self, since: datetime | None = None, story_ids: Sequence[str] | None = None, limit: int | None = None
+        self,
+        since: datetime | None = None,
+        story_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Story]:
-        query = select(stories).order_by(stories.c.last_updated.desc(), stories.c.story_id)
-        if since is not None:
-            query = query.where(stories.c.last_updated >= since)
+        """Stories, most recently updated first, read through the v1 views (the reader role can)."""
+        query = select(v1_stories).order_by(v1_stories.c.last_updated.desc(), v1_stories.c.story_id)
+        if since is not None:  # SQLite compares the stored UTC text: the bound must be UTC too
+            query = query.where(v1_stories.c.last_updated >= aware(since))
         if story_ids is not None:
-            query = query.where(stories.c.story_id.in_(list(story_ids)))
+            query = query.where(v1_stories.c.story_id.in_(list(story_ids)))
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self.begin() as conn:
             rows = conn.execute(query).all()
             ids = [r.story_id for r in rows]
@@ -760,36 +1083,30 @@ class Store:
             for chunk in _chunks(ids, 500):
                 for a in conn.execute(
                     select(
-                        articles.c.article_id,
-                        articles.c.url,
-                        articles.c.source,
-                        articles.c.title,
-                        articles.c.published_at,
-                        articles.c.story_id,
-                        articles.c.copy_of,
-                        articles.c.duplicate_of,
+                        v1_articles.c.article_id,
+                        v1_articles.c.url,
+                        v1_articles.c.source,
+                        v1_articles.c.title,
+                        v1_articles.c.published_at,
+                        v1_articles.c.story_id,
+                        v1_articles.c.copy_of,
                     )
-                    .where(articles.c.story_id.in_(chunk))
+                    .where(v1_articles.c.story_id.in_(chunk))
                     .order_by(
-                        func.coalesce(articles.c.published_at, articles.c.fetched_at), articles.c.article_id
+                        func.coalesce(v1_articles.c.published_at, v1_articles.c.fetched_at),
+                        v1_articles.c.article_id,
                     )
                 ):
                     members[a.story_id].append(
-                        StoryArticle(
-                            a.article_id,
-                            a.url,
-                            a.source,
-                            a.title,
-                            utc(a.published_at),
-                            a.copy_of or a.duplicate_of,
-                        )
+                        StoryArticle(a.article_id, a.url, a.source, a.title, utc(a.published_at), a.copy_of)
                     )
-                for f in conn.execute(
-                    select(figures)
-                    .where(figures.c.story_id.in_(chunk))
-                    .order_by(figures.c.reported_at, figures.c.kind, figures.c.source, figures.c.value)
+                f = v1_story_figures.c
+                for r in conn.execute(
+                    select(f.story_id, f.kind, f.value, f.source, f.url, f.reported_at)
+                    .where(f.story_id.in_(chunk))
+                    .order_by(f.reported_at, f.kind, f.source, f.value)
                 ):
-                    figs[f.story_id].append(Figure(f.kind, f.value, f.source, f.url, utc(f.reported_at)))
+                    figs[r.story_id].append(Figure(r.kind, r.value, r.source, r.url, utc(r.reported_at)))
         return [
             Story(
                 r.story_id,
@@ -802,6 +1119,127 @@ class Store:
             )
             for r in rows
         ]
+
+    def story_ids(self, limit: int, offset: int = 0, since: datetime | None = None) -> list[str]:
+        """One page of story ids, most recently updated first."""
+        query = (
+            select(v1_stories.c.story_id)
+            .order_by(v1_stories.c.last_updated.desc(), v1_stories.c.story_id)
+            .limit(limit)
+            .offset(offset)
+        )
+        if since is not None:
+            query = query.where(v1_stories.c.last_updated >= aware(since))
+        with self.begin() as conn:
+            return [str(i) for i in conn.execute(query).scalars()]
+
+    # -- read-API tokens (pipeline.serve.tokens keeps the rules) ------------------------------
+
+    def save_token(self, name: str, token_sha256: str, created_at: datetime) -> None:
+        """Store a new token under ``name``; ConfigError if an active one has that name. A
+        revoked name is reused, its old hash gone with it."""
+        with self.begin() as conn:
+            row = conn.execute(select(api_tokens.c.revoked_at).where(api_tokens.c.name == name)).first()
+            if row is not None and row.revoked_at is None:
+                raise ConfigError(f"token {name!r} exists; revoke it first (newsagg token revoke {name})")
+            values = {"token_sha256": token_sha256, "created_at": created_at, "revoked_at": None}
+            if row is None:
+                conn.execute(api_tokens.insert().values(name=name, **values))
+            else:
+                conn.execute(api_tokens.update().where(api_tokens.c.name == name).values(**values))
+
+    def revoke_token(self, name: str, at: datetime) -> bool:
+        """Revoke the active token ``name``; False when there is none."""
+        with self.begin() as conn:
+            done = conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=at)
+            )
+            return bool(done.rowcount)
+
+    def tokens(self) -> list[tuple[str, datetime | None, datetime | None]]:
+        """``(name, created_at, revoked_at)`` of every token, by name."""
+        with self.begin() as conn:
+            return [
+                (r.name, utc(r.created_at), utc(r.revoked_at))
+                for r in conn.execute(select(api_tokens).order_by(api_tokens.c.name))
+            ]
+
+    def active_token_hashes(self) -> list[tuple[str, str]]:
+        """``(name, token_sha256)`` of the active tokens."""
+        with self.begin() as conn:
+            return [
+                (r.name, r.token_sha256)
+                for r in conn.execute(
+                    select(api_tokens.c.name, api_tokens.c.token_sha256).where(
+                        api_tokens.c.revoked_at.is_(None)
+                    )
+                )
+            ]
+
+    def token_name(self, token_sha256: str) -> str | None:
+        """PostgreSQL: the active token with this hash, through ``newsagg_v1_token_name`` (which
+        the reader role may call; migration 0004). None when there is none."""
+        with self.begin() as conn:
+            name = conn.execute(text("SELECT newsagg_v1_token_name(:h)"), {"h": token_sha256}).scalar()
+        return None if name is None else str(name)
+
+    # -- the change feed, as consumers read it -------------------------------------------------
+
+    def changes_after(self, after: int, limit: int = 100) -> list[Change]:
+        """One page of the change feed after cursor ``after``."""
+        c = v1_changes.c
+        with self.begin() as conn:
+            rows = conn.execute(
+                select(v1_changes).where(c.change_seq > after).order_by(c.change_seq).limit(limit)
+            )
+            return [Change(r.change_seq, r.kind, r.id, r.op, utc(r.changed_at)) for r in rows]
+
+    def last_change_seq(self) -> int:
+        """The newest committed change number (numbers are dense and never reused)."""
+        with self.begin() as conn:
+            return int(conn.execute(select(func.max(v1_changes.c.change_seq))).scalar() or 0)
+
+    def count_changed(self, kind: str, after: int, upto: int) -> int:
+        """How many stories (or articles) carry a change number in ``(after, upto]``."""
+        view = v1_stories if kind == "stories" else v1_articles
+        with self.begin() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(view)
+                    .where(view.c.change_seq > after, view.c.change_seq <= upto)
+                ).scalar_one()
+            )
+
+    def changed_stories(self, after: int, upto: int, limit: int) -> list[tuple[str, int]]:
+        """``(story_id, change_seq)`` of the next ``limit`` stories changed in ``(after, upto]``."""
+        c = v1_stories.c
+        with self.begin() as conn:
+            return [
+                (r.story_id, int(r.change_seq))
+                for r in conn.execute(
+                    select(c.story_id, c.change_seq)
+                    .where(c.change_seq > after, c.change_seq <= upto)
+                    .order_by(c.change_seq)
+                    .limit(limit)
+                )
+            ]
+
+    def changed_articles(self, after: int, upto: int, limit: int) -> list[dict[str, Any]]:
+        """The next ``limit`` articles changed in ``(after, upto]`` as the v1 view has them."""
+        c = v1_articles.c
+        with self.begin() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(v1_articles)
+                    .where(c.change_seq > after, c.change_seq <= upto)
+                    .order_by(c.change_seq)
+                    .limit(limit)
+                )
+            ]
 
     def assign(self, conn: Connection, assignments: dict[str, tuple[str, str | None, str | None]]) -> int:
         """Set (story_id, copy_of, dedup_sig) per article id; returns rows changed.
@@ -970,14 +1408,17 @@ class Store:
         story_figures: Sequence[tuple[str, Figure]],
     ) -> str:
         sid = story.story_id
-        values = {
-            "title": story.title,
-            "summary": story.summary,
-            "best_article_id": best_article_id,
-            "first_seen": utc(story.first_seen),
-            "last_updated": utc(story.last_updated),
-            "article_count": len(story.articles),
-        }
+        values = self.bounds.row(
+            stories,
+            {
+                "title": story.title,
+                "summary": story.summary,
+                "best_article_id": best_article_id,
+                "first_seen": story.first_seen,
+                "last_updated": story.last_updated,
+                "article_count": len(story.articles),
+            },
+        )
         old = batch.rows.get(sid)
         status = "unchanged"
         if old is None:
@@ -990,7 +1431,9 @@ class Store:
                 batch.story_updates[sid] = values
             status = "updated"
         batch.rows[sid] = values
-        wanted = {(aid, f.kind, f.value): f for aid, f in story_figures}
+        wanted: dict[tuple[str, str, str], Figure] = {}
+        for aid, f in story_figures:  # a cut value is the key, so two values cut alike are one figure
+            wanted.setdefault((aid, f.kind, self.bounds.value(figures.c.value, f.value)), f)
         have = set(batch.have.get(sid, ()))
         for key in have - wanted.keys():
             batch.figure_deletes[key] = None
@@ -1003,15 +1446,18 @@ class Store:
             if previous is not None:  # the article's figure, still filed under another story
                 batch.figure_deletes[key] = None
                 batch.have[previous].discard(key)
-            batch.figure_inserts[key] = {
-                "article_id": key[0],
-                "kind": f.kind,
-                "value": f.value,
-                "story_id": sid,
-                "source": f.source,
-                "url": f.url,
-                "reported_at": utc(f.reported_at),
-            }
+            batch.figure_inserts[key] = self.bounds.row(
+                figures,
+                {
+                    "article_id": key[0],
+                    "kind": f.kind,
+                    "value": key[2],
+                    "story_id": sid,
+                    "source": f.source,
+                    "url": f.url,
+                    "reported_at": f.reported_at,
+                },
+            )
             batch.owner[key] = sid
             batch.have.setdefault(sid, set()).add(key)
         if (wanted.keys() ^ have) and status == "unchanged":
@@ -1045,9 +1491,15 @@ def dedup_signature(row: dict[str, Any]) -> str:
 def _article_row(row: Any) -> dict[str, Any]:
     data = dict(row._mapping)
     data["authors"] = tuple(json.loads(data["authors"] or "[]"))
-    for key in ("published_at", "fetched_at", "updated_at"):
+    for key in ("fetched_at", "updated_at"):
         data[key] = utc(data[key])
+    data["published_at"] = plausible(data["published_at"])  # a store written before the bounds
     return data
+
+
+def _needs_cleaning() -> Any:
+    """A page never cleaned, or whose body changed since it was."""
+    return or_(pages.c.cleaned_sha256.is_(None), pages.c.cleaned_sha256 != pages.c.body_sha256)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -1066,6 +1518,21 @@ def _stored_page(r: Any) -> StoredPage:
         r.body_sha256,
         r.body_gz,
     )
+def _sqlite_read_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def _pg_session(dbapi_conn: Any, _record: Any) -> None:
+    """PostgreSQL 14+ ends sessions idle longer than ``idle_session_timeout``; ours opt out
+    (the pool pings a connection before use anyway). Older servers lack the setting."""
+    if dbapi_conn.info.server_version >= 140000:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        dbapi_conn.execute("SET idle_session_timeout = 0")
+        dbapi_conn.autocommit = autocommit
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -1085,5 +1552,5 @@ def url_hints(store: Store, candidates: Sequence[str]) -> dict[str, tuple[str | 
             for row in conn.execute(
                 select(urls.c.url, urls.c.hint_title, urls.c.hint_published_at).where(urls.c.url.in_(chunk))
             ):
-                result[row.url] = (row.hint_title, utc(row.hint_published_at))
+                result[row.url] = (row.hint_title, plausible(row.hint_published_at))
     return result

@@ -165,6 +165,17 @@ api_tokens = Table(
     Column("revoked_at", TS),
 )
 
+# The run lock (migration 0004, Store.run_lock): its one row is row-locked for a whole run; the
+# reader role cannot lock it. ``token``: the holding run's random token, 0 when none holds it.
+run_lock = Table(
+    "run_lock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("token", BigInteger, nullable=False),
+    Column("holder", String(256)),  # host, pid and start of the run that took it last
+    Column("since", TS),
+)
+
 # The read contract (docs/store.md): views consumers may rely on; created by migration 0002.
 READ_VIEWS = (
     "newsagg_v1_stories",
@@ -185,6 +196,7 @@ __all__ = [
     "figures",
     "metadata",
     "pages",
+    "run_lock",
     "stories",
     "urls",
 ]
