@@ -17,9 +17,12 @@ from pipeline.clean import clean_pending
 from pipeline.context import Context
 from pipeline.dedup import dedup
 from pipeline.extract.core import ExtractStats
+from pipeline.health import SourceHealth, crawl_progress, drops_since, record_run
 from pipeline.ingest import fetch_pending, pull_feed
 from pipeline.models import Source
 from pipeline.progress import Progress
+from pipeline.store.core import now
+from pipeline.summary import format_summary
 
 log = logging.getLogger(__name__)
 
@@ -36,46 +39,14 @@ class RunSummary:
     stories: Counter[str] = field(default_factory=Counter)
     crawl_stats: dict[str, Any] = field(default_factory=dict)
     extraction: ExtractStats = field(default_factory=ExtractStats)
+    health: list[SourceHealth] = field(default_factory=list)
 
     @property
     def nothing_done(self) -> bool:
         return bool(self.sources_failed) and not self.sources_ok
 
     def lines(self) -> list[str]:
-        failed = "".join(f"\n  failed {name}: {why}" for name, why in sorted(self.sources_failed.items()))
-        warned = "".join(f"\n  warning {name}: {why}" for name, why in sorted(self.feed_warnings.items()))
-        dropped = Counter(self.drops.values())
-        reasons = "".join(f"\n  dropped {n}× {why}" for why, n in dropped.most_common())
-        out = [
-            f"sources: {len(self.sources_ok)} ok, {len(self.sources_failed)} failed{failed}{warned}",
-            f"urls: {self.discovered} new discovered; fetch: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(self.fetch.items()))
-            if self.fetch
-            else f"urls: {self.discovered} new discovered; fetch: nothing to fetch",
-            "articles: "
-            + ", ".join(f"{self.articles.get(k, 0)} {k}" for k in ("new", "updated", "unchanged", "dropped"))
-            + reasons,
-            "stories: " + ", ".join(f"{self.stories.get(k, 0)} {k}" for k in ("new", "updated")),
-        ]
-        x = self.extraction
-        if x.pages and x.cpu_s > 0:
-            out.append(
-                f"extraction: {x.pages} pages, {x.cpu_s:.1f} s CPU, of which trafilatura "
-                f"{x.trafilatura_s / x.cpu_s:.0%} and the HTML parse {x.parse_s / x.cpu_s:.0%}"
-            )
-        if self.crawl_stats:
-            keys = (
-                "downloader/request_count",
-                "downloader/response_count",
-                "item_scraped_count",
-                "robotstxt/forbidden",
-                "log_count/ERROR",
-                "finish_reason",
-            )
-            out.append(
-                "crawl: " + ", ".join(f"{k}={self.crawl_stats[k]}" for k in keys if k in self.crawl_stats)
-            )
-        return out
+        return format_summary(self, self.health)
 
 
 def run_pipeline(
@@ -84,6 +55,7 @@ def run_pipeline(
     progress = progress or Progress(enabled=False)
     summary = RunSummary()
     with ctx.store.run_lock():
+        started = now()
         feeds = [s for s in sources if s.kind == "rss"]
         crawled = [s for s in sources if s.kind != "rss"]
         with progress.stage("feeds", len(feeds)) as bar:
@@ -98,7 +70,11 @@ def run_pipeline(
                 summary.discovered += outcome.new + outcome.requeued
                 bar.advance()
         if crawled:
-            crawl_sources(ctx, crawled, since, summary)
+            with (
+                progress.stage("crawl") as bar,
+                progress.watch(bar, crawl_progress(ctx.store, crawled, started)),
+            ):
+                crawl_sources(ctx, crawled, since, summary)
         with progress.stage("fetch") as bar:
             last = [0]
 
@@ -123,6 +99,8 @@ def run_pipeline(
             result = dedup(ctx)
             bar.advance(result.articles)
         summary.stories.update(result.stories)
+        summary.drops.update(drops_since(ctx.store, started))
+        summary.health = record_run(ctx.store, sources, started, summary.sources_failed)
     return summary
 
 

@@ -165,6 +165,30 @@ api_tokens = Table(
     Column("revoked_at", TS),
 )
 
+# Source health (migration 0005, pipeline.health): one row per source per run, the figures the
+# health rules compare across runs. JSON columns are cut to their bound before they are written.
+source_runs = Table(
+    "source_runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("source", String(64), primary_key=True),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=False),
+    Column("discovered", Integer, nullable=False),
+    Column("fetched", Integer, nullable=False),
+    Column("cleaned", Integer, nullable=False),  # articles new or changed in this run
+    Column("dropped", Integer, nullable=False),
+    Column("no_body", Integer, nullable=False),  # drops for "no article body found"
+    Column("drop_reasons", String(4000), nullable=False),  # JSON {reason: count}
+    Column("statuses", String(1000), nullable=False),  # JSON {"200": n, "404": n, "error": n}
+    Column("median_body", Integer),  # median cleaned text length (characters)
+    Column("last_article_at", TS),  # newest article of the source, any run
+    Column("challenge_pages", Integer, nullable=False),  # pages that look like a bot or consent wall
+    Column("state", String(16), nullable=False),  # ok | quiet | warning | failed
+    Column("flags", String(4000), nullable=False),  # JSON [{"rule": ..., "detail": ...}]
+    Index("ix_source_runs_source_started", "source", "started_at"),
+)
+
 # The read contract (docs/store.md): views consumers may rely on; created by migration 0002.
 READ_VIEWS = (
     "newsagg_v1_stories",
@@ -185,6 +209,7 @@ __all__ = [
     "figures",
     "metadata",
     "pages",
+    "source_runs",
     "stories",
     "urls",
 ]
