@@ -5,8 +5,9 @@ nothing, a feed stops yielding: the run says "ok" and the outlet quietly disappe
 run :func:`record_run` stores every source's figures (``pipeline.store.health``) and compares
 them with the source's own history. The rules:
 
-- ``stopped``: the source yielded articles before and has yielded none for ``STOPPED_RUNS``
-  runs, longer than any quiet spell it had before (a quiet outlet is not a broken one);
+- ``stopped``: the source yielded articles in at least ``YIELDING_RUNS`` runs and has yielded
+  none for ``STOPPED_RUNS`` runs, longer than any quiet spell it had before (a quiet outlet is
+  not a broken one);
 - ``drops``/``no-body``: most of the run's pages were dropped (or had no article body) where
   earlier runs dropped few;
 - ``wall``: the pages look like a challenge or consent wall: known markers, the same body on
@@ -44,6 +45,7 @@ MIN_DROPS = 3  # fewer drops are never a jump
 TINY_PAGE = 2048  # bytes: an article page this small that gives no article is wall-like
 SAME_BODY = 3  # this many URLs with one identical body is a wall
 HISTORY = 50
+YIELDING_RUNS = 2  # runs with articles before "used to yield" holds: one story is no rhythm
 
 # Lower-case markers of bot challenges and consent walls (Cloudflare, Akamai, PerimeterX,
 # DataDome, Sucuri, Incapsula, the common CMP banners when they replace the page).
@@ -138,7 +140,7 @@ def evaluate(current: SourceRun, earlier: Sequence[SourceRun], failed: str | Non
     flags: list[Flag] = []
     history = [*earlier, current]
     # stopped: a yielding source silent for STOPPED_RUNS runs, longer than it ever was
-    if current.cleaned == 0 and any(r.cleaned for r in earlier):
+    if current.cleaned == 0 and sum(1 for r in earlier if r.cleaned) >= YIELDING_RUNS:
         streak = 0
         for r in reversed(history):
             if r.cleaned:
