@@ -210,7 +210,7 @@ def state_of(run: SourceRun, flags: Sequence[Flag]) -> str:
 
 def record_run(
     store: Store,
-    sources: Sequence[Source],
+    sources: Sequence[Source | str],
     started: datetime,
     failed: Mapping[str, str] | None = None,
     run_id: str | None = None,
@@ -227,7 +227,7 @@ def record_run(
 
 def _record_run(
     store: Store,
-    sources: Sequence[Source],
+    sources: Sequence[Source | str],
     started: datetime,
     failed: Mapping[str, str],
     run_id: str | None,
@@ -235,7 +235,7 @@ def _record_run(
     repo = HealthRepo(store.engine)
     finished = now()
     run_id = run_id or f"{started:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
-    names = [s.name for s in sources]
+    names = list(dict.fromkeys(s if isinstance(s, str) else s.name for s in sources))
     figures = {name: _Figures() for name in names}
     for source, counts in repo.counts_since(started).items():
         if source in figures:
@@ -322,6 +322,16 @@ def overview(store: Store, names: Sequence[str] | None = None) -> list[SourceHea
         good = repo.last_good(name)
         out.append(SourceHealth(name, run.state, flags, run, good.started_at if good else None))
     return out
+
+
+def after_dag_run(
+    store: Store, names: Sequence[str], started: datetime, failed: Mapping[str, str] | None = None
+) -> list[str]:
+    """For the DAG's publish task: record the run that began at ``started`` (the DAG run's start)
+    for the sources ``names`` and return a warning line per flag, for the task to log as a
+    warning. ``failed``: source name -> why, for the sources whose task failed."""
+    health = record_run(store, names, started, failed)
+    return [f"source {h.source}: {f.rule}: {f.detail}" for h in health for f in h.flags]
 
 
 def warnings(store: Store, names: Sequence[str] | None = None) -> list[str]:

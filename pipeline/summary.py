@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pipeline.health import SourceHealth
     from pipeline.run import RunSummary
 
+PRIVATE_REFUSAL = "(set allow_private_network to allow)"  # the HTTP client's and the resolver's
 EXAMPLES = 2  # example URLs per group
 MAX_GROUPS = 12  # groups printed; the rest are counted on one line
 _URL = re.compile(r"https?://[^\s'\"<>]+")
@@ -125,6 +126,11 @@ def format_summary(summary: RunSummary, health: Sequence[SourceHealth] = ()) -> 
     if summary.crawl_stats:
         out.append("crawl: " + crawl_line(summary.crawl_stats))
     out.extend(format_health(health))
+    if any(PRIVATE_REFUSAL in why for why in summary.sources_failed.values()):
+        out.append(
+            "hint: sources on loopback or private addresses are refused; to fetch them pass "
+            "--allow-private-network (or set NEWSAGG_ALLOW_PRIVATE_NETWORK=1)"
+        )
     return out
 
 

@@ -309,3 +309,18 @@ def test_the_summary_shows_flags_but_not_failures_twice() -> None:
     assert "source health: 1 source flagged" in lines
     assert "  a: wall: 3 of 3 pages look like a bot challenge" in lines
     assert sum("HTTP 500" in line for line in lines) == 1
+
+
+def test_the_dag_hook_records_the_run_and_returns_warnings(sqlite_url: str, site: Site) -> None:
+    from pipeline.health import after_dag_run
+    from pipeline.store.core import now
+
+    outlet = Outlet(site, "walled")
+    for i in range(3):
+        outlet.article(f"Story {i}", body=CHALLENGE_PAGE)
+    started = now()
+    run_once(sqlite_url, [outlet.source])  # the DAG's tasks do the same stages
+    with Store(sqlite_url) as store:
+        lines = after_dag_run(store, ["walled"], started, {})
+        assert lines and lines[0].startswith("source walled: wall: 3 of 3 pages")
+        assert len(HealthRepo(store.engine).history("walled")) == 2

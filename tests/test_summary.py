@@ -93,3 +93,18 @@ def test_summary_count_matches_the_drops_table_with_crawl_404s(
     assert re.search(
         r"^  1× .*HTTP 404.* @ 127\.0\.0\.1: e\.g\. http://127\.0\.0\.1:\d+/news/gone$", out, re.M
     ), out
+
+
+def test_a_private_address_refusal_names_the_switch() -> None:
+    from pipeline.run import RunSummary
+    from pipeline.summary import format_summary
+
+    summary = RunSummary(
+        sources_failed={
+            "local": "refused http://127.0.0.1/rss: 127.0.0.1 is a loopback address "
+            "(set allow_private_network to allow)"
+        }
+    )
+    hint = format_summary(summary)[-1]
+    assert "--allow-private-network" in hint and "NEWSAGG_ALLOW_PRIVATE_NETWORK=1" in hint
+    assert not any("--allow-private-network" in line for line in format_summary(RunSummary()))
