@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.models import Source
 from pipeline.store.core import Store, now
-from pipeline.store.health import HealthRepo, PageSample, SourceRun, median
+from pipeline.store.health import PAGE_SAMPLE, HealthRepo, PageSample, SourceRun, median
 from pipeline.summary import reason_key
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def evaluate(current: SourceRun, earlier: Sequence[SourceRun], failed: str | Non
         flags.append(
             Flag("no-body", f"{current.no_body} pages without an article body (usually {calm_body}%)")
         )
-    pages = current.fetched
+    pages = min(current.fetched, PAGE_SAMPLE)  # the pages looked at (see HealthRepo.pages_since)
     if current.challenge_pages >= 2 and current.challenge_pages * 2 >= max(pages, 1):
         flags.append(
             Flag(
@@ -247,11 +247,13 @@ def _record_run(
         figures[source].drops[url] = reason
     runs: list[SourceRun] = []
     out: list[SourceHealth] = []
+    changed = repo.articles_since(started)
+    samples = repo.pages_since(started)
+    newest = repo.last_article_at(names)
     for name in names:
         fig = figures[name]
         reasons = list(fig.drops.values())
-        cleaned_urls = repo.cleaned_urls_since(name, started)
-        pages = list(repo.pages_since(name, started))
+        cleaned_urls = {url for url, _ in changed.get(name, [])}
         run = SourceRun(
             run_id=run_id,
             source=name,
@@ -264,9 +266,9 @@ def _record_run(
             no_body=sum(1 for r in reasons if _NO_BODY in r),
             drop_reasons=dict(Counter(reason_key(r) for r in reasons)),
             statuses=status_mix(fig.fetched, reasons),
-            median_body=median(repo.body_lengths_since(name, started)),
-            last_article_at=repo.last_article_at(name),
-            challenge_pages=wall_pages(pages, cleaned_urls),
+            median_body=median([n for _, n in changed.get(name, [])]),
+            last_article_at=newest.get(name),
+            challenge_pages=wall_pages(samples.get(name, []), cleaned_urls),
         )
         earlier = repo.history(name, HISTORY)
         flags = evaluate(run, earlier, failed.get(name))

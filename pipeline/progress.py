@@ -11,7 +11,7 @@ from typing import Protocol
 
 log = logging.getLogger("newsagg")
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 2.0
 
 
 class Stage(Protocol):
@@ -97,7 +97,8 @@ class Progress:
             except Exception as exc:  # progress is advice: a failed read must not stop the work
                 log.debug("progress read failed: %s", exc)
                 return
-            stage.total(max(total, done))
+            if max(total, done):  # 0 of 0 would draw a full bar before anything is known
+                stage.total(max(total, done))
             stage.advance(done - seen[0])
             seen[0] = max(seen[0], done)
 

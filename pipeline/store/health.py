@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ INT_MAX = 2**31 - 1  # INTEGER on PostgreSQL; SQLite would take more, so both ar
 JSON_MAX = 4000  # drop_reasons and flags columns
 STATUSES_MAX = 1000
 REASON_MAX = 200
-PAGE_SAMPLE = 200  # pages per source and run looked at for wall markers
+PAGE_SAMPLE = 40  # pages per source and run looked at for wall markers
 PAGE_HEAD = 64 * 1024  # bytes of each sampled page that are searched
 
 
@@ -114,45 +114,60 @@ class HealthRepo:
                     out.setdefault(source, {})[name] = int(count)
         return out
 
-    def body_lengths_since(self, source: str, since: datetime) -> list[int]:
+    def articles_since(self, since: datetime) -> dict[str, list[tuple[str, int]]]:
+        """{source: [(url, text length)]} of the articles new or changed since ``since``."""
+        out: dict[str, list[tuple[str, int]]] = {}
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(func.length(articles.c.text)).where(
-                    articles.c.source == source, articles.c.updated_at >= since
+                select(articles.c.source, articles.c.url, func.length(articles.c.text)).where(
+                    articles.c.updated_at >= since
                 )
             )
-            return [int(n or 0) for (n,) in rows]
+            for source, url, length in rows:
+                out.setdefault(source, []).append((url, int(length or 0)))
+        return out
 
-    def last_article_at(self, source: str) -> datetime | None:
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                select(func.max(articles.c.fetched_at)).where(articles.c.source == source)
-            ).scalar()
-        return utc(value)
-
-    def cleaned_urls_since(self, source: str, since: datetime) -> set[str]:
+    def last_article_at(self, names: Sequence[str]) -> dict[str, datetime | None]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(articles.c.url).where(articles.c.source == source, articles.c.updated_at >= since)
+                select(articles.c.source, func.max(articles.c.fetched_at))
+                .where(articles.c.source.in_(list(names)))
+                .group_by(articles.c.source)
             )
-            return {r.url for r in rows}
+            return {source: utc(at) for source, at in rows}
 
-    def pages_since(self, source: str, since: datetime, limit: int = PAGE_SAMPLE) -> Iterator[PageSample]:
-        """The pages of ``source`` stored since ``since`` (at most ``limit``), unpacked heads."""
-        query = (
-            select(pages.c.url, pages.c.body_sha256, pages.c.body_gz)
-            .where(pages.c.source == source, pages.c.fetched_at >= since)
-            .order_by(pages.c.url)
-            .limit(limit)
-        )
+    def pages_since(self, since: datetime, per_source: int = PAGE_SAMPLE) -> dict[str, list[PageSample]]:
+        """Up to ``per_source`` pages of each source stored since ``since``, heads unpacked: the
+        sample is chosen from the cheap columns first, so only its bodies are read."""
+        chosen: dict[str, list[tuple[str, str]]] = {}
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        for row in rows:
-            try:
-                body = unpack(row.body_gz)
-            except Exception:  # a damaged blob is not this module's finding
-                continue
-            yield PageSample(row.url, row.body_sha256, body[:PAGE_HEAD], len(body))
+            rows = conn.execute(
+                select(pages.c.source, pages.c.url, pages.c.body_sha256)
+                .where(pages.c.fetched_at >= since)
+                .order_by(pages.c.source, pages.c.url)
+            )
+            for source, url, sha in rows:
+                picked = chosen.setdefault(source, [])
+                if len(picked) < per_source:
+                    picked.append((url, sha))
+            wanted = [url for picked in chosen.values() for url, _ in picked]
+            bodies: dict[str, bytes] = {}
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                for url, blob in conn.execute(
+                    select(pages.c.url, pages.c.body_gz).where(pages.c.url.in_(chunk))
+                ):
+                    bodies[url] = blob
+        out: dict[str, list[PageSample]] = {}
+        for source, picked in chosen.items():
+            samples = out.setdefault(source, [])
+            for url, sha in picked:
+                try:
+                    body = unpack(bodies[url])
+                except Exception:  # a damaged or vanished blob is not this module's finding
+                    continue
+                samples.append(PageSample(url, sha, body[:PAGE_HEAD], len(body)))
+        return out
 
     # -- history -------------------------------------------------------------------------------
 

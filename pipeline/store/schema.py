@@ -53,6 +53,7 @@ urls = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
     Index("ix_urls_status", "status"),
+    Index("ix_urls_discovered_at", "discovered_at"),  # migration 0005: a run's new URLs (health)
 )
 
 # Raw pages, compressed, so cleaning can be re-run without fetching again.
@@ -70,6 +71,7 @@ pages = Table(
     Column("body_sha256", String(64), nullable=False),
     Column("body_gz", LargeBinary, nullable=False),
     Column("cleaned_sha256", String(64)),  # body_sha256 at the last clean; differs: clean again
+    Index("ix_pages_fetched_at", "fetched_at"),  # migration 0005: a run's pages (health, progress)
 )
 
 articles = Table(
@@ -95,6 +97,7 @@ articles = Table(
     Index("ix_articles_story_id", "story_id"),
     Index("ix_articles_published_at", "published_at"),
     Index("ix_articles_change_seq", "change_seq"),
+    Index("ix_articles_updated_at", "updated_at"),  # migration 0005: a run's articles (health)
 )
 
 # Why an URL did not become an article (the latest reason per URL and stage).
@@ -106,6 +109,7 @@ drops = Table(
     Column("source", String(64), nullable=False),
     Column("reason", Text, nullable=False),
     Column("at", TS, nullable=False),
+    Index("ix_drops_at", "at"),  # migration 0005: a run's drops (summary, health)
 )
 
 stories = Table(

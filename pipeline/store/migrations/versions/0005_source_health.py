@@ -21,6 +21,12 @@ branch_labels = None
 depends_on = None
 
 TS = sa.DateTime(timezone=True)
+INDEXES = (
+    ("ix_urls_discovered_at", "urls", "discovered_at"),
+    ("ix_pages_fetched_at", "pages", "fetched_at"),
+    ("ix_articles_updated_at", "articles", "updated_at"),
+    ("ix_drops_at", "drops", "at"),
+)
 
 
 def upgrade() -> None:
@@ -44,8 +50,13 @@ def upgrade() -> None:
         sa.Column("flags", sa.String(4000), nullable=False),
     )
     op.create_index("ix_source_runs_source_started", "source_runs", ["source", "started_at"])
+    # what one run wrote, read by time: the summary, the health figures and the crawl's progress
+    for name, table, column in INDEXES:
+        op.create_index(name, table, [column])
 
 
 def downgrade() -> None:
+    for name, table, _ in INDEXES:
+        op.drop_index(name, table_name=table)
     op.drop_index("ix_source_runs_source_started", table_name="source_runs")
     op.drop_table("source_runs")
