@@ -296,7 +296,7 @@ def crawl_progress(store: Store, sources: Sequence[Source], since: datetime) -> 
     def read() -> tuple[int, int]:
         counts = repo.counts_since(since)
         done = sum(c.get("fetched", 0) for n, c in counts.items() if n in names)
-        done += len(repo.drops_since(since, sorted(names)))
+        done += len(repo.drops_since(since, sorted(names), stages=("fetch", "crawl")))
         found = sum(c.get("discovered", 0) for n, c in counts.items() if n in names)
         return done, found
 

@@ -89,11 +89,15 @@ class HealthRepo:
 
     # -- this run's figures --------------------------------------------------------------------
 
-    def drops_since(self, since: datetime, names: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
+    def drops_since(
+        self, since: datetime, names: Sequence[str] | None = None, stages: Sequence[str] | None = None
+    ) -> list[tuple[str, str, str]]:
         """(source, url, reason) of the drops recorded at or after ``since``."""
         query = select(drops.c.source, drops.c.url, drops.c.reason).where(drops.c.at >= since)
         if names is not None:
             query = query.where(drops.c.source.in_(list(names)))
+        if stages is not None:
+            query = query.where(drops.c.stage.in_(list(stages)))
         with self.engine.connect() as conn:
             return [(r.source, r.url, r.reason) for r in conn.execute(query.order_by(drops.c.url))]
 
