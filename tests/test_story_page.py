@@ -13,27 +13,31 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
 
 from pipeline.cli import main
-from pipeline.models import Story
+from pipeline.models import Figure, Story, StoryArticle
 from pipeline.sampleweb.server import SITE_DIR, SampleWeb, sources_yaml
 from pipeline.serve.readapi import create_app
 from pipeline.serve.tokens import create_token
+from pipeline.serve.web.filters import choices, parse_filters, story_ids
+from pipeline.serve.web.page import PALETTE, outlet_colours, outlet_palette, story_page
 from pipeline.store.core import Store
+from tests.test_views import fill
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
+T0 = datetime(2026, 11, 19, 1, 0, tzinfo=UTC)
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 FEED_OUTLETS = ["wire", "ledger", "herald", "courier"]
 KYIV_STRIKE_EVENT = "kyiv-strike-2026-11-19"  # the ground truth: sampleweb/site/manifest.json
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -115,6 +119,7 @@ def _dot_colours(page: Page, scope: str) -> dict[str, str]:
     return dict(pairs)
 
 
+@pytest.mark.slow
 def test_story_list_and_story_page_in_chromium(server: str, filled_store: Store) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (a browser is never downloaded)")
@@ -226,3 +231,85 @@ def test_story_list_and_story_page_in_chromium(server: str, filled_store: Store)
         finally:
             browser.close()
     assert foreign == [], "the pages fetched something from elsewhere"
+
+
+# -- the pages without a browser -----------------------------------------------------------------
+
+
+def test_outlet_colours_are_stable_and_distinct() -> None:
+    outlets = ["wire", "ledger", "herald", "courier", "gazette", "monitor"]
+    palette = outlet_palette(outlets)
+    assert len(set(palette.values())) == len(outlets), "a small registry never shares a colour"
+    assert outlet_palette(list(reversed(outlets))) == palette, "the order outlets arrive in is irrelevant"
+    assert all(palette[o] in PALETTE for o in outlets)
+    # a story with some of the outlets colours them as the whole store does
+    story = Story("st-x", "t", None, T0, T0, (StoryArticle("a1", "https://w/1", "wire", "t", T0),))
+    assert outlet_colours(story, palette) == {"wire": palette["wire"]}
+
+
+def test_story_page_renders_copies_evidence_and_a_table_row_per_report() -> None:
+    members = (
+        StoryArticle("a1", "https://wire.example/1", "wire", "Strike hits city", T0),
+        StoryArticle("a2", "https://herald.example/1", "herald", "Strike hits city", T0, copy_of="a1"),
+        StoryArticle(
+            "a3", "https://ledger.example/1", "ledger", "Toll rises to two", T0 + timedelta(hours=3)
+        ),
+    )
+    figs = (
+        Figure("killed", "1", "wire", "https://wire.example/1", T0),
+        Figure("killed", "2", "ledger", "https://ledger.example/1", T0 + timedelta(hours=3)),
+        Figure("injured", "9", "ledger", "https://ledger.example/1", T0 + timedelta(hours=3)),
+        Figure("place", "Podil", "wire", "https://wire.example/1", T0),
+    )
+    story = Story(
+        "st-20261119T010000Z-0123456789ab",
+        "Toll rises to two",
+        "s",
+        T0,
+        T0 + timedelta(hours=3),
+        members,
+        figs,
+    )
+    evidence = SimpleNamespace(
+        **{k: getattr(story, k) for k in Story.__slots__}, evidence=["same place: Podil"]
+    )
+    html = story_page(evidence)  # type: ignore[arg-type]  # Story plus the field dedup adds
+    assert "Why these reports are one story" in html and "same place: Podil" in html
+    assert "herald carries wire's report" in html and "copy of wire" in html
+    assert html.count("<tr><td><time") == 2, "one row per (time, outlet) that gave a number"
+    assert '<g class="kind" data-kind="killed">' in html and 'data-kind="injured"' in html
+    assert "<script" not in story_page(story) and "Why these reports" not in story_page(story)
+    assert "3 reports from 3 outlets" in html
+
+
+def test_filters_parse_leniently() -> None:
+    f = parse_filters("  Kyiv   strike ", "wire", "", "2026-11-19", "2026-11-18")
+    assert (f.text, f.outlet, f.date_from, f.date_to) == (
+        "Kyiv strike",
+        "wire",
+        date(2026, 11, 18),
+        date(2026, 11, 19),
+    )
+    assert f.problems == ("to is before from; swapped",)
+    bad = parse_filters(date_from="yesterday")
+    assert bad.date_from is None and "not a date" in bad.problems[0] and not bad.active
+
+
+def test_filters_select_stories_on_both_databases(store_url: str) -> None:
+    with Store(store_url) as store:
+        store.migrate()
+        fill(store)  # st_kyiv: wire, courier, ledger, place Shevchenkivskyi; st_odesa: herald, Prymorskyi
+
+        def ids(**kw: str | None) -> list[str]:
+            return story_ids(store.engine, parse_filters(**kw), limit=10)[0]  # type: ignore[arg-type]
+
+        assert sorted(ids()) == ["st_kyiv", "st_odesa"]
+        assert ids(outlet="herald") == ["st_odesa"]
+        assert ids(place="shevchenk") == ["st_kyiv"]
+        assert ids(text="ODESA") == ["st_odesa"]
+        assert ids(text="100%_") == []  # a literal, not a pattern
+        assert ids(date_from="2026-11-20") == []
+        assert sorted(ids(date_from="2026-11-19", date_to="2026-11-19")) == ["st_kyiv", "st_odesa"]
+        assert story_ids(store.engine, parse_filters(), limit=1) == (["st_odesa"], True)
+        outlets, places = choices(store.engine)
+        assert outlets == ["courier", "herald", "ledger", "wire"] and "Prymorskyi" in places
