@@ -31,6 +31,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from pipeline.errors import StoreError
 from pipeline.models import Source
 from pipeline.store.core import Store, now
 from pipeline.store.health import PAGE_SAMPLE, HealthRepo, PageSample, SourceRun, median
@@ -220,8 +221,8 @@ def record_run(
     Health is advice: a database error here is logged and the run's own result stands."""
     try:
         return _record_run(store, sources, started, failed or {}, run_id)
-    except SQLAlchemyError as exc:
-        log.warning("source health not recorded: %s: %s", type(exc).__name__, exc)
+    except Exception as exc:  # advice: never the reason a run that did its work fails
+        log.warning("source health not recorded: %s: %s", type(exc).__name__, exc, exc_info=True)
         return []
 
 
@@ -306,12 +307,21 @@ def crawl_progress(store: Store, sources: Sequence[Source], since: datetime) -> 
 def drops_since(store: Store, started: datetime) -> dict[str, str]:
     """The drops recorded since ``started`` (url -> reason), whichever process recorded them:
     the run summary adds these so its count matches the drops table (crawl 404s included)."""
-    return {url: reason for _, url, reason in HealthRepo(store.engine).drops_since(started)}
+    try:
+        return {url: reason for _, url, reason in HealthRepo(store.engine).drops_since(started)}
+    except SQLAlchemyError as exc:
+        raise StoreError(f"store {store.safe_url}: cannot read this run's drops: {exc}") from exc
 
 
 def overview(store: Store, names: Sequence[str] | None = None) -> list[SourceHealth]:
     """Each source's standing after its latest run; ``names`` adds sources never run (unknown)."""
-    repo = HealthRepo(store.engine)
+    try:
+        return _overview(HealthRepo(store.engine), names)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"store {store.safe_url}: cannot read source health: {exc}") from exc
+
+
+def _overview(repo: HealthRepo, names: Sequence[str] | None) -> list[SourceHealth]:
     known = repo.sources()
     out: list[SourceHealth] = []
     for name in list(dict.fromkeys([*(names or []), *([] if names else known)])):
