@@ -5,18 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline import __version__
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ConfigError, NewsaggError, StoreError
+from pipeline.summary import plural
 
 log = logging.getLogger("newsagg")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report Ctrl-C
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, as shells report a reader that went away
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -67,6 +73,7 @@ def _source_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsagg", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"newsagg {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -81,20 +88,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stories", help="print the canonical stories")
     _store_arg(p)
     p.add_argument("--since", metavar="ISO-DATE", help="only stories updated since then")
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--json", action="store_true", help="a JSON array")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N stories, newest first")
+    p.add_argument(
+        "--json", action="store_true", help="a JSON array (schema: README, 'newsagg stories --json')"
+    )
     p.set_defaults(func=cmd_stories)
 
+    p = sub.add_parser(
+        "sources", help="each source's health after its latest run: state, last good run, flags"
+    )
+    p.add_argument(
+        "--sources",
+        metavar="FILE",
+        help="source registry YAML; its sources are listed even before their first run "
+        "(default: NEWSAGG_SOURCES, then ./sources.yaml; without one, the sources the store knows)",
+    )
+    _store_arg(p)
+    p.add_argument("--json", action="store_true", help="a JSON array, one object per source")
+    p.set_defaults(func=cmd_sources)
+
     p = sub.add_parser("extract", help="clean saved HTML pages without the network")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="HTML files (.gz is unpacked)")
     p.add_argument("--url", help="the pages' URL (for relative links and metadata)")
     p.add_argument("--json", action="store_true", help="JSON lines (the only format, so the default)")
     p.add_argument("--workers", type=int, default=0, help="extraction processes (default: one per core)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("cluster", help="cluster a JSONL file of documents into stories, offline")
-    p.add_argument("--input", required=True, type=Path)
-    p.add_argument("--output", required=True, type=Path)
+    p.add_argument("--input", required=True, type=Path, metavar="PATH", help="JSONL documents to cluster")
+    p.add_argument("--output", required=True, type=Path, metavar="PATH", help="JSONL stories to write")
     p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("recluster", help="re-cluster the whole store (keeps story ids where it can)")
@@ -102,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_recluster)
 
     p = sub.add_parser("demo", help="serve the bundled sample news web and run the pipeline on it")
-    p.add_argument("--store", metavar="URL", help="store URL (default: a fresh SQLite file)")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="store URL to fill and keep (default: a SQLite file in a temporary folder, deleted on exit)",
+    )
     p.add_argument("--json", action="store_true", help="print the stories as JSON")
     p.set_defaults(func=cmd_demo)
 
@@ -115,8 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="stories or articles changed after a cursor, to a file")
     _store_arg(p)
-    p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
-    p.add_argument("--kind", choices=["stories", "articles"], default="stories")
+    p.add_argument(
+        "--format", choices=["jsonl", "parquet"], default="jsonl", help="file format (default jsonl)"
+    )
+    p.add_argument(
+        "--kind", choices=["stories", "articles"], default="stories", help="what to export (default stories)"
+    )
     p.add_argument(
         "--since-seq",
         type=int,
@@ -143,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         tp = token_sub.add_parser(name, help=text)
         _store_arg(tp)
         if name != "list":
-            tp.add_argument("name", metavar="NAME")
+            tp.add_argument("name", metavar="NAME", help="the token's name (unique)")
         tp.set_defaults(func=cmd_token)
 
     p = sub.add_parser("db", help="database administration")
@@ -152,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         "grant-reader", help="PostgreSQL: create or update a role that can only read the newsagg_v1_* views"
     )
     _store_arg(dp)
-    dp.add_argument("role", metavar="ROLE")
+    dp.add_argument("role", metavar="ROLE", help="PostgreSQL role to create or update")
     dp.add_argument(
         "--login", action="store_true", help="let the role log in (no password is set; pg_hba.conf decides)"
     )
@@ -160,15 +190,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+class _AlembicOnce(logging.Filter):
+    """Alembic's INFO lines only when a migration runs, and then one line."""
+
+    said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("alembic") or record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        if message.startswith("Running upgrade") and not _AlembicOnce.said:
+            _AlembicOnce.said = True
+            start = message.removeprefix("Running upgrade").split("->", 1)[0].strip()
+            record.msg = "upgrading the store schema from %s to the newest revision"
+            record.args = (f"revision {start}" if start else "nothing (a new store)",)
+            return True
+        return False
+
+
+def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     for noisy in ("trafilatura", "htmldate", "courlan", "charset_normalizer", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not verbose:
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, _AlembicOnce) for f in handler.filters):
+                handler.addFilter(_AlembicOnce())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -180,6 +236,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NewsaggError as exc:
         print(f"newsagg: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\nnewsagg: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _broken_pipe()
+
+
+def _broken_pipe() -> int:
+    """The reader went away (``| head``): stop quietly, and keep Python's exit-time flush of
+    stdout from raising again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def _run(settings: Settings, only: list[str] | None, since: datetime | None) -> int:
@@ -248,7 +320,7 @@ def _print_stories(
         outlets = sorted({a.source for a in story.articles})
         print(f"\n{story.title or '(untitled)'}")
         print(
-            f"  {story.story_id} · {len(story.articles)} reports from {', '.join(outlets)} · "
+            f"  {story.story_id} · {plural(len(story.articles), 'report')} from {', '.join(outlets)} · "
             f"first {story.first_seen:%Y-%m-%d %H:%M}Z, updated {story.last_updated:%Y-%m-%d %H:%M}Z"
         )
         if story.summary:
@@ -265,7 +337,7 @@ def _print_stories(
         places = sorted({f.value for f in story.figures if f.kind == "place"})
         if places:
             print("  places: " + ", ".join(places))
-    print(f"\n{len(stories)} stories")
+    print(("\n" if stories else "") + plural(len(stories), "story", "stories"))
 
 
 def cmd_stories(args: argparse.Namespace) -> int:
@@ -357,10 +429,71 @@ def cmd_demo(args: argparse.Namespace) -> int:
         settings = load_settings(
             {"store_url": store, "sources": str(registry), "allow_private_network": True}
         )
-        print(f"sample news web on {web.base_url}; store {store}", file=sys.stderr)
+        where = (
+            f"store {store}"
+            if args.store
+            else f"store {store} (a temporary folder, deleted on exit; pass --store to keep one)"
+        )
+        print(f"sample news web on {web.base_url}; {where}", file=sys.stderr)
         status = _run(settings, None, None)
         _print_stories(settings, None, args.json)
     return status
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from pipeline.health import overview
+    from pipeline.sources import load_registry
+
+    settings = _settings(args)
+    names: list[str] | None = None
+    registry_given = args.sources is not None or Path(settings.sources).is_file()
+    if registry_given:
+        names = [s.name for s in load_registry(settings.sources)]
+    store = _open_store(args)
+    try:
+        health = overview(store, names)
+    finally:
+        store.close()
+    if args.json:
+        rows = [
+            {
+                "source": h.source,
+                "state": h.state,
+                "last_run": h.run.started_at.isoformat() if h.run else None,
+                "last_good_run": h.last_good.isoformat() if h.last_good else None,
+                "flags": [{"rule": f.rule, "detail": f.detail} for f in h.flags],
+                "last_run_figures": None
+                if h.run is None
+                else {
+                    "discovered": h.run.discovered,
+                    "fetched": h.run.fetched,
+                    "cleaned": h.run.cleaned,
+                    "dropped": h.run.dropped,
+                    "statuses": h.run.statuses,
+                    "median_body": h.run.median_body,
+                },
+            }
+            for h in health
+        ]
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if not health:
+        print("no source has run yet on this store", file=sys.stderr)
+        return EXIT_OK
+    width = max(len(h.source) for h in health)
+    for h in health:
+        good = f"last good run {h.last_good:%Y-%m-%d %H:%M}Z" if h.last_good else "no good run yet"
+        figures = (
+            f"; last run: {h.run.cleaned} new/changed, {h.run.fetched} fetched, {h.run.dropped} dropped"
+            if h.run
+            else ""
+        )
+        flags = "".join(f"; {f.rule}: {f.detail}" for f in h.flags)
+        print(f"{h.source:<{width}}  {h.state:<7}  {good}{figures}{flags}")
+    flagged = sum(1 for h in health if h.flags)
+    print(f"\n{plural(len(health), 'source')}, {flagged} flagged")
+    return EXIT_OK
 
 
 # -- the read contract ---------------------------------------------------------------

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 RUNNER = "spiders.run"  # the child's module (python -m)
 STDERR_TAIL_LINES = 30
 _CHILD_PROBLEM = re.compile(r"\] (WARNING|ERROR|CRITICAL): ")
+_CHILD_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[([^\]]+)\] [A-Z]+: ")  # Scrapy's log format
 
 
 # -- launcher ------------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ def _run_child(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]
                 line = raw.rstrip("\n")
                 tail.append(line)
                 level = logging.WARNING if _CHILD_PROBLEM.search(line) else logging.DEBUG
-                log.log(level, "crawl: %s", line)
+                log.log(level, "crawl [%s] %s", *_child_parts(line))
             return proc.wait(), list(tail)
         except BaseException:  # interrupted: do not leave a crawler running on its own
             proc.terminate()
@@ -141,6 +142,12 @@ def _run_child(command: list[str], env: dict[str, str]) -> tuple[int, list[str]]
             except subprocess.TimeoutExpired:
                 proc.kill()
             raise
+
+
+def _child_parts(line: str) -> tuple[str, str]:
+    """A child log line as (logger, message): its own time and level would nest in ours."""
+    m = _CHILD_LINE.match(line)
+    return (m.group(1), line[m.end() :]) if m else ("scrapy", line)
 
 
 # -- sitemaps ------------------------------------------------------------------------------------

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
 log = logging.getLogger("newsagg")
+
+POLL_SECONDS = 2.0
 
 
 class Stage(Protocol):
@@ -24,6 +27,8 @@ class _LogStage:
         self._total = n
 
     def advance(self, n: int = 1) -> None:
+        if n <= 0:
+            return
         self.done += n
         step = max(1, self._total // 10) if self._total else 100
         if self.done // step != self._last:
@@ -57,12 +62,55 @@ class Progress:
             transient=False,
         ) as bar:
             task = bar.add_task(name, total=total)
+            done = [0]
 
             class _RichStage:
                 def advance(self, n: int = 1) -> None:
-                    bar.advance(task, n)
+                    if n > 0:
+                        done[0] += n
+                        bar.advance(task, n)
 
                 def total(self, n: int) -> None:
                     bar.update(task, total=n)
 
             yield _RichStage()
+            # A stage whose size was never known ends as what it did, not as a full bar of "0/?".
+            if bar.tasks[0].total is None or (done[0] == 0 and not bar.tasks[0].total):
+                if done[0]:
+                    bar.update(task, total=done[0], completed=done[0])
+                else:
+                    bar.update(task, description=f"{name}: nothing to do", total=1, completed=0)
+                    bar.columns = ("[bold]{task.description}",)
+
+    @contextmanager
+    def watch(
+        self, stage: Stage, read: Callable[[], tuple[int, int]], every: float = POLL_SECONDS
+    ) -> Iterator[None]:
+        """Move ``stage`` from ``read()`` -> (done, total) every ``every`` seconds while the
+        body runs: for work another process does (the Scrapy crawl), seen through the store."""
+        stop = threading.Event()
+        seen = [0]
+
+        def update() -> None:
+            try:
+                done, total = read()
+            except Exception as exc:  # progress is advice: a failed read must not stop the work
+                log.debug("progress read failed: %s", exc)
+                return
+            if max(total, done):  # 0 of 0 would draw a full bar before anything is known
+                stage.total(max(total, done))
+            stage.advance(done - seen[0])
+            seen[0] = max(seen[0], done)
+
+        def loop() -> None:
+            while not stop.wait(every):
+                update()
+
+        thread = threading.Thread(target=loop, daemon=True, name="progress-watch")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(every + 5)
+            update()

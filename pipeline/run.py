@@ -20,9 +20,12 @@ from pipeline.clean import clean_pending
 from pipeline.context import Context
 from pipeline.dedup import dedup
 from pipeline.extract import ExtractStats
+from pipeline.health import SourceHealth, drops_since, record_run
 from pipeline.ingest import FetchOutcome, fetch_sources
 from pipeline.models import Source
 from pipeline.progress import Progress
+from pipeline.store.core import now
+from pipeline.summary import format_summary
 
 if TYPE_CHECKING:
     from pipeline.crawl import CrawlResult
@@ -45,46 +48,14 @@ class RunSummary:
     stories: Counter[str] = field(default_factory=Counter)
     crawl_stats: dict[str, Any] = field(default_factory=dict)
     extraction: ExtractStats = field(default_factory=ExtractStats)
+    health: list[SourceHealth] = field(default_factory=list)
 
     @property
     def nothing_done(self) -> bool:
         return bool(self.sources_failed) and not self.sources_ok
 
     def lines(self) -> list[str]:
-        failed = "".join(f"\n  failed {name}: {why}" for name, why in sorted(self.sources_failed.items()))
-        warned = "".join(f"\n  warning {name}: {why}" for name, why in sorted(self.feed_warnings.items()))
-        dropped = Counter(self.drops.values())
-        reasons = "".join(f"\n  dropped {n}× {why}" for why, n in dropped.most_common())
-        out = [
-            f"sources: {len(self.sources_ok)} ok, {len(self.sources_failed)} failed{failed}{warned}",
-            f"urls: {self.discovered} new discovered; fetch: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(self.fetch.items()))
-            if self.fetch
-            else f"urls: {self.discovered} new discovered; fetch: nothing to fetch",
-            "articles: "
-            + ", ".join(f"{self.articles.get(k, 0)} {k}" for k in ("new", "updated", "unchanged", "dropped"))
-            + reasons,
-            "stories: " + ", ".join(f"{self.stories.get(k, 0)} {k}" for k in ("new", "updated")),
-        ]
-        x = self.extraction
-        if x.pages and x.cpu_s > 0:
-            out.append(
-                f"extraction: {x.pages} pages, {x.cpu_s:.1f} s CPU, of which trafilatura "
-                f"{x.trafilatura_s / x.cpu_s:.0%} and the HTML parse {x.parse_s / x.cpu_s:.0%}"
-            )
-        if self.crawl_stats:
-            keys = (
-                "downloader/request_count",
-                "downloader/response_count",
-                "item_scraped_count",
-                "robotstxt/forbidden",
-                "log_count/ERROR",
-                "finish_reason",
-            )
-            out.append(
-                "crawl: " + ", ".join(f"{k}={self.crawl_stats[k]}" for k in keys if k in self.crawl_stats)
-            )
-        return out
+        return format_summary(self, self.health)
 
 
 def run_pipeline(
@@ -100,6 +71,7 @@ def run_pipeline(
     progress = progress or Progress(enabled=False)
     summary = RunSummary()
     with ctx.store.run_lock():
+        started = now()
         feeds = [s for s in sources if s.kind == "rss"]
         crawled = [s for s in sources if s.kind != "rss"]
         preload_extractor()
@@ -141,6 +113,8 @@ def run_pipeline(
             deduped = dedup(ctx)
             bar.advance(deduped.articles)
         summary.stories.update(deduped.stories)
+        summary.drops.update(drops_since(ctx.store, started))
+        summary.health = record_run(ctx.store, sources, started, summary.sources_failed)
     return summary
 
 

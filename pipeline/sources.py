@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import cssselect
+import lxml.etree
 import yaml
 
 from pipeline.errors import ConfigError
@@ -73,6 +75,11 @@ def _validate(index: int, entry: Any, origin: str) -> Source:
         raise ConfigError(f"{where}: field {field!r} only applies to kind html")
     if next_page is not None and (not isinstance(next_page, str) or not next_page.strip()):
         raise ConfigError(f"{where}: field 'next_page' must be a selector string")
+    for field_name, selector in (("links", links), ("next_page", next_page)):
+        if isinstance(selector, str):
+            problem = selector_problem(selector)
+            if problem:
+                raise ConfigError(f"{where}: field {field_name!r}: {problem}")
     max_pages = entry.get("max_pages", 5)
     if isinstance(max_pages, bool) or not isinstance(max_pages, int) or not 1 <= max_pages <= 1000:
         raise ConfigError(f"{where}: field 'max_pages' must be an integer from 1 to 1000, got {max_pages!r}")
@@ -95,6 +102,25 @@ def _validate(index: int, entry: Any, origin: str) -> Source:
         delay=float(delay) if delay is not None else None,
         enabled=enabled,
     )
+
+
+def selector_problem(selector: str) -> str | None:
+    """Why a registry selector cannot be used (a CSS or "xpath:" syntax error), or None.
+
+    Checked at load so a typo such as ``a[class=story-link`` stops the run before any fetch
+    instead of failing the source on every crawl."""
+    if selector.startswith("xpath:"):
+        expression = selector.removeprefix("xpath:")
+        try:
+            lxml.etree.XPath(expression)
+        except lxml.etree.XPathError as exc:
+            return f"not a valid XPath expression {expression!r}: {exc}"
+        return None
+    try:
+        cssselect.parse(selector)
+    except cssselect.SelectorError as exc:
+        return f"not a valid CSS selector {selector!r}: {exc}"
+    return None
 
 
 def parse_registry(text: str, origin: str = "<registry>") -> list[Source]:

@@ -154,7 +154,8 @@ class SourceSpider(scrapy.Spider):
 
     def document_failed(self, failure: Failure) -> None:
         request = failure.request  # type: ignore[attr-defined]  # Scrapy sets it on errback failures
-        self.fail(f"{request.url}: {describe(_exception(failure))}")
+        reason = describe(_exception(failure))
+        self.fail(reason if request.url in reason else f"{request.url}: {reason}")
 
     def article_request(self, url: str) -> Request:
         return Request(

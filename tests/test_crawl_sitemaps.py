@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import resource
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -110,7 +109,7 @@ def test_entity_tricks_are_refused_quickly_in_bounded_memory(body: str, reason: 
     before = _peak_rss_mb()
     with pytest.raises(SitemapError, match=reason):
         parse_sitemap(body.encode())
-    assert _peak_rss_mb() - before < 50
+    assert _peak_rss_mb() - before < 50  # refused before expanding: memory is the behaviour
 
 
 @pytest.mark.parametrize(
@@ -138,19 +137,13 @@ def test_gzip_bomb_stops_at_the_cap() -> None:
     assert gunzip_bounded(gzip.compress(b"abc"), 3) == b"abc"
 
 
-def test_a_full_size_sitemap_parses_in_linear_time() -> None:
-    """Ten times the entries cost about ten times the CPU (quadratic would be a hundred); CPU
-    time of this thread, so a busy machine does not change the ratio."""
-    cost = {}
-    for n in (5_000, 50_000):  # 50,000: the protocol's maximum entry count
-        body = urlset(
-            url_entry(f"https://example.com/a/{i}", lastmod="2026-11-20") for i in range(n)
-        ).encode()
-        started = time.thread_time()
-        sitemap = parse_sitemap(body)
-        cost[n] = time.thread_time() - started
-        assert len(sitemap.entries) == n
-    assert cost[50_000] < 30 * max(cost[5_000], 1e-3), cost
+def test_a_full_size_sitemap_parses_whole() -> None:
+    body = urlset(
+        url_entry(f"https://example.com/a/{i}", lastmod="2026-11-20") for i in range(50_000)
+    ).encode()  # the protocol's maximum entry count; its parse time is a benchmark's business
+    sitemap = parse_sitemap(body)
+    assert len(sitemap.entries) == 50_000
+    assert sitemap.entries[-1].loc == "https://example.com/a/49999"
 
 
 def test_since_filters_by_publication_then_lastmod() -> None:

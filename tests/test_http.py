@@ -521,11 +521,9 @@ def test_relative_and_cross_host_redirects(
 
 def test_read_timeout_on_a_silent_server(fault_server: FaultServer, make_client: MakeClient) -> None:
     client = make_client(read_timeout=0.5, total_timeout=10)
-    started = time.monotonic()
-    with pytest.raises(FetchError, match="read timed out") as info:
+    with pytest.raises(FetchError, match="read timed out") as info:  # not the total deadline
         client.get(fault_server.url("/hang"))
     assert type(info.value) is FetchError and info.value.retryable
-    assert time.monotonic() - started < 5
 
 
 def test_connection_refused_is_retryable(make_client: MakeClient) -> None:
@@ -551,11 +549,10 @@ def test_connect_timeout(make_client: MakeClient) -> None:
             else:  # pragma: no cover
                 pytest.skip("this kernel completes connections beyond the listen backlog")
         client = make_client(connect_timeout=0.5, total_timeout=10)
-        started = time.monotonic()
         with pytest.raises(FetchError, match="timed out") as info:
             client.get(f"http://127.0.0.1:{listener.getsockname()[1]}/ok")
         assert type(info.value) is FetchError
-        assert time.monotonic() - started < 5
+        assert "total_timeout" not in str(info.value)  # the connect timeout fired, not the deadline
 
 
 @pytest.mark.parametrize("path", ["/slow?n=100&interval=1", "/slow-headers?interval=0.2"])
@@ -568,7 +565,7 @@ def test_total_deadline_on_trickling_server(
         client.get(fault_server.url(path))
     elapsed = time.monotonic() - started
     assert type(info.value) is FetchError
-    assert 1.5 - EPS <= elapsed < 5
+    assert elapsed >= 1.5 - EPS  # it waited for the whole deadline; "total_timeout" says which fired
 
 
 # =========================================================================== size caps
@@ -809,10 +806,8 @@ def test_retry_after_beyond_cap_defers_the_host(fault_server: FaultServer, make_
     client = make_client(
         max_attempts=3, retry_after_cap=5, resolver=FakeResolver({"other.test": ["127.0.0.1"]})
     )
-    started = time.monotonic()
     with pytest.raises(DeferredError, match="deferred to the next run") as info:
         client.get(fault_server.url("/status/503?retry_after=3600"))
-    assert time.monotonic() - started < 2  # no waiting, no retries
     assert isinstance(info.value, FetchError) and info.value.retryable
     assert info.value.retry_after == 3600
     assert len(fault_server.requests) == 1
@@ -999,10 +994,8 @@ def test_https_total_deadline(tls_server: FaultServer, tls_files: TlsFiles, make
         read_timeout=5,
         total_timeout=1,
     )
-    started = time.monotonic()
     with pytest.raises(FetchError, match="total_timeout"):
         client.get(tls_server.url("/slow?n=50&interval=0.5", host="secure.test"))
-    assert time.monotonic() - started < 4
 
 
 def test_no_thread_leak_per_request(fault_server: FaultServer, make_client: MakeClient) -> None:

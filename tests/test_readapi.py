@@ -178,7 +178,9 @@ def test_page_needs_a_token_and_keeps_it_in_a_cookie(client: TestClient, token: 
     assert f"{COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
     page = client.get("/")  # the client kept the cookie
     assert page.status_code == 200
-    assert KYIV[2].title in page.text and "<svg" in page.text and "<script" not in page.text
+    assert KYIV[2].title in page.text and "<script" not in page.text
+    story = client.get("/story/st_kyiv")  # each story has its own page, with the chart
+    assert story.status_code == 200 and "<svg" in story.text and "<script" not in story.text
     for outlet in ("wire", "courier", "ledger"):
         assert f'data-outlet="{outlet}"' in page.text
     client.cookies.clear()

@@ -24,7 +24,8 @@ from pipeline import __version__
 from pipeline.dedup import story_to_json
 from pipeline.errors import NewsaggError
 from pipeline.serve.tokens import verify_token
-from pipeline.serve.web.page import login_page, stories_page
+from pipeline.serve.web.filters import choices, parse_filters, story_ids
+from pipeline.serve.web.page import login_page, not_found_page, outlet_palette, stories_page, story_page
 from pipeline.store.core import Store
 
 COOKIE = "newsagg_token"
@@ -228,8 +229,16 @@ def create_app(store: Store) -> FastAPI:
         }
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
-    def story_page(
-        request: Request, token: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    def story_list_page(
+        request: Request,
+        token: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        q: str | None = None,
+        outlet: str | None = None,
+        place: str | None = None,
+        date_from: Annotated[str | None, Query(alias="from")] = None,
+        date_to: Annotated[str | None, Query(alias="to")] = None,
     ) -> Response:
         if token is not None:
             if verify_token(store, token) is None:
@@ -253,7 +262,36 @@ def create_app(store: Store) -> FastAPI:
             return HTMLResponse(
                 login_page("This page needs an API token."), status_code=401, headers=PAGE_HEADERS
             )
-        return HTMLResponse(stories_page(store.stories(limit=limit)), headers=PAGE_HEADERS)
+        filters = parse_filters(q, outlet, place, date_from, date_to)
+        ids, more = story_ids(store.engine, filters, limit, offset)
+        found = {s.story_id: s for s in store.stories(story_ids=ids)} if ids else {}
+        outlets, places = choices(store.engine)
+        html = stories_page(
+            [found[i] for i in ids if i in found],
+            filters=filters,
+            outlets=outlets,
+            places=places,
+            offset=offset,
+            limit=limit,
+            more=more,
+        )
+        return HTMLResponse(html, headers=PAGE_HEADERS)
+
+    @app.get("/story/{story_id}", include_in_schema=False, response_class=HTMLResponse)
+    def one_story_page(request: Request, story_id: Annotated[str, Path(pattern=STORY_ID)]) -> Response:
+        if verify_token(store, request.cookies.get(COOKIE)) is None:
+            return HTMLResponse(
+                login_page("This page needs an API token."), status_code=401, headers=PAGE_HEADERS
+            )
+        found = store.stories(story_ids=[story_id])
+        if not found:
+            return HTMLResponse(
+                not_found_page(f"No story {story_id} in this store (merged into another, or removed)."),
+                status_code=404,
+                headers=PAGE_HEADERS,
+            )
+        palette = outlet_palette(choices(store.engine)[0])
+        return HTMLResponse(story_page(found[0], palette=palette), headers=PAGE_HEADERS)
 
     return app
 

@@ -1518,6 +1518,8 @@ def _stored_page(r: Any) -> StoredPage:
         r.body_sha256,
         r.body_gz,
     )
+
+
 def _sqlite_read_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA busy_timeout=60000")

@@ -53,6 +53,7 @@ urls = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
     Index("ix_urls_status", "status"),
+    Index("ix_urls_discovered_at", "discovered_at"),  # migration 0005: a run's new URLs (health)
 )
 
 # Raw pages, compressed, so cleaning can be re-run without fetching again.
@@ -70,6 +71,7 @@ pages = Table(
     Column("body_sha256", String(64), nullable=False),
     Column("body_gz", LargeBinary, nullable=False),
     Column("cleaned_sha256", String(64)),  # body_sha256 at the last clean; differs: clean again
+    Index("ix_pages_fetched_at", "fetched_at"),  # migration 0005: a run's pages (health, progress)
 )
 
 articles = Table(
@@ -95,6 +97,7 @@ articles = Table(
     Index("ix_articles_story_id", "story_id"),
     Index("ix_articles_published_at", "published_at"),
     Index("ix_articles_change_seq", "change_seq"),
+    Index("ix_articles_updated_at", "updated_at"),  # migration 0005: a run's articles (health)
 )
 
 # Why an URL did not become an article (the latest reason per URL and stage).
@@ -106,6 +109,7 @@ drops = Table(
     Column("source", String(64), nullable=False),
     Column("reason", Text, nullable=False),
     Column("at", TS, nullable=False),
+    Index("ix_drops_at", "at"),  # migration 0005: a run's drops (summary, health)
 )
 
 stories = Table(
@@ -176,6 +180,30 @@ run_lock = Table(
     Column("since", TS),
 )
 
+# Source health (migration 0005, pipeline.health): one row per source per run, the figures the
+# health rules compare across runs. JSON columns are cut to their bound before they are written.
+source_runs = Table(
+    "source_runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("source", String(64), primary_key=True),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS, nullable=False),
+    Column("discovered", Integer, nullable=False),
+    Column("fetched", Integer, nullable=False),
+    Column("cleaned", Integer, nullable=False),  # articles new or changed in this run
+    Column("dropped", Integer, nullable=False),
+    Column("no_body", Integer, nullable=False),  # drops for "no article body found"
+    Column("drop_reasons", String(4000), nullable=False),  # JSON {reason: count}
+    Column("statuses", String(1000), nullable=False),  # JSON {"200": n, "404": n, "error": n}
+    Column("median_body", Integer),  # median cleaned text length (characters)
+    Column("last_article_at", TS),  # newest article of the source, any run
+    Column("challenge_pages", Integer, nullable=False),  # pages that look like a bot or consent wall
+    Column("state", String(16), nullable=False),  # ok | quiet | warning | failed
+    Column("flags", String(4000), nullable=False),  # JSON [{"rule": ..., "detail": ...}]
+    Index("ix_source_runs_source_started", "source", "started_at"),
+)
+
 # The read contract (docs/store.md): views consumers may rely on; created by migration 0002.
 READ_VIEWS = (
     "newsagg_v1_stories",
@@ -197,6 +225,7 @@ __all__ = [
     "metadata",
     "pages",
     "run_lock",
+    "source_runs",
     "stories",
     "urls",
 ]
