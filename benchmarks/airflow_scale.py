@@ -1,8 +1,9 @@
 """Many sources through Airflow's Celery workers, against ``newsagg run`` on the same work.
 
 Run ``python benchmarks/airflow_scale.py [--feeds 5000] [--hosts 500] [--items 2] [--delay 0.05]
-[--shards 16] [--workers 2] [--concurrency 2]``. Needs Redis on 127.0.0.1:6379 and PostgreSQL
-(``NEWSAGG_TEST_POSTGRES_URL``, trust auth); its databases are created and dropped here.
+[--shards 16] [--clean-batch 500] [--workers 2] [--concurrency 2] [--pool 4]``. Needs Redis on
+127.0.0.1:6379 and PostgreSQL (``NEWSAGG_TEST_POSTGRES_URL``, trust auth); its databases are
+created and dropped here.
 
 Method. ``--hosts`` loopback hosts (127.x.y.z, each its own host to the politeness rules), one
 asyncio server process listening on all of them, serve ``--feeds`` RSS feeds spread over the
@@ -431,6 +432,13 @@ def run_dag(
         for ti in tis:
             by_task[ti["task_id"]] += 1
         publish = [t for t in tis if t["task_id"] == "publish"]
+        busy: dict[str, float] = defaultdict(float)
+        waits = []
+        for ti in tis:
+            if ti.get("duration"):
+                busy[ti["task_id"]] += float(ti["duration"])
+            if ti.get("queued_when") and ti.get("start_date"):
+                waits.append(parse_time(ti["start_date"]) - parse_time(ti["queued_when"]))
         return {
             "state": run["state"],
             "start": parse_time(run["start_date"]),
@@ -441,6 +449,8 @@ def run_dag(
             "hosts": sorted({t["hostname"] for t in tis if t["hostname"]}),
             "peaks": dict(memory.peaks),
             "published": bool(publish and publish[0]["state"] == "success"),
+            "busy": dict(busy),
+            "wait": sorted(waits)[len(waits) // 2] if waits else 0.0,
         }
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -465,6 +475,7 @@ def main() -> None:
         "--delay", type=float, default=0.05, help="politeness: seconds between requests to a host"
     )
     parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--clean-batch", type=int, default=500, help="pages per clean task")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2, help="task slots per Celery worker")
     parser.add_argument(
@@ -516,7 +527,7 @@ def main() -> None:
                     "NEWSAGG_ALLOW_PRIVATE_NETWORK": "1",
                     "NEWSAGG_HOST_DELAY": str(args.delay),
                     "NEWSAGG_SHARD_COUNT": str(args.shards),
-                    "NEWSAGG_EXTRACT_WORKERS": "1",
+                    "NEWSAGG_CLEAN_BATCH_SIZE": str(args.clean_batch),
                     "XDG_DATA_HOME": str(workdir / "xdg"),
                 }
             )
@@ -542,7 +553,9 @@ def main() -> None:
         f"  tasks created: {dag['tasks']} ("
         + ", ".join(f"{k} {v}" for k, v in sorted(dag["by_task"].items()))
         + ")",
-        f"  ran on: {', '.join(dag['hosts'])}",
+        f"  ran on: {', '.join(dag['hosts'])}; median queued-to-running {dag['wait']:.1f} s",
+        "  task seconds (summed over map indexes): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(dag["busy"].items(), key=lambda kv: -kv[1])),
         "  peak memory per worker (process tree): "
         + ", ".join(f"{k} {v / mb:.0f} MB" for k, v in sorted(dag["peaks"].items())),
     ]
