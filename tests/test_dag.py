@@ -497,6 +497,76 @@ def test_a_large_registry_maps_over_a_bounded_number_of_shards(
     assert sorted(n for shard in subset["shards"] for n in shard["sources"]) == ["f10", "f5"]
 
 
+def test_the_run_summary_reads_as_text_with_every_source() -> None:
+    from pipeline.tasks import failed_sources, per_source, summarise, summary_lines
+
+    results = {
+        "shards": [
+            {
+                "shard": 3,
+                "sources": {"wire": {"kind": "rss", "ok": True, "discovered": 4, "fetched": 4, "failed": 0}},
+                "fetched": {"stored": 4},
+            },
+            {
+                "shard": 9,
+                "sources": {
+                    "garbage": {
+                        "kind": "rss",
+                        "ok": False,
+                        "discovered": 0,
+                        "fetched": 0,
+                        "failed": 0,
+                        "error": "not a feed",
+                    },
+                    "monitor": {"kind": "sitemap", "ok": True, "discovered": 7, "fetched": 0, "failed": 0},
+                },
+                "fetched": {"failed": 1},
+            },
+        ],
+        "cleaned": [{"counts": {"new": 3, "dropped": 1}}],
+        "dedup": {"stories": {"new": 2}},
+    }
+    totals = summarise(results)
+    assert totals["sources_ok"] == 2 and totals["sources_failed"] == 1 and totals["discovered"] == 11
+    assert totals["pages_stored"] == 4 and totals["pages_failed"] == 1 and totals["stories_new"] == 2
+    assert list(per_source(results)) == ["garbage", "monitor", "wire"]
+    summary = {
+        "run": totals,
+        "store": {"articles": 3, "stories": 2},
+        "failed": failed_sources(results),
+        "warnings": ["wire: most pages look like a consent wall"],
+        "sources": per_source(results),
+    }
+    lines = summary_lines(summary)
+    assert lines[0] == "sources: 2 ok, 1 failed; 11 new URLs discovered"
+    assert "failed source garbage: not a feed" in lines
+    assert "health: wire: most pages look like a consent wall" in lines
+    rows = [line.split() for line in lines if line.startswith(("garbage ", "monitor ", "wire "))]
+    assert rows == [
+        ["garbage", "rss", "0", "0", "0", "FAILED"],
+        ["monitor", "sitemap", "7", "0", "0", "ok"],
+        ["wire", "rss", "4", "4", "0", "ok"],
+    ]
+
+
+def test_an_unknown_name_lists_the_valid_ones_briefly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import tasks
+
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(
+        "sources:\n"
+        + "".join(f"  - {{name: s{i:03d}, kind: rss, url: 'http://h{i}.example/rss'}}\n" for i in range(100))
+    )
+    monkeypatch.setenv("NEWSAGG_SOURCES", str(registry))
+    with pytest.raises(ConfigError) as caught:
+        tasks.prepare_run({"sources": ["s001", "nosuch"], "dry_run": True})
+    message = str(caught.value)
+    assert message.startswith("unknown source name(s): nosuch; valid names: s000, s001, ")
+    assert message.endswith(" and 60 more") and len(message) < 600
+
+
 # -- pipeline.tasks, without Airflow ---------------------------------------------------------------
 
 
