@@ -1,21 +1,25 @@
-"""The nightly newsagg run as an Airflow DAG: the CLI's stages, one task each, mapped per source.
+"""The nightly newsagg run as an Airflow DAG: the CLI's stages, one task each, the fetch mapped
+over shards of the registry (every source of one host in one shard: see ``pipeline.shards``).
 
 The file stays cheap to parse (the dag-processor re-reads it every few minutes): it imports only
-``airflow.sdk`` and ``pipeline.config``, and reads nothing but the schedule from the newsagg
-configuration. Every task imports :mod:`pipeline.tasks` when it runs, and the store, the source
-registry and the private-network switch come from that same configuration (``NEWSAGG_*`` or the
-config file) on the worker, never from this file. Only the store may instead come from an Airflow
+``airflow.sdk`` and ``pipeline.config``, and reads nothing but the schedule and the registry's
+source names (a text scan, for the trigger form) from the newsagg configuration. Every task
+imports :mod:`pipeline.tasks` when it runs, and the store, the source registry and the
+private-network switch come from that same configuration (``NEWSAGG_*`` or the config file) on
+the worker, never from this file. Only the store may instead come from an Airflow
 Connection ``newsagg_store``, when the configuration names none.
 
-Failure handling: a newsagg error that a retry cannot fix (bad params, bad registry, a refused
-URL) fails its task at once; anything else is retried with exponential backoff. A source that
-stays down fails its own mapped task only: the rest is still cleaned, deduplicated and published,
-and ``fail_if_any_failed`` then marks the run failed, so the next run's default ``since`` still
-reaches back to the last fully successful run.
+Failure handling: a newsagg error that a retry cannot fix (bad params, bad registry) fails its
+task at once; anything else is retried with exponential backoff. A source that is down, refused
+or malformed is reported in its shard's summary, never fails the shard (a retry would refetch
+its healthy neighbours): the rest is still cleaned, deduplicated and published, and
+``fail_if_any_failed`` then marks the run failed, naming the sources, so the next run's default
+``since`` still reaches back to the last fully successful run. On a good run it succeeds.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +34,12 @@ STORE_CONNECTION = "newsagg_store"
 # definition (name and URI), so the two match.
 STORIES = Asset("newsagg://stories")
 SOURCE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-BY_SOURCE = "{{ task.op_kwargs['name'] }}"  # mapped tasks are labelled by source in the UI
+BY_SHARD = "{{ task.op_kwargs['shard']['label'] }}"  # "shard 3: wire, ledger +4" in the UI
+# The trigger form offers the registry's names; past this many, type them in the JSON conf.
+MAX_SUGGESTED = 1000
+_REGISTRY_NAME = re.compile(
+    r"""(?:^|[\s{,])name:\s*['"]?([a-z0-9][a-z0-9_.-]{0,63})['"]?\s*(?:[,}#]|$)""", re.M
+)
 
 default_args: dict[str, Any] = {
     "owner": "newsagg",
@@ -40,6 +49,18 @@ default_args: dict[str, Any] = {
     "max_retry_delay": timedelta(minutes=20),
     "execution_timeout": timedelta(minutes=30),
 }
+
+
+def registry_names() -> list[str]:
+    """The registry's source names for the trigger form, read as text (no YAML parser, no
+    validation: the run validates): unreadable or absent, the form takes free names."""
+    try:
+        path = load_settings().sources
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(8 * 1024 * 1024)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    return sorted(dict.fromkeys(_REGISTRY_NAME.findall(text)))[:MAX_SUGGESTED]
 
 
 def _store_fallback() -> str | None:
@@ -70,7 +91,8 @@ def _call(name: str, /, **kwargs: Any) -> Any:
     except NewsaggError as exc:
         if exc.retryable:
             raise
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        failure = AirflowFailException(f"{type(exc).__name__}: {exc}")
+    raise failure from None  # the message says it all: no traceback through the pipeline
 
 
 def _pull_plan(key: str) -> Any:
@@ -88,6 +110,9 @@ def _pull_plan(key: str) -> Any:
     if dry_run:
         raise AirflowSkipException("dry run: nothing to do")
     return ti.xcom_pull(task_ids="load_sources", key=key)
+
+
+SUGGESTED = registry_names()
 
 
 @dag(
@@ -109,7 +134,8 @@ def _pull_plan(key: str) -> Any:
             items={"type": "string", "pattern": SOURCE_NAME},
             uniqueItems=True,
             title="Sources",
-            description="Source names from the registry, one per line. Empty: every enabled source.",
+            description="Sources to run (only their shards run). Empty: every enabled source.",
+            **({"examples": SUGGESTED} if SUGGESTED else {}),
         ),
         "since": Param(
             None,
@@ -148,24 +174,16 @@ def news_aggregation() -> None:
         previous = datetime.fromisoformat(lazy.isoformat()) if isinstance(lazy, datetime) else None
         return _call("prepare_run", params=dict(context["params"]), previous_success=previous)
 
-    # Mapping needs a task's return value, not one key of it: these two hand the lists over.
+    # Mapping needs a task's return value, not one key of it: this hands the list over.
     @task(execution_timeout=timedelta(minutes=1))
-    def feed_sources(names: list[str]) -> list[str]:
-        """The rss sources to map ``pull_feed`` over (none on a dry run: all later tasks skip)."""
-        return list(names)
+    def shards(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The shards to map ``fetch_shard`` over (none on a dry run: all later tasks skip)."""
+        return list(planned)
 
-    @task(execution_timeout=timedelta(minutes=1))
-    def crawl_sources(names: list[str]) -> list[str]:
-        """The sitemap and html sources to map ``crawl`` over."""
-        return list(names)
-
-    @task(pool=HTTP_POOL, execution_timeout=timedelta(minutes=30), map_index_template=BY_SOURCE)
-    def pull_feed(name: str, since: str | None) -> dict[str, Any]:
-        return _call("pull_feed", name=name, since=since)
-
-    @task(pool=HTTP_POOL, execution_timeout=timedelta(hours=1), map_index_template=BY_SOURCE)
-    def crawl(name: str, since: str | None) -> dict[str, Any]:
-        return _call("crawl_source", name=name, since=since)
+    @task(pool=HTTP_POOL, execution_timeout=timedelta(hours=2), map_index_template=BY_SHARD)
+    def fetch_shard(shard: dict[str, Any], since: str | None) -> dict[str, Any]:
+        """One shard's feeds and crawls; its log and result list every source's counts."""
+        return _call("fetch_shard", shard=shard, since=since)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(minutes=10))
     def plan_clean() -> list[dict[str, Any]]:
@@ -191,7 +209,7 @@ def news_aggregation() -> None:
         # A list of task ids returns every map index's value as a list.
         results: dict[str, Any] = {
             key: [v for v in ti.xcom_pull(task_ids=[task_id]) or [] if isinstance(v, dict)]
-            for key, task_id in (("feeds", "pull_feed"), ("crawls", "crawl"), ("cleaned", "clean"))
+            for key, task_id in (("shards", "fetch_shard"), ("cleaned", "clean"))
         }
         results["dedup"] = deduped
         summary = _call("publish", results=results)
@@ -201,28 +219,43 @@ def news_aggregation() -> None:
         }
         return summary
 
-    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=0, execution_timeout=timedelta(minutes=1))
-    def fail_if_any_failed() -> None:
-        """Only runs when a task failed: marks the run failed although the rest was published."""
+    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0, execution_timeout=timedelta(minutes=1))
+    def fail_if_any_failed() -> str:
+        """Green when every task and every source did its work; failed (after the rest was
+        published) when a task or a source failed, naming them."""
+        from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
-        raise AirflowFailException(
-            "a task of this run failed (see the failed tasks in the "
-            "grid); what the other tasks stored and published stays"
-        )
+        context = get_current_context()
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        failed_states = ("failed", "upstream_failed")
+        bad = sorted(key for key, state in states.items() if state in failed_states and key != ti.task_id)
+        shards = [v for v in ti.xcom_pull(task_ids=["fetch_shard"]) or [] if isinstance(v, dict)]
+        from pipeline.tasks import failed_sources
+
+        sources = failed_sources({"shards": shards})
+        if bad or sources:
+            parts = [f"task(s) {', '.join(bad)} failed"] if bad else []
+            if sources:
+                listed = "; ".join(f"{n}: {why}" for n, why in list(sources.items())[:20])
+                more = f" (and {len(sources) - 20} more)" if len(sources) > 20 else ""
+                parts.append(f"{len(sources)} source(s) failed: {listed}{more}")
+            raise AirflowFailException(
+                " and ".join(parts) + ". What the rest fetched, cleaned and published stays."
+            )
+        return f"all {len(states) - 1} other tasks and every source succeeded"
 
     plan = load_sources()
-    feeds = feed_sources(plan["rss"])
-    crawls = crawl_sources(plan["crawl"])
-    pulled = pull_feed.partial(since=plan["since"]).expand(name=feeds)
-    crawled = crawl.partial(since=plan["since"]).expand(name=crawls)
+    planned = shards(plan["shards"])
+    fetched = fetch_shard.partial(since=plan["since"]).expand(shard=planned)
     batches = plan_clean()
-    [pulled, crawled] >> batches
+    fetched >> batches
     cleaned = clean.expand(batch=batches)
     deduped = dedup()
     cleaned >> deduped
     published = publish(deduped)
-    [plan, feeds, crawls, pulled, crawled, batches, cleaned, deduped, published] >> fail_if_any_failed()
+    [plan, planned, fetched, batches, cleaned, deduped, published] >> fail_if_any_failed()
 
 
 news_aggregation()

@@ -50,10 +50,12 @@ class Settings:
     fetch_attempts: int = 3  # failed fetches of one URL, over runs, before it is dropped
     extract_workers: int = 0  # 0: one process per core
     clean_batch_size: int = 200
+    shard_count: int = 16  # the DAG maps over this many shards of the registry (see pipeline.shards)
     story_window_hours: float = 72.0  # how long a story stays open to new reports
     schedule: str = "0 2 * * *"  # the nightly DAG's cron (UTC)
     crawl_page_limit: int = 1000  # per spider run, a guard against runaway crawls
     robots_crawl_delay_cap: float = 30.0
+    worker_name: str = ""  # how an Airflow worker names itself in task records (empty: host name)
 
     @property
     def resolved_store_url(self) -> str:
@@ -133,3 +135,15 @@ def load_settings(
             raise ConfigError(f"unknown setting {key!r}")
         values[key] = _coerce(key, value, f"option --{key.replace('_', '-')}")
     return Settings(**values)
+
+
+def worker_hostname() -> str:
+    """Airflow's ``hostname_callable``: two workers on one machine (scripts/airflow-local.sh
+    --executor celery) each record their own name on the tasks they run."""
+    import socket
+
+    try:
+        name = load_settings().worker_name
+    except ConfigError:
+        name = ""
+    return name or socket.getfqdn()

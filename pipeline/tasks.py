@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,12 +21,11 @@ from typing import Any
 
 from pipeline.config import Settings, load_settings
 from pipeline.context import Context, open_context
-from pipeline.errors import ConfigError, FetchError
+from pipeline.errors import ConfigError
 from pipeline.models import Source
 
 log = logging.getLogger(__name__)
 
-CRAWL_KINDS = ("sitemap", "html")
 # Feeds list articles a while after their publication time; re-reading this much before the last
 # successful run costs nothing (the frontier skips known URLs) and loses no late entries.
 SINCE_OVERLAP = timedelta(hours=6)
@@ -65,22 +65,6 @@ def _chosen(config: Settings, names: Sequence[str]) -> list[Source]:
     if not chosen and names:
         raise ConfigError(f"source(s) {', '.join(names)} are disabled in the registry")
     return chosen
-
-
-def _one(config: Settings, name: str, kinds: Sequence[str]) -> Source:
-    source = _chosen(config, [name])[0]
-    if source.kind not in kinds:
-        raise ConfigError(f"source {name!r} is a {source.kind} source, not {'/'.join(kinds)}")
-    return source
-
-
-def _refuse_early(config: Settings, source: Source) -> None:
-    """The SSRF guard on the source's own URL before any work: a refusal (a private address
-    without the switch, a bad scheme) is a :class:`RefusedError` no retry can fix, whereas the
-    stage would only record it and the task would retry in vain."""
-    from pipeline.net.client import check_url
-
-    check_url(source.url, allow_private=config.allow_private_network)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -147,18 +131,35 @@ def resolve_since(param: str | None, previous_success: datetime | None) -> str |
     return _iso(previous_success - SINCE_OVERLAP)
 
 
+def valid_names(sources: Sequence[Source], limit: int = 40) -> str:
+    """The enabled names, for an error message: a bad trigger shows what it could have asked."""
+    names = sorted(s.name for s in sources if s.enabled)
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "") if names else "(none)"
+
+
+def _select(config: Settings, names: Sequence[str]) -> list[Source]:
+    from pipeline.sources import select
+
+    registry = _registry(config)
+    try:
+        chosen = select(registry, list(names))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; valid names: {valid_names(registry)}") from None
+    if not chosen:
+        raise ConfigError(
+            "no enabled sources selected"
+            + (f" among {', '.join(names)}; valid names: {valid_names(registry)}" if names else "")
+        )
+    return chosen
+
+
 def load_sources(
     names: Sequence[str] | None = None, store_fallback: str | None = None
 ) -> dict[str, list[str]]:
     """Enabled source names by kind; unknown names or an empty selection are config errors."""
-    from pipeline.sources import select
-
-    config = settings(store_fallback)
-    chosen = select(_registry(config), list(names or []))
-    if not chosen:
-        raise ConfigError("no enabled sources selected" + (f" among {', '.join(names)}" if names else ""))
     by_kind: dict[str, list[str]] = {"rss": [], "sitemap": [], "html": []}
-    for source in chosen:
+    for source in _select(settings(store_fallback), list(names or [])):
         by_kind.setdefault(source.kind, []).append(source.name)
     return by_kind
 
@@ -166,18 +167,21 @@ def load_sources(
 def prepare_run(
     params: Mapping[str, Any], previous_success: datetime | None = None, store_fallback: str | None = None
 ) -> dict[str, Any]:
-    """Validate the params, the registry and the store URL, fix ``since``, and bring the store's
-    schema up to date once, before mapped tasks open it concurrently.
+    """Validate the params, the registry and the store URL, fix ``since``, split the chosen
+    sources into shards, and bring the store's schema up to date once, before the mapped tasks
+    open it concurrently. A manual run on a few sources runs only their shards, and in those
+    only the chosen sources.
 
-    A dry run stops short of the store and plans no source work, so every later task skips."""
+    A dry run stops short of the store and plans no shard, so every later task skips."""
+    from pipeline.shards import plan_shards
+
     checked = validate_params(params)
-    by_kind = load_sources(checked["sources"], store_fallback)
     config = settings(store_fallback)
-    rss, crawl = by_kind["rss"], by_kind["sitemap"] + by_kind["html"]
+    chosen = _select(config, checked["sources"])
+    shards = plan_shards(chosen, config.shard_count)
     plan = {
-        "sources": rss + crawl,
-        "rss": [] if checked["dry_run"] else rss,
-        "crawl": [] if checked["dry_run"] else crawl,
+        "sources": [s.name for s in chosen],
+        "shards": [] if checked["dry_run"] else [shard.as_dict() for shard in shards],
         "since": resolve_since(checked["since"], previous_success),
         "recluster": checked["recluster"],
         "dry_run": checked["dry_run"],
@@ -187,15 +191,20 @@ def prepare_run(
     else:
         with open_context(config) as ctx:  # migrates
             where = ctx.store.safe_url
+    kinds = Counter(s.kind for s in chosen)
     log.info(
-        "%s: feeds %s, crawls %s, since %s, recluster %s, store %s",
+        "%s: %d sources (%s) in %d of %d shards; since %s; recluster %s; store %s",
         "dry run, would run" if checked["dry_run"] else "run plan",
-        rss or "none",
-        crawl or "none",
+        len(chosen),
+        ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
+        len(shards),
+        config.shard_count,
         plan["since"] or "(no limit)",
         plan["recluster"],
         where,
     )
+    for shard in shards:
+        log.info("  %s", shard.label if len(shard.sources) <= 3 else f"{shard.label} ({len(shard.sources)})")
     return plan
 
 
@@ -209,57 +218,45 @@ def safe_store_url(url: str) -> str:
 # -- discover and fetch ---------------------------------------------------------------------------
 
 
-def pull_feed(name: str, since: str | None = None, store_fallback: str | None = None) -> dict[str, Any]:
-    """One feed source: the feed, then its pending article pages (as ``newsagg run`` does).
+def fetch_shard(
+    shard: Mapping[str, Any], since: str | None = None, store_fallback: str | None = None
+) -> dict[str, Any]:
+    """One shard's sources: feeds, crawls, then the feeds' pending pages (see
+    :func:`pipeline.shards.fetch_shard`). Per-source counts go in the result; a source's own
+    failure is logged and reported there (the run's last task fails the run for it) instead of
+    failing the task, so a retry never refetches the healthy sources of its shard."""
+    from pipeline.shards import fetch_shard as fetch
 
-    A feed that could not be read raises FetchError after its pending pages are fetched, so the
-    task is retried with backoff while what could be done is already stored."""
-    from pipeline.ingest import fetch_pending
-    from pipeline.ingest import pull_feed as pull
-
+    names = [str(n) for n in shard.get("sources") or []]
     with _context(store_fallback) as ctx:
-        source = _one(ctx.settings, name, ("rss",))
-        _refuse_early(ctx.settings, source)
-        outcome = pull(ctx, source, parse_since(since))
-        if outcome.error and outcome.ok:
-            log.warning(
-                "source %s: malformed feed, kept %d entries: %s", name, outcome.entries, outcome.error
+        sources = _chosen(ctx.settings, names)
+        outcome = fetch(ctx, sources, parse_since(since))
+    for name, entry in outcome.sources.items():
+        if not entry.ok:
+            log.warning("source %s failed: %s", name, entry.error)
+        elif entry.warning:
+            log.warning("source %s: malformed feed, kept what parsed: %s", name, entry.warning)
+        else:
+            log.info(
+                "source %s: %d discovered, %d fetched, %d failed",
+                name,
+                entry.discovered,
+                entry.fetched,
+                entry.failed,
             )
-        fetched = fetch_pending(ctx, [source])
-    for url, reason in sorted(fetched.failures.items()):
-        log.warning("source %s: %s: %s", name, url, reason)
-    if not outcome.ok:
-        raise FetchError(f"source {name}: {outcome.error or 'feed failed'}", url=source.url)
+    failed = outcome.failed
+    log.info(
+        "shard %s: %d sources ok, %d failed; pages %s",
+        shard.get("shard"),
+        len(outcome.sources) - len(failed),
+        len(failed),
+        ", ".join(f"{k} {v}" for k, v in sorted(outcome.fetch.items())) or "none fetched",
+    )
     return {
-        "source": name,
-        "entries": outcome.entries,
-        "new": outcome.new,
-        "requeued": outcome.requeued,
-        "not_modified": outcome.not_modified,
-        "fetched": dict(sorted(fetched.counts.items())),
-    }
-
-
-def crawl_source(name: str, since: str | None = None, store_fallback: str | None = None) -> dict[str, Any]:
-    """One sitemap or section-page source through the Scrapy crawl, then anything it left
-    pending; a failed crawl raises FetchError (retryable) once the rest is stored."""
-    from pipeline.crawl import run_crawl
-    from pipeline.ingest import fetch_pending
-
-    with _context(store_fallback) as ctx:
-        source = _one(ctx.settings, name, CRAWL_KINDS)
-        _refuse_early(ctx.settings, source)
-        result = run_crawl(ctx.settings, [source], parse_since(since))
-        fetched = fetch_pending(ctx, [source])
-    stats = result.stats or {}
-    if name in result.failed or name not in result.ok:
-        raise FetchError(f"source {name}: {result.failed.get(name, 'crawl failed')}", url=source.url)
-    return {
-        "source": name,
-        "discovered": result.discovered,
-        "requests": int(stats.get("downloader/request_count", 0) or 0),
-        "items": int(stats.get("item_scraped_count", 0) or 0),
-        "fetched": dict(sorted(fetched.counts.items())),
+        "shard": shard.get("shard"),
+        "sources": {name: entry.as_dict() for name, entry in outcome.sources.items()},
+        "fetched": dict(sorted(outcome.fetch.items())),
+        "crawl_requests": outcome.crawl_requests,
     }
 
 
@@ -327,28 +324,27 @@ def dedup(recluster: bool = False, store_fallback: str | None = None) -> dict[st
 
 def summarise(results: Mapping[str, Any]) -> dict[str, int]:
     """Add up the per-task counts for the run's summary (and the asset event's extra)."""
-    total: dict[str, int] = {
-        "sources_ok": 0,
-        "discovered": 0,
-        "pages_stored": 0,
-        "pages_crawled": 0,
-        "pages_failed": 0,
-        "articles_new": 0,
-        "articles_updated": 0,
-        "articles_dropped": 0,
-        "stories_new": 0,
-        "stories_updated": 0,
-    }
-    for item in list(results.get("feeds") or []) + list(results.get("crawls") or []):
-        if not item:
-            continue
-        total["sources_ok"] += 1
-        total["discovered"] += (
-            int(item.get("new", 0)) + int(item.get("requeued", 0)) + int(item.get("discovered", 0))
-        )
-        fetched = item.get("fetched") or {}
+    total: dict[str, int] = dict.fromkeys(
+        (
+            "sources_ok",
+            "sources_failed",
+            "discovered",
+            "pages_stored",
+            "pages_failed",
+            "articles_new",
+            "articles_updated",
+            "articles_dropped",
+            "stories_new",
+            "stories_updated",
+        ),
+        0,
+    )
+    for entry in per_source(results).values():
+        total["sources_ok" if entry.get("ok") else "sources_failed"] += 1
+        total["discovered"] += int(entry.get("discovered", 0))
+    for item in results.get("shards") or []:
+        fetched = (item or {}).get("fetched") or {}
         total["pages_stored"] += int(fetched.get("stored", 0))
-        total["pages_crawled"] += int(item.get("items", 0))
         total["pages_failed"] += int(fetched.get("failed", 0)) + int(fetched.get("dropped", 0))
     for item in results.get("cleaned") or []:
         counts = (item or {}).get("counts") or {}
@@ -361,11 +357,77 @@ def summarise(results: Mapping[str, Any]) -> dict[str, int]:
     return total
 
 
+def per_source(results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every source's counts from the shards' results, by name."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in results.get("shards") or []:
+        for name, entry in ((item or {}).get("sources") or {}).items():
+            out[str(name)] = dict(entry)
+    return dict(sorted(out.items()))
+
+
+def failed_sources(results: Mapping[str, Any]) -> dict[str, str]:
+    return {n: str(e.get("error") or "failed") for n, e in per_source(results).items() if not e.get("ok")}
+
+
+def _health_warnings(ctx: Context, names: Sequence[str]) -> list[str]:
+    """Source-health warnings from :mod:`pipeline.health` where that module is installed (it
+    flags outlets that break without failing: walls, dead selectors, silent feeds)."""
+    import importlib
+
+    try:
+        health = importlib.import_module("pipeline.health")
+    except ImportError:
+        return []
+    check = getattr(health, "warnings", None)
+    if check is None:
+        return []
+    return [str(w) for w in check(ctx.store, list(names) or None)]
+
+
+def summary_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The run's summary as a person reads it in the task log."""
+    run = summary["run"]
+    lines = [
+        f"sources: {run['sources_ok']} ok, {run['sources_failed']} failed; "
+        f"{run['discovered']} new URLs discovered",
+        f"pages: {run['pages_stored']} stored, {run['pages_failed']} failed or dropped",
+        f"articles: {run['articles_new']} new, {run['articles_updated']} updated, "
+        f"{run['articles_dropped']} dropped",
+        f"stories: {run['stories_new']} new, {run['stories_updated']} updated",
+        "store now: " + ", ".join(f"{v} {k}" for k, v in sorted(summary["store"].items())),
+    ]
+    for name, why in sorted(summary["failed"].items()):
+        lines.append(f"failed source {name}: {why}")
+    lines.extend(f"health: {w}" for w in summary["warnings"])
+    sources = summary["sources"]
+    if sources:
+        width = max(len(n) for n in sources)
+        lines.append(f"{'source':<{width}}  kind     discovered  fetched  failed  state")
+        for name, entry in sources.items():
+            state = "ok" if entry.get("ok") else "FAILED"
+            lines.append(
+                f"{name:<{width}}  {entry.get('kind', ''):<7}  {entry.get('discovered', 0):>10}  "
+                f"{entry.get('fetched', 0):>7}  {entry.get('failed', 0):>6}  {state}"
+            )
+    return lines
+
+
 def publish(results: Mapping[str, Any] | None = None, store_fallback: str | None = None) -> dict[str, Any]:
-    """The run's counts and the store's totals: what the asset event tells downstream DAGs."""
+    """The run's counts, per source and in total, the store's totals and the source-health
+    warnings: what the run's log shows and the asset event tells downstream DAGs."""
+    results = results or {}
+    sources = per_source(results)
     with _context(store_fallback) as ctx:
         totals = ctx.store.counts()
         where = ctx.store.safe_url
-    summary = summarise(results or {})
-    log.info("published: %s; store %s now holds %s", summary, where, totals)
-    return {"run": summary, "store": totals}
+        warnings = _health_warnings(ctx, list(sources))
+    summary = {
+        "run": summarise(results),
+        "store": totals,
+        "failed": failed_sources(results),
+        "warnings": warnings,
+        "sources": sources,
+    }
+    log.info("published to %s:\n%s", where, "\n".join(summary_lines(summary)))
+    return summary

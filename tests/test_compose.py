@@ -222,7 +222,7 @@ def test_local_script_is_valid_bash_and_documents_itself() -> None:
     help_text = subprocess.run(
         ["bash", str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "--sample-web" in help_text
+    assert "--sample-web" in help_text and "--executor celery --workers 2" in help_text
     text = SCRIPT.read_text()
     for setting in (
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True",
@@ -232,6 +232,28 @@ def test_local_script_is_valid_bash_and_documents_itself() -> None:
         "NEWSAGG_STORE_URL=",
     ):
         assert setting in text, setting
+
+
+def test_local_celery_mode_keeps_the_stacks_settings(compose: dict[str, Any]) -> None:
+    """scripts/airflow-local.sh --executor celery is the Compose stack without Docker."""
+    text = SCRIPT.read_text()
+    celery = text[text.index('if [ "$EXECUTOR" = celery ]; then') :]
+    celery = celery[: celery.index("else")]
+    assert "AIRFLOW__CORE__EXECUTOR=CeleryExecutor" in celery
+    assert "redis://127.0.0.1:6379/" in celery and "postgresql+psycopg://" in celery
+    assert 'NEWSAGG_EXTRACT_WORKERS="${NEWSAGG_EXTRACT_WORKERS:-1}"' in celery
+    assert "AIRFLOW__CELERY__RESULT_BACKEND=" in text and "db+" in text
+    assert "celery worker --celery-hostname" in text
+    services = compose["services"]
+    worker = environment(services["airflow-worker"])
+    assert worker["NEWSAGG_EXTRACT_WORKERS"] == "1"
+    assert worker["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
+    assert services["airflow-worker"]["command"] == "celery worker"
+    defaults = Settings()
+    for name in AIRFLOW_SERVICES:
+        env = environment(services[name])
+        assert int(env["NEWSAGG_SHARD_COUNT"]) == defaults.shard_count, name
+        assert int(env["NEWSAGG_CLEAN_BATCH_SIZE"]) == defaults.clean_batch_size, name
 
 
 @pytest.mark.skipif(not shutil.which("docker"), reason="no docker CLI")

@@ -353,7 +353,7 @@ def test_dagbag_has_no_import_errors(inspected: dict[str, Any]) -> None:
 
 def test_every_task_has_retries_backoff_and_a_timeout(inspected: dict[str, Any]) -> None:
     tasks = inspected["tasks"]
-    assert {"load_sources", "pull_feed", "crawl", "plan_clean", "clean", "dedup", "publish"} <= set(tasks)
+    assert {"load_sources", "fetch_shard", "plan_clean", "clean", "dedup", "publish"} <= set(tasks)
     for task_id, task in tasks.items():
         assert task["timeout"] and task["timeout"] <= 3 * 3600, task_id
         if task_id == "fail_if_any_failed":  # it exists to fail; a retry would only delay that
@@ -366,8 +366,8 @@ def test_every_task_has_retries_backoff_and_a_timeout(inspected: dict[str, Any])
 
 def test_fetching_tasks_share_the_http_pool_and_publish_updates_the_asset(inspected: dict[str, Any]) -> None:
     tasks = inspected["tasks"]
-    assert tasks["pull_feed"]["pool"] == tasks["crawl"]["pool"] == "newsagg_http"
-    assert tasks["pull_feed"]["mapped"] and tasks["crawl"]["mapped"] and tasks["clean"]["mapped"]
+    assert tasks["fetch_shard"]["pool"] == "newsagg_http"
+    assert tasks["fetch_shard"]["mapped"] and tasks["clean"]["mapped"]
     for task_id in ("load_sources", "plan_clean", "clean", "dedup", "publish"):
         assert tasks[task_id]["pool"] != "newsagg_http", task_id
     assert tasks["publish"]["outlets"] == ["newsagg://stories"]
@@ -423,6 +423,150 @@ def test_schedule_comes_from_configuration(airflow_home: Path) -> None:
     assert _result(proc)["dag"]["schedule"] == "15 4 * * 1"
 
 
+def test_the_trigger_form_offers_the_registry_names(airflow_home: Path, tmp_path: Path) -> None:
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(
+        "sources:\n"
+        "  - name: wire\n    kind: rss\n    url: http://wire.example/rss\n"
+        "  - {name: 'ledger', kind: rss, url: 'http://ledger.example/rss'}\n"
+        "  - name: gazette  # a comment\n    kind: sitemap\n    url: http://gazette.example/s.xml\n",
+        encoding="utf-8",
+    )
+    args = {"dags": str(DAGS), "dag_id": DAG_ID, "confs": [{"sources": ["ledger"]}]}
+    proc = subprocess.run(
+        [sys.executable, "-c", INSPECT, json.dumps(args)],
+        env=airflow_env(airflow_home, {"NEWSAGG_SOURCES": str(registry)}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    result = _result(proc)
+    assert result["dag"]["params"]["sources"]["examples"] == ["gazette", "ledger", "wire"]
+    assert result["verdicts"] == [None]
+
+
+# -- shards --------------------------------------------------------------------------------------
+
+
+def test_shards_keep_a_host_together_and_are_stable() -> None:
+    from pipeline.models import Source
+    from pipeline.shards import MAX_SHARDS, plan_shards, shard_of
+
+    sources = [
+        Source(name=f"s{i}", kind="rss", url=f"https://host{i % 37}.example:{8000 + i}/feed{i}.xml")
+        for i in range(300)
+    ]
+    shards = plan_shards(sources, 16)
+    assert 1 < len(shards) <= 16
+    assert sorted(n for shard in shards for n in shard.sources) == sorted(s.name for s in sources)
+    where = {n: shard.index for shard in shards for n in shard.sources}
+    for source in sources:  # every source of one host in its host's shard, whatever the port
+        assert where[source.name] == where[f"s{int(source.url.split('host')[1].split('.')[0])}"]
+    # Stable: the registry's order, or other hosts coming and going, moves no host.
+    again = plan_shards(list(reversed(sources[:150])), 16)
+    assert all(where[n] == shard.index for shard in again for n in shard.sources)
+    assert shard_of("https://HOST3.example/x", 16) == shard_of("http://host3.example:81/y", 16)
+    for bad in (0, MAX_SHARDS + 1):
+        with pytest.raises(ConfigError, match="shard_count"):
+            plan_shards(sources, bad)
+    assert MAX_SHARDS < 1024 // 2  # well under Airflow's max_map_length
+
+
+def test_a_large_registry_maps_over_a_bounded_number_of_shards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str
+) -> None:
+    from pipeline import tasks
+
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(
+        "sources:\n"
+        + "".join(
+            f"  - {{name: f{i}, kind: rss, url: 'http://127.{i % 7}.{i % 251}.1/f{i}.xml'}}\n"
+            for i in range(3000)
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("NEWSAGG_SOURCES", str(registry))
+    monkeypatch.setenv("NEWSAGG_STORE_URL", sqlite_url)
+    monkeypatch.setenv("NEWSAGG_SHARD_COUNT", "64")
+    plan = tasks.prepare_run({})
+    assert len(plan["sources"]) == 3000
+    assert len(plan["shards"]) == 64
+    assert sum(len(shard["sources"]) for shard in plan["shards"]) == 3000
+    subset = tasks.prepare_run({"sources": ["f5", "f10"]})
+    assert sorted(n for shard in subset["shards"] for n in shard["sources"]) == ["f10", "f5"]
+
+
+def test_the_run_summary_reads_as_text_with_every_source() -> None:
+    from pipeline.tasks import failed_sources, per_source, summarise, summary_lines
+
+    results = {
+        "shards": [
+            {
+                "shard": 3,
+                "sources": {"wire": {"kind": "rss", "ok": True, "discovered": 4, "fetched": 4, "failed": 0}},
+                "fetched": {"stored": 4},
+            },
+            {
+                "shard": 9,
+                "sources": {
+                    "garbage": {
+                        "kind": "rss",
+                        "ok": False,
+                        "discovered": 0,
+                        "fetched": 0,
+                        "failed": 0,
+                        "error": "not a feed",
+                    },
+                    "monitor": {"kind": "sitemap", "ok": True, "discovered": 7, "fetched": 0, "failed": 0},
+                },
+                "fetched": {"failed": 1},
+            },
+        ],
+        "cleaned": [{"counts": {"new": 3, "dropped": 1}}],
+        "dedup": {"stories": {"new": 2}},
+    }
+    totals = summarise(results)
+    assert totals["sources_ok"] == 2 and totals["sources_failed"] == 1 and totals["discovered"] == 11
+    assert totals["pages_stored"] == 4 and totals["pages_failed"] == 1 and totals["stories_new"] == 2
+    assert list(per_source(results)) == ["garbage", "monitor", "wire"]
+    summary = {
+        "run": totals,
+        "store": {"articles": 3, "stories": 2},
+        "failed": failed_sources(results),
+        "warnings": ["wire: most pages look like a consent wall"],
+        "sources": per_source(results),
+    }
+    lines = summary_lines(summary)
+    assert lines[0] == "sources: 2 ok, 1 failed; 11 new URLs discovered"
+    assert "failed source garbage: not a feed" in lines
+    assert "health: wire: most pages look like a consent wall" in lines
+    rows = [line.split() for line in lines if line.startswith(("garbage ", "monitor ", "wire "))]
+    assert rows == [
+        ["garbage", "rss", "0", "0", "0", "FAILED"],
+        ["monitor", "sitemap", "7", "0", "0", "ok"],
+        ["wire", "rss", "4", "4", "0", "ok"],
+    ]
+
+
+def test_an_unknown_name_lists_the_valid_ones_briefly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import tasks
+
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(
+        "sources:\n"
+        + "".join(f"  - {{name: s{i:03d}, kind: rss, url: 'http://h{i}.example/rss'}}\n" for i in range(100))
+    )
+    monkeypatch.setenv("NEWSAGG_SOURCES", str(registry))
+    with pytest.raises(ConfigError) as caught:
+        tasks.prepare_run({"sources": ["s001", "nosuch"], "dry_run": True})
+    message = str(caught.value)
+    assert message.startswith("unknown source name(s): nosuch; valid names: s000, s001, ")
+    assert message.endswith(" and 60 more") and len(message) < 600
+
+
 # -- pipeline.tasks, without Airflow ---------------------------------------------------------------
 
 
@@ -466,8 +610,11 @@ def test_unknown_source_names_are_config_errors(
     for key, value in newsagg_env(tmp_path, web, f"sqlite:///{tmp_path / 's.db'}").items():
         monkeypatch.setenv(key, value)
     assert load_sources(["wire", "gazette"]) == {"rss": ["wire"], "sitemap": [], "html": ["gazette"]}
-    with pytest.raises(ConfigError, match="unknown source name"):
+    with pytest.raises(ConfigError, match="unknown source name") as caught:
         load_sources(["wire", "nosuch"])
+    # The message lists what could have been asked for, in one line.
+    assert "valid names: " in str(caught.value) and "courier, gazette" in str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_clean_batches_are_ranges_so_a_retry_does_not_eat_the_next(
@@ -526,12 +673,12 @@ def test_dag_runs_the_sample_web_and_a_rerun_changes_no_row(
     env = newsagg_env(tmp_path, web, store_url)
     run = run_dag(airflow_home, env)
     assert run.state == "success", run.summary()
-    assert run.mapped("pull_feed") == dict.fromkeys(FEEDS, "success")
-    assert run.mapped("crawl") == dict.fromkeys(CRAWLS, "success")
+    assert set(run.mapped("fetch_shard").values()) == {"success"}
+    assert all(label.startswith("shard ") for label in run.mapped("fetch_shard"))
     assert set(run.mapped("clean").values()) == {"success"}
     for task_id in ("load_sources", "plan_clean", "dedup", "publish"):
         assert run.state_of(task_id) == "success", task_id
-    assert run.state_of("fail_if_any_failed") == "skipped"
+    assert run.state_of("fail_if_any_failed") == "success"  # green, not "skipped"
     assert_small_xcoms(run)
 
     from pipeline.store.core import Store
@@ -544,6 +691,10 @@ def test_dag_runs_the_sample_web_and_a_rerun_changes_no_row(
     published = run.xcom("publish")
     assert published["store"]["stories"] == len(stories)
     assert published["run"]["sources_ok"] == len(FEEDS) + len(CRAWLS)
+    assert published["run"]["sources_failed"] == 0 and published["failed"] == {}
+    assert set(published["sources"]) == set(FEEDS + CRAWLS)
+    assert all(published["sources"][name]["fetched"] > 0 for name in FEEDS)
+    assert {e["kind"] for e in published["sources"].values()} == {"rss", "sitemap", "html"}
     [(uri, extra)] = run.events
     assert uri.rstrip("/") == "newsagg://stories"
     assert extra["stories_total"] == len(stories) and extra["articles_new"] > 0
@@ -575,8 +726,12 @@ def test_manual_run_without_logical_date_on_a_source_subset_into_the_connection(
     )
     assert run.state == "success", run.summary()
     assert run.xcom("dedup")["recluster"] is True
-    assert run.mapped("pull_feed") == {"wire": "success"}
-    assert run.mapped("crawl") == {"gazette": "success"}
+    # Only the chosen sources' shards ran, and in them only the chosen sources.
+    shards = run.xcom("load_sources", "shards")
+    assert sorted(n for shard in shards for n in shard["sources"]) == ["gazette", "wire"]
+    assert set(run.mapped("fetch_shard").values()) == {"success"}
+    assert len(run.mapped("fetch_shard")) == len(shards)
+    assert set(run.xcom("publish")["sources"]) == {"wire", "gazette"}
     assert run.xcom("load_sources", "since") is None
     from pipeline.store.core import Store
 
@@ -592,8 +747,9 @@ def test_dry_run_validates_and_touches_nothing(airflow_home: Path, tmp_path: Pat
     assert run.state == "success", run.summary()
     assert run.state_of("load_sources") == "success"
     assert run.xcom("load_sources", "sources") == FEEDS + CRAWLS
-    for task_id in ("pull_feed", "crawl", "plan_clean", "clean", "dedup", "publish"):
+    for task_id in ("fetch_shard", "plan_clean", "clean", "dedup", "publish"):
         assert {ti["state"] for (t, _), ti in run.tis.items() if t == task_id} == {"skipped"}
+    assert run.state_of("fail_if_any_failed") == "success"
     assert not store.exists()
     assert web.requests == []
     assert run.events == []
@@ -623,10 +779,14 @@ def test_a_failing_source_fails_the_run_but_the_rest_is_published(
     env = newsagg_env(tmp_path, web, sqlite_url, extra)
     run = run_dag(airflow_home, env, conf={"sources": ["wire", "garbage"]}, no_retries=True)
     assert run.state == "failed"
-    assert run.mapped("pull_feed") == {"wire": "success", "garbage": "failed"}
+    # The shard reports the source's failure instead of failing (and refetching its neighbours).
+    assert set(run.mapped("fetch_shard").values()) == {"success"}
     for task_id in ("plan_clean", "dedup", "publish"):
         assert run.state_of(task_id) == "success", run.summary()
     assert run.state_of("fail_if_any_failed") == "failed"
+    published = run.xcom("publish")
+    assert set(published["failed"]) == {"garbage"}
+    assert published["sources"]["wire"]["ok"] is True and published["run"]["sources_failed"] == 1
     assert [uri.rstrip("/") for uri, _ in run.events] == ["newsagg://stories"]
     from pipeline.store.core import Store
 
@@ -641,7 +801,8 @@ def test_a_refused_source_fails_at_once_without_retries(
     env["NEWSAGG_ALLOW_PRIVATE_NETWORK"] = "0"  # the sample web is on loopback: refused
     run = run_dag(airflow_home, env, conf={"sources": ["wire"]})
     assert run.state == "failed"
-    assert run.mapped("pull_feed") == {"wire": "failed"}
-    assert run.tis[("pull_feed", 0)]["try_number"] == 1, "retried a refusal"
+    assert list(run.mapped("fetch_shard").values()) == ["success"]
+    assert run.tis[("fetch_shard", 0)]["try_number"] == 1, "retried a refusal"
     assert run.state_of("fail_if_any_failed") == "failed"
+    assert run.xcom("publish")["failed"]["wire"].startswith("refused: ")
     assert web.requests == []
