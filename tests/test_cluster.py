@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.cluster.hierarchy import linkage
+from scipy.cluster.hierarchy import fcluster, linkage
 
 from pipeline.cluster import core as C
 from pipeline.cluster.core import (
@@ -26,6 +26,7 @@ from pipeline.cluster.core import (
     detect_language,
     event_window,
 )
+from pipeline.cluster.linkage import average_link
 from pipeline.errors import ConfigError, NewsaggError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -307,18 +308,32 @@ def test_parallel_equals_serial() -> None:
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(2, C._NAIVE), st.integers(0, 2**32 - 1), st.floats(0.05, 0.6))
-def test_small_average_link_matches_scipy(m: int, seed: int, threshold: float) -> None:
+@given(st.integers(2, 40), st.integers(0, 2**32 - 1), st.floats(0.05, 0.6))
+def test_average_link_matches_scipy(m: int, seed: int, threshold: float) -> None:
     rng = np.random.default_rng(seed)
     x = rng.random((m, m)) ** 2
     sim = (x + x.T) / 2
     np.fill_diagonal(sim, 1.0)
-    mine = C._average_link_small(sim, threshold)
+    mine = average_link(sim, None, threshold)
     merges = linkage(1.0 - sim[np.triu_indices(m, 1)], method="average")
-    theirs = C._cut(merges, m, 1.0 - threshold)
+    theirs = fcluster(merges, 1.0 - threshold, criterion="distance")
     assert groups(dict(zip(map(str, range(m)), map(str, mine), strict=True))) == groups(
         dict(zip(map(str, range(m)), map(str, theirs), strict=True))
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(3, 30), st.integers(0, 2**32 - 1))
+def test_average_link_never_joins_a_cannot_link_pair(m: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.random((m, m))
+    sim = (x + x.T) / 2
+    cannot = np.zeros((m, m), dtype=bool)
+    cannot[0, 1] = cannot[1, 0] = True
+    sim[0, 1] = sim[1, 0] = 1.0  # even the strongest direct link
+    labels = average_link(sim, cannot, 0.01)
+    assert labels[0] != labels[1]
+    assert len(set(labels.tolist())) == 2  # everything else is free to merge
 
 
 def test_duplicate_ids_rejected_and_empty_input() -> None:
