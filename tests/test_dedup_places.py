@@ -76,8 +76,8 @@ def test_lead_places_skip_regions_and_person_names() -> None:
     assert (
         lead_places("Snow cuts power to 112 villages in the Kyiv region.", "Storm in the Kyiv region") == ()
     )
-    text = "The singer Paris Hilton toured the zoo in Memphis on Monday."
-    assert lead_places(text, "Paris Hilton visits zoo") == (city_of("Memphis"),)
+    text = "The singer Regina Smith toured the zoo in Memphis on Monday."
+    assert lead_places(text, "Regina Smith visits zoo") == (city_of("Memphis"),)
 
 
 def test_far_apart_cities_the_same_night_never_share_a_story_in_any_batch() -> None:

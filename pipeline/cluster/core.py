@@ -63,8 +63,11 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer, TfidfTransformer
 from sklearn.preprocessing import normalize
 
+from pipeline.cluster.language import merge_across_languages
 from pipeline.cluster.linkage import average_link
-from pipeline.cluster.places import city_of, nearby
+from pipeline.cluster.places import big_city as _big_city
+from pipeline.cluster.places import city_of, generic_name, name_key, nearby, number_words
+from pipeline.cluster.when import window_phrase, without_dates
 from pipeline.errors import ConfigError
 from pipeline.parse.titles import learn_cleaners
 
@@ -132,6 +135,7 @@ class ClusterParams:
     same_place_hours: float = 36.0  # dated reports this close whose leads name far-apart cities never merge
     slack_hours: float = 3.0  # tolerance when comparing resolved event windows
     max_component: int = 2500  # larger candidate components are split on stronger links
+    cross_language: bool = True  # join the clusters of different languages (pipeline.cluster.language)
     workers: int = 0  # processes for text features; 0: one per core, at most 4
     parallel_min: int = 5000  # smaller batches are featurised in-process
 
@@ -469,6 +473,7 @@ class _Prepared:
     lo: np.ndarray
     hi: np.ndarray
     places: list[tuple[int, ...]]
+    keys: list[tuple[str, ...]]
 
 
 _LEAD_CHARS = 300
@@ -511,6 +516,7 @@ _PLACE_NOUNS = frozenset(
 )
 
 
+_APOS_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # п'ять, дев'ятеро
 _REGION_NOUNS = r"(?:region|oblast|province|county|state|area|regional|metropolitan)"
 
 
@@ -521,6 +527,12 @@ def _is_region(lead: str, name: str) -> bool:
 
 def lead_places(text: str, title: str | None) -> tuple[int, ...]:
     """The cities (GeoNames ids) the headline and first sentences name: where the event is."""
+    return lead_evidence(text, title)[0]
+
+
+def lead_evidence(text: str, title: str | None) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """What the headline and lead say, in a form that survives translation: the cities named
+    (GeoNames ids) and keys of the other names ("n:" + :func:`name_key`) and counts ("#12")."""
     head, body = _split_title(text, title)
     lead = (head + "\n" + body[:_LEAD_CHARS]).lower()
     names = [n for n in _names(head, body[:_LEAD_CHARS]) if not _is_region(lead, n)]
@@ -533,19 +545,31 @@ def lead_places(text: str, title: str | None) -> tuple[int, ...]:
                 found.add(city)
             words = name.split()
             if city is not None or not all(w in _PLACE_NOUNS for w in words[1:]):
-                inside.update(words)
+                # a big city inside a run of capitals is still the city ("Russland Kiew" in
+                # German, where nouns are capitalised); a smaller one is a person's name
+                inside.update(w for w in words if city is not None or not _big_city(w))
+    keys = set()
     for name in names:
-        if " " not in name and name not in inside:
-            city = city_of(name)
-            if city is not None:
-                found.add(city)
-    return tuple(sorted(found))
+        if " " in name:
+            continue
+        city = city_of(name) if name not in inside else None
+        if city is not None:
+            found.add(city)
+        elif city_of(name) is None and name not in _PLACE_NOUNS:
+            key = name_key(name)
+            if key is not None and not generic_name(key):
+                keys.add("n:" + key)
+    undated = without_dates(lead)
+    counts = _numbers("", undated) + number_words(_APOS_WORD.findall(undated.replace("’", "'")))
+    keys.update("#" + c for c in counts if not (len(c) == 4 and c[:2] in ("19", "20")) and c != "0")
+    return tuple(sorted(found)), tuple(sorted(keys))
 
 
 def _prepare(docs: Sequence[Doc], params: ClusterParams) -> _Prepared:
     W, E, N = _raw_counts([(d.text, d.title) for d in docs], params)
     pub, lo, hi = _times(docs)
-    return _Prepared(W, E, N, pub, lo, hi, [lead_places(d.text, d.title) for d in docs])
+    evidence = [lead_evidence(d.text, d.title) for d in docs]
+    return _Prepared(W, E, N, pub, lo, hi, [e[0] for e in evidence], [e[1] for e in evidence])
 
 
 # State the forked workers read: set by the parent right before a parallel map, inherited by
@@ -608,6 +632,7 @@ def _prepare_all(docs: Sequence[Doc], params: ClusterParams, workers: int) -> _P
         np.concatenate([p.lo for p in parts]),
         np.concatenate([p.hi for p in parts]),
         [x for p in parts for x in p.places],
+        [x for p in parts for x in p.keys],
     )
 
 
@@ -809,7 +834,7 @@ def event_window(
             except ValueError:
                 continue
         return span(day, None)
-    return None
+    return window_phrase(pub, lead)  # uk, ru, de, fr, es, pt, pl
 
 
 _DATELINE_BEFORE = re.compile(r"[^.!?\n]{0,30}?[,\s]*")
@@ -1315,13 +1340,37 @@ def cluster_docs(docs: Sequence[Doc], params: ClusterParams = DEFAULT_PARAMS) ->
         Z, names = _features(prep, params)
         pub, lo, hi = prep.pub, prep.lo, prep.hi
         places = _places(prep.places)
+        lead_cities, lead_keys = prep.places, prep.keys
         del prep  # the raw counts: a third of the peak memory of a big batch
         G = _candidate_edges(Z, bounds, pub, lo, hi, params, workers)
         G = G.maximum(_republications(ordered, langs)).tocsr()
         comps = _components(G, np.arange(n), params.edge_min, params)
         del G
         label = _cluster_components(Z, names, places, comps, pub, lo, hi, params, workers)
-    return {d.id: _cluster_key(ordered[label[i]]) for i, d in enumerate(ordered)}
+    if params.cross_language:
+        label = merge_across_languages(
+            label,
+            langs,
+            lead_cities,
+            lead_keys,
+            pub,
+            lo,
+            hi,
+            cross_hours=params.same_place_hours,
+            slack=params.slack_hours,
+        )
+    # a cluster is named after its earliest member (time, then id), whatever its languages
+    earliest: dict[int, int] = {}
+    for i, lab in enumerate(label.tolist()):
+        j = earliest.setdefault(lab, i)
+        if _time_key(ordered[i]) < _time_key(ordered[j]):
+            earliest[lab] = i
+    return {d.id: _cluster_key(ordered[earliest[label[i]]]) for i, d in enumerate(ordered)}
+
+
+def _time_key(doc: Doc) -> tuple[bool, float, str]:
+    ts = doc.published_at
+    return (ts is None, _as_utc(ts).timestamp() if ts is not None else 0.0, doc.id)
 
 
 # ---------------------------------------------------------------------------------------------

