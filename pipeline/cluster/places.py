@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import numpy as np
 from anyascii import anyascii
 
-__all__ = ["big_city", "city_of", "generic_name", "name_key", "nearby", "number_words"]
+__all__ = ["big_city", "city_name", "city_of", "generic_name", "name_key", "nearby", "number_words"]
 
 _LOCK = threading.Lock()
 _CITIES: dict[str, tuple[int, int]] | None = None  # folded alias -> (population, geonameid)
@@ -94,6 +94,7 @@ _EXONYM_POPULATION = 1_000_000
 _NEAR_KM = 100.0
 _COORDS: dict[int, tuple[float, float]] = {}
 _POPULATION: dict[int, int] = {}
+_NAMES: dict[int, str] = {}
 
 
 def _cities() -> dict[str, tuple[int, int]]:
@@ -109,6 +110,7 @@ def _cities() -> dict[str, tuple[int, int]]:
                 entry = (int(city["population"]), int(city["geonameid"]))
                 _COORDS[entry[1]] = (float(city["latitude"]), float(city["longitude"]))
                 _POPULATION[entry[1]] = entry[0]
+                _NAMES[entry[1]] = str(city["name"])
                 # other spellings of a big city (Kiew, Kiev, Moskau) are worth their noise; of a
                 # smaller one, those in other scripts only
                 alternates = [
@@ -199,6 +201,12 @@ def generic_name(key: str) -> bool:
                     found.add(k[0] + re.sub(r"[aeiou]", "", k[1:]))
             _GENERIC = found
     return any(key.startswith(g[: max(2, len(g) - 1)]) and len(key) <= len(g) + 3 for g in _GENERIC)
+
+
+def city_name(city: int) -> str:
+    """The gazetteer's English name of a city id."""
+    _cities()
+    return _NAMES.get(city, str(city))
 
 
 def big_city(word: str) -> bool:
