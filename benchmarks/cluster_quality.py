@@ -1,28 +1,39 @@
-"""Event-clustering quality on the ECB+ dev set, through the CLI contract path.
+"""Event-clustering quality: ECB+ dev, its random subsamples, the multilingual sample, titles-only.
 
 Usage (from the repo root)::
 
-    .venv/bin/python benchmarks/cluster_quality.py [--shared ../shared] [--no-cv]
+    .venv/bin/python benchmarks/cluster_quality.py [--shared ../shared] [--no-cv] [--draws 20]
 
-Prints B³ precision, recall and F1 and pairwise F1 of ``cluster_file`` with the project's
-defaults on all 772 articles, then a two-fold cross-validation of the merge threshold: tuned
-on the odd topics and scored on the even ones, and the other way round (each half clustered
-alone, so its ten-odd topics never see the other half). The held-out figures say how far the
-defaults are from being tuned to this file. Callable as :func:`evaluate`.
+Prints, for the project's defaults:
 
-The dev set has no publication times and no languages, so it measures the text evidence only;
-time and language are covered by tests/test_cluster.py.
+* ECB+ dev (772 articles, through the CLI contract path): B³ precision, recall and F1 and
+  pairwise F1; then a two-fold cross-validation of the merge threshold (tuned on the odd topics,
+  scored on the even ones, and the other way round); then the mean and the worst B³ F1 over
+  ``--draws`` random 30% subsamples (a smaller batch must not change the partition much); and a
+  titles-only variant (the first line and the first sentence of the body, like a headline and a
+  feed summary).
+* the bundled multilingual sample (``pipeline/sampleweb/multilingual_events.jsonl``: en, uk, ru,
+  de, pl; one strike reported in five languages, the next night's strike on the same city, a
+  strike on another city the same night, a visit, a reopening): B³ and pairwise F1, full and
+  titles-only, and the worst B³ F1 over every subset of its sources.
+
+ECB+ has no publication times and no languages, so it measures the text evidence only; the
+multilingual sample measures time, places and cross-language evidence.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
+import random
+import re
 import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +42,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from pipeline.cluster.core import DEFAULT_PARAMS, ClusterParams, Doc, cluster_docs, cluster_file  # noqa: E402
+from pipeline.cluster.score import b_cubed, pairwise_f1  # noqa: E402
 
 DEV_REL = Path("data/events/ecbplus-dev.jsonl")
 THRESHOLDS = tuple(round(0.10 + 0.01 * i, 2) for i in range(13))  # 0.10 .. 0.22
@@ -41,44 +53,82 @@ def load_dev(shared: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh]
 
 
-def b_cubed(pred: Mapping[str, str], gold: Mapping[str, str]) -> tuple[float, float, float]:
-    """B³ precision, recall, F1 (Bagga and Baldwin): per item, averaged over items."""
-    by_pred: dict[str, set[str]] = defaultdict(set)
-    by_gold: dict[str, set[str]] = defaultdict(set)
-    for d in gold:
-        by_pred[pred[d]].add(d)
-        by_gold[gold[d]].add(d)
-    p = r = 0.0
-    for d in gold:
-        inter = len(by_pred[pred[d]] & by_gold[gold[d]])
-        p += inter / len(by_pred[pred[d]])
-        r += inter / len(by_gold[gold[d]])
-    p, r = p / len(gold), r / len(gold)
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+MULTILINGUAL = REPO / "pipeline" / "sampleweb" / "multilingual_events.jsonl"
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def pairwise_f1(pred: Mapping[str, str], gold: Mapping[str, str]) -> float:
-    """F1 over the pairs of items put together (by the clustering, by the gold)."""
-
-    def pairs(labels: Mapping[str, str]) -> int:
-        sizes: dict[str, int] = defaultdict(int)
-        for d in gold:
-            sizes[labels[d]] += 1
-        return sum(k * (k - 1) // 2 for k in sizes.values())
-
-    both: dict[tuple[str, str], int] = defaultdict(int)
-    for d in gold:
-        both[(pred[d], gold[d])] += 1
-    tp = sum(k * (k - 1) // 2 for k in both.values())
-    pp, gp = pairs(pred), pairs(gold)
-    if tp == 0:
-        return 0.0
-    precision, recall = tp / pp, tp / gp
-    return 2 * precision * recall / (precision + recall)
+def _docs(rows: Sequence[Mapping[str, Any]], titles_only: bool = False) -> list[Doc]:
+    out = []
+    for r in rows:
+        text = r["text"]
+        if titles_only:
+            head, _, body = text.partition("\n")
+            text = head + "\n" + _SENTENCE.split(body.strip(), maxsplit=1)[0]
+        out.append(Doc(id=r["doc_id"], text=text, url=r.get("url")))
+    return out
 
 
-def _docs(rows: Sequence[Mapping[str, Any]]) -> list[Doc]:
-    return [Doc(id=r["doc_id"], text=r["text"], url=r.get("url")) for r in rows]
+def subsamples(
+    rows: Sequence[Mapping[str, Any]], draws: int = 20, share: float = 0.3, seed: int = 13
+) -> tuple[float, float]:
+    """Mean and worst B³ F1 over ``draws`` random ``share`` subsamples of the articles."""
+    rng = random.Random(seed)
+    scores = []
+    for _ in range(draws):
+        sample = rng.sample(list(rows), max(2, int(share * len(rows))))
+        part = cluster_docs(_docs(sample))
+        scores.append(b_cubed(part, {r["doc_id"]: r["event"] for r in sample})[2])
+    return sum(scores) / len(scores), min(scores)
+
+
+def load_multilingual(path: Path = MULTILINGUAL) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def multilingual_docs(rows: Sequence[Mapping[str, Any]], titles_only: bool = False) -> list[Doc]:
+    """The sample's reports as docs; titles-only keeps the headline and the first sentence."""
+    out = []
+    for r in rows:
+        text = _SENTENCE.split(r["text"], maxsplit=1)[0] if titles_only else r["text"]
+        out.append(
+            Doc(
+                id=r["id"],
+                text=text,
+                title=r["title"],
+                published_at=datetime.fromisoformat(r["published_at"].replace("Z", "+00:00")),
+                source=r["source"],
+                language=r["language"],
+            )
+        )
+    return out
+
+
+def evaluate_multilingual(path: Path = MULTILINGUAL) -> dict[str, Any]:
+    """B³/pairwise F1 of the multilingual sample (full, titles-only) and the worst B³ F1 over
+    every subset of its sources (with the number of subsets where two events shared a story)."""
+    rows = load_multilingual(path)
+    gold = {r["id"]: r["event"] for r in rows}
+    out: dict[str, Any] = {"docs": len(rows), "events": len(set(gold.values()))}
+    for name, titles_only in (("full", False), ("titles", True)):
+        part = cluster_docs(multilingual_docs(rows, titles_only))
+        p, r, f = b_cubed(part, gold)
+        out[name] = {"b3_precision": round(p, 4), "b3_recall": round(r, 4), "b3_f1": round(f, 4)}
+        out[name]["pairwise_f1"] = round(pairwise_f1(part, gold), 4)
+    sources = sorted({r["source"] for r in rows})
+    worst, mixed, subsets = 1.0, 0, 0
+    for k in range(1, len(sources) + 1):
+        for chosen in itertools.combinations(sources, k):
+            sub = [r for r in rows if r["source"] in chosen]
+            part = cluster_docs(multilingual_docs(sub))
+            subsets += 1
+            worst = min(worst, b_cubed(part, {r["id"]: r["event"] for r in sub})[2])
+            events_of: dict[str, set[str]] = defaultdict(set)
+            for r in sub:
+                events_of[part[r["id"]]].add(r["event"])
+            mixed += any(len(e) > 1 for e in events_of.values())
+    out["source_subsets"] = {"subsets": subsets, "worst_b3_f1": round(worst, 4), "with_mixed_story": mixed}
+    return out
 
 
 def _score(rows: Sequence[Mapping[str, Any]], params: ClusterParams) -> float:
@@ -139,6 +189,11 @@ def evaluate(shared: Path = REPO.parent / "shared", cv: bool = True) -> dict[str
         "b3_f1": round(f1, 4),
         "pairwise_f1": round(pairwise_f1(pred, gold), 4),
     }
+    mean, worst = subsamples(rows)
+    result["subsample_b3_f1_mean"] = round(mean, 4)
+    result["subsample_b3_f1_worst"] = round(worst, 4)
+    p, r, f = b_cubed(cluster_docs(_docs(rows, titles_only=True)), gold)
+    result["titles_only"] = {"b3_precision": round(p, 4), "b3_recall": round(r, 4), "b3_f1": round(f, 4)}
     if cv:
         folds = cross_validate(rows)
         held_out = [float(fold["held_out_b3_f1"]) for fold in folds]
@@ -157,8 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-cv", action="store_true", help="skip the cross-validation")
     args = ap.parse_args(argv)
+    ml = evaluate_multilingual()
+    print(f"multilingual sample: {ml['docs']} docs, {ml['events']} gold events")
+    for name in ("full", "titles"):
+        m = ml[name]
+        print(
+            f"  {name:6s} B3 precision {m['b3_precision']:.4f}  recall {m['b3_recall']:.4f}  "
+            f"F1 {m['b3_f1']:.4f}   pairwise F1 {m['pairwise_f1']:.4f}"
+        )
+    sub = ml["source_subsets"]
+    print(
+        f"  every subset of its sources ({sub['subsets']}): worst B3 F1 {sub['worst_b3_f1']:.4f}, "
+        f"subsets with two events in one story: {sub['with_mixed_story']}"
+    )
     if not (args.shared / DEV_REL).exists():
-        print(f"skipped: {args.shared / DEV_REL} not found (pass --shared)")
+        print(f"ECB+ skipped: {args.shared / DEV_REL} not found (pass --shared)")
         return 0
     res = evaluate(args.shared, cv=not args.no_cv)
     print(
@@ -168,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"B3 precision {res['b3_precision']:.4f}  recall {res['b3_recall']:.4f}  "
         f"F1 {res['b3_f1']:.4f}   pairwise F1 {res['pairwise_f1']:.4f}"
+    )
+    print(
+        f"random 30% subsamples (20): mean B3 F1 {res['subsample_b3_f1_mean']:.4f}  "
+        f"worst {res['subsample_b3_f1_worst']:.4f}"
+    )
+    t = res["titles_only"]
+    print(
+        f"titles-only: B3 precision {t['b3_precision']:.4f}  recall {t['b3_recall']:.4f}  F1 {t['b3_f1']:.4f}"
     )
     for fold in res.get("cv", []):
         print(

@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from pipeline.cluster.core import Doc, cluster_docs  # noqa: E402
+from pipeline.cluster.score import b_cubed  # noqa: E402
 
 DEV_REL = Path("data/events/ecbplus-dev.jsonl")
 RATE_PER_DAY = 10_000
@@ -158,22 +159,6 @@ def generate(rows: list[dict], n_docs: int, seed: int = 0) -> tuple[list[Doc], d
             gold[doc_id] = event_id
     rng.shuffle(docs)
     return docs, gold
-
-
-def b_cubed(pred: dict[str, str], gold: dict[str, str]) -> tuple[float, float, float]:
-    by_pred: dict[str, set[str]] = defaultdict(set)
-    by_gold: dict[str, set[str]] = defaultdict(set)
-    for d, c in pred.items():
-        by_pred[c].add(d)
-    for d, g in gold.items():
-        by_gold[g].add(d)
-    p = r = 0.0
-    for d in gold:
-        inter = len(by_pred[pred[d]] & by_gold[gold[d]])
-        p += inter / len(by_pred[pred[d]])
-        r += inter / len(by_gold[gold[d]])
-    p, r = p / len(gold), r / len(gold)
-    return p, r, 2 * p * r / (p + r)
 
 
 class _TreeMemory:

@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.add_argument("--json", action="store_true", help="a JSON array, one object per source")
     p.set_defaults(func=cmd_sources)
+    p = sub.add_parser("explain", help="why two stored articles are (or are not) in one story")
+    _store_arg(p)
+    p.add_argument("ids", nargs=2, metavar="ARTICLE_ID")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("extract", help="clean saved HTML pages without the network")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="HTML files (.gz is unpacked)")
@@ -313,7 +317,18 @@ def _print_stories(
     finally:
         store.close()
     if as_json:
-        json.dump([story_to_json(s) for s in stories], sys.stdout, ensure_ascii=False, indent=2)
+        from pipeline.cluster.explain import story_evidence
+        from pipeline.dedup import to_doc
+
+        store = Store(settings.resolved_store_url)
+        try:
+            members: dict[str, list[Any]] = {}
+            for row in store.articles_of_stories([s.story_id for s in stories]):
+                members.setdefault(row["story_id"], []).append(to_doc(row))
+        finally:
+            store.close()
+        out = [{**story_to_json(s), "evidence": story_evidence(members.get(s.story_id, []))} for s in stories]
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
         return
     for story in stories:
@@ -342,6 +357,29 @@ def _print_stories(
 
 def cmd_stories(args: argparse.Namespace) -> int:
     _print_stories(_settings(args), parse_since(args.since), args.json, args.limit)
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pipeline.cluster.explain import explain_pair
+    from pipeline.dedup import to_doc
+    from pipeline.store.core import Store
+
+    store = Store(_settings(args).resolved_store_url)
+    try:
+        store.migrate()
+        rows = {r["article_id"]: r for r in store.articles_between(None, None) if r["article_id"] in args.ids}
+    finally:
+        store.close()
+    missing = [i for i in args.ids if i not in rows]
+    if missing:
+        raise ConfigError(f"no stored article with id {', '.join(missing)}")
+    a, b = (rows[i] for i in args.ids)
+    result = explain_pair(to_doc(a), to_doc(b))
+    result["same_story"] = bool(a["story_id"]) and a["story_id"] == b["story_id"]
+    result["story_ids"] = [a["story_id"], b["story_id"]]
+    json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
     return EXIT_OK
 
 

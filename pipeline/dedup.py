@@ -12,17 +12,20 @@ account a reader can be shown.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.cluster.core import Doc, assign_story_ids, cluster_docs
+from pipeline.cluster.core import DEFAULT_PARAMS, Doc, assign_story_ids, cluster_docs
 from pipeline.cluster.figures import extract_figures
 from pipeline.cluster.neardup import find_copies
 from pipeline.context import Context
 from pipeline.models import Figure, Story, StoryArticle
+from pipeline.parse.titles import TitleCleaner, clean_title, learn_cleaners
 from pipeline.store.core import dedup_signature
 
 SUMMARY_CHARS = 300
@@ -75,7 +78,10 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
     # between stories; story ids stay (see assign_story_ids).
     existing = {r["article_id"]: r["story_id"] for r in rows if r["story_id"]}
     docs = [to_doc(r) for r in rows]
-    partition = cluster_docs(docs)
+    # one window setting: the linker's time limit is the story window
+    params = dataclasses.replace(DEFAULT_PARAMS, max_gap_hours=ctx.settings.story_window_hours)
+    partition = cluster_docs(docs, params)
+    cleaners = learn_cleaners((r["source"], r["title"]) for r in rows)
     copies = find_copies(docs)
     exact = {
         r["article_id"]: r["duplicate_of"] for r in rows if r["duplicate_of"] and r["duplicate_of"] in context
@@ -109,7 +115,7 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
         members[member["story_id"]].append(member)
     for start in range(0, len(touched), STORIES_PER_TRANSACTION):
         built = [
-            build_story(story_id, members[story_id])
+            build_story(story_id, members[story_id], cleaners)
             for story_id in touched[start : start + STORIES_PER_TRANSACTION]
             if members.get(story_id)
         ]
@@ -154,7 +160,11 @@ def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
     return summary
 
 
-def build_story(story_id: str, members: list[dict[str, Any]]) -> tuple[Story, str, list[tuple[str, Figure]]]:
+def build_story(
+    story_id: str, members: list[dict[str, Any]], cleaners: Mapping[str | None, TitleCleaner] | None = None
+) -> tuple[Story, str, list[tuple[str, Figure]]]:
+    """The story of these member rows; its title is the best report's headline without the
+    outlet's boilerplate (``cleaners``: learnt per source from the window's titles)."""
     members = sorted(members, key=lambda m: (_when(m), m["article_id"]))
     per_article: dict[str, list[Figure]] = defaultdict(list)
     all_figures: list[tuple[str, Figure]] = []
@@ -174,7 +184,7 @@ def build_story(story_id: str, members: list[dict[str, Any]]) -> tuple[Story, st
     last_updated = max(_reported_at(m) for m in members)
     story = Story(
         story_id=story_id,
-        title=best["title"],
+        title=clean_title(best["title"], (cleaners or {}).get(best["source"])),
         summary=summarise(best["text"]),
         first_seen=first_seen,
         last_updated=last_updated,

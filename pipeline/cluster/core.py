@@ -42,6 +42,7 @@ Everything runs in a canonical order (language, time, id), so the input order ne
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -54,15 +55,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.cluster.hierarchy import linkage
 from scipy.sparse.csgraph import connected_components
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, HashingVectorizer, TfidfTransformer
 from sklearn.preprocessing import normalize
 
+from pipeline.cluster.language import merge_across_languages
+from pipeline.cluster.linkage import average_link
+from pipeline.cluster.places import big_city as _big_city
+from pipeline.cluster.places import city_of, generic_name, name_key, nearby, number_words
+from pipeline.cluster.when import window_phrase, without_dates
 from pipeline.errors import ConfigError
+from pipeline.parse.titles import learn_cleaners
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -114,6 +121,7 @@ class ClusterParams:
     name_min: float = 0.1  # names cosine below this, when both reports give names ...
     name_penalty: float = 0.5  # ... scales the similarity by this
     threshold: float = 0.16
+    agree_min: float = 0.08  # below this direct similarity the neighbours cannot lift a pair
     edge_min: float = 0.08  # candidate pairs weaker than this cannot matter to a merge
     candidates: int = 20  # candidate neighbours kept per report (and per direction)
     prune_terms: int = 60  # terms per report used to find candidates ...
@@ -124,8 +132,10 @@ class ClusterParams:
     strong_sim: float = 0.8  # ... unless the texts are at least this similar
     identical_sim: float = 0.95  # only (near) identical texts link different resolved event
     # days, or a gap beyond max_gap_hours (a republication)
+    same_place_hours: float = 36.0  # dated reports this close whose leads name far-apart cities never merge
     slack_hours: float = 3.0  # tolerance when comparing resolved event windows
     max_component: int = 2500  # larger candidate components are split on stronger links
+    cross_language: bool = True  # join the clusters of different languages (pipeline.cluster.language)
     workers: int = 0  # processes for text features; 0: one per core, at most 4
     parallel_min: int = 5000  # smaller batches are featurised in-process
 
@@ -462,12 +472,104 @@ class _Prepared:
     pub: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
+    places: list[tuple[int, ...]]
+    keys: list[tuple[str, ...]]
+
+
+_LEAD_CHARS = 300
+# "Kyiv City Council", "Odesa region": a city name followed by these is still the city; followed
+# by other names it is part of a person's or a team's name (Regina King, Kansas City Chiefs)
+_PLACE_NOUNS = frozenset(
+    [
+        "city",
+        "council",
+        "region",
+        "oblast",
+        "port",
+        "airport",
+        "district",
+        "districts",
+        "mayor",
+        "metro",
+        "area",
+        "province",
+        "state",
+        "county",
+        "police",
+        "authorities",
+        "officials",
+        "residents",
+        "hospital",
+        "station",
+        "harbour",
+        "harbor",
+        "military",
+        "administration",
+        "government",
+        "emergency",
+        "service",
+        "services",
+        "parliament",
+        "court",
+        "university",
+    ]
+)
+
+
+_APOS_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # п'ять, дев'ятеро
+_REGION_NOUNS = r"(?:region|oblast|province|county|state|area|regional|metropolitan)"
+
+
+def _is_region(lead: str, name: str) -> bool:
+    """ "the Kyiv region": a wide area around the city, not the city itself."""
+    return re.search(rf"\b{re.escape(name)}\s+{_REGION_NOUNS}\b", lead) is not None
+
+
+def lead_places(text: str, title: str | None) -> tuple[int, ...]:
+    """The cities (GeoNames ids) the headline and first sentences name: where the event is."""
+    return lead_evidence(text, title)[0]
+
+
+def lead_evidence(text: str, title: str | None) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """What the headline and lead say, in a form that survives translation: the cities named
+    (GeoNames ids) and keys of the other names ("n:" + :func:`name_key`) and counts ("#12")."""
+    head, body = _split_title(text, title)
+    lead = (head + "\n" + body[:_LEAD_CHARS]).lower()
+    names = [n for n in _names(head, body[:_LEAD_CHARS]) if not _is_region(lead, n)]
+    found = set()
+    inside: set[str] = set()  # words of a longer name: Los Angeles, George Bush, Paris Hilton
+    for name in names:
+        if " " in name:
+            city = city_of(name)
+            if city is not None:
+                found.add(city)
+            words = name.split()
+            if city is not None or not all(w in _PLACE_NOUNS for w in words[1:]):
+                # a big city inside a run of capitals is still the city ("Russland Kiew" in
+                # German, where nouns are capitalised); a smaller one is a person's name
+                inside.update(w for w in words if city is not None or not _big_city(w))
+    keys = set()
+    for name in names:
+        if " " in name:
+            continue
+        city = city_of(name) if name not in inside else None
+        if city is not None:
+            found.add(city)
+        elif city_of(name) is None and name not in _PLACE_NOUNS:
+            key = name_key(name)
+            if key is not None and not generic_name(key):
+                keys.add("n:" + key)
+    undated = without_dates(lead)
+    counts = _numbers("", undated) + number_words(_APOS_WORD.findall(undated.replace("’", "'")))
+    keys.update("#" + c for c in counts if not (len(c) == 4 and c[:2] in ("19", "20")) and c != "0")
+    return tuple(sorted(found)), tuple(sorted(keys))
 
 
 def _prepare(docs: Sequence[Doc], params: ClusterParams) -> _Prepared:
     W, E, N = _raw_counts([(d.text, d.title) for d in docs], params)
     pub, lo, hi = _times(docs)
-    return _Prepared(W, E, N, pub, lo, hi)
+    evidence = [lead_evidence(d.text, d.title) for d in docs]
+    return _Prepared(W, E, N, pub, lo, hi, [e[0] for e in evidence], [e[1] for e in evidence])
 
 
 # State the forked workers read: set by the parent right before a parallel map, inherited by
@@ -529,6 +631,8 @@ def _prepare_all(docs: Sequence[Doc], params: ClusterParams, workers: int) -> _P
         np.concatenate([p.pub for p in parts]),
         np.concatenate([p.lo for p in parts]),
         np.concatenate([p.hi for p in parts]),
+        [x for p in parts for x in p.places],
+        [x for p in parts for x in p.keys],
     )
 
 
@@ -730,7 +834,7 @@ def event_window(
             except ValueError:
                 continue
         return span(day, None)
-    return None
+    return window_phrase(pub, lead)  # uk, ru, de, fr, es, pt, pl
 
 
 _DATELINE_BEFORE = re.compile(r"[^.!?\n]{0,30}?[,\s]*")
@@ -937,10 +1041,13 @@ def _link(
     lo: np.ndarray,
     hi: np.ndarray,
     params: ClusterParams,
+    conflict: np.ndarray | None = None,
 ) -> np.ndarray:
     """Average linkage of one component on its exact similarities ``sim`` (names cosine
     ``name_sim``, times pub/lo/hi) after the time, names and context adjustments; a label per
-    member."""
+    member. ``conflict`` marks pairs whose leads name different cities: they never merge."""
+    if conflict is None:
+        conflict = np.zeros(sim.shape, dtype=bool)
     np.clip(sim, 0.0, 1.0, out=sim)
     # (near) identical texts are one report: a republication days later must neither split
     # its story (its pairs with the rest are far apart in time) nor weigh twice
@@ -955,6 +1062,7 @@ def _link(
             lo[keep],
             hi[keep],
             params,
+            conflict[np.ix_(keep, keep)],
         )
         return sub[np.searchsorted(keep, same)]
     m = len(sim)
@@ -962,6 +1070,13 @@ def _link(
         sim, pub[:, None], pub[None, :], lo[:, None], hi[:, None], lo[None, :], hi[None, :], params
     )
     sim *= time_f
+    # hard evidence, whatever else is in the batch: windows that do not overlap (time factor 0)
+    # and leads that name different cities keep two reports apart
+    # (only between dated reports of about the same day: undated text, like ECB+'s, names team
+    # cities and background places too often for a place alone to split an event)
+    with np.errstate(invalid="ignore"):
+        same_day = np.abs(pub[:, None] - pub[None, :]) <= params.same_place_hours
+    cannot = (time_f == 0.0) | (conflict & same_day & (sim < params.identical_sim))
     # two reports that both name people or places but (almost) none in common are about two
     # events: 98% of same-event pairs on ECB+ share a name, 30% of same-kind pairs share none
     strangers = (name_sim < params.name_min) & has_names[:, None] & has_names[None, :]
@@ -984,12 +1099,12 @@ def _link(
     ctx[np.repeat(np.arange(m), mask.sum(axis=1)), top[mask]] = top_sim[mask]
     ctx /= np.linalg.norm(ctx, axis=1, keepdims=True)
     mixed = params.context_mix * (ctx @ ctx.T) + (1.0 - params.context_mix) * sim
-    mixed[time_f == 0.0] = 0.0
+    # the neighbours may lift only a pair that agrees on its own; for the rest they can only
+    # lower it, so a report missing from the batch never joins two events
+    mixed = np.where(sim >= params.agree_min, mixed, np.minimum(mixed, sim))
+    mixed[cannot] = 0.0
     np.clip(mixed, 0.0, 1.0, out=mixed)
-    if m <= _NAIVE:
-        return _average_link_small(mixed, params.threshold)
-    merges = linkage(1.0 - mixed[np.triu_indices(m, 1)], method="average")
-    return _cut(merges, m, 1.0 - params.threshold)
+    return average_link(mixed, cannot, params.threshold)
 
 
 def _closure(linked: np.ndarray) -> np.ndarray:
@@ -1011,55 +1126,6 @@ def _closure(linked: np.ndarray) -> np.ndarray:
     return labels
 
 
-_NAIVE = 24
-
-
-def _average_link_small(sim: np.ndarray, threshold: float) -> np.ndarray:
-    """Average linkage cut at ``threshold`` for a few docs, without scipy's call overhead.
-
-    Merges the two groups with the highest average similarity while it reaches the threshold
-    (ties: the first pair in row-major order, so it is deterministic).
-    """
-    m = len(sim)
-    avg = sim.copy()
-    np.fill_diagonal(avg, -1.0)
-    size = np.ones(m)
-    label = np.arange(m)
-    for _ in range(m - 1):
-        a, b = divmod(int(np.argmax(avg)), m)
-        if avg[a, b] < threshold:
-            break
-        a, b = min(a, b), max(a, b)
-        row = (size[a] * avg[a] + size[b] * avg[b]) / (size[a] + size[b])
-        avg[a, :] = row
-        avg[:, a] = row
-        avg[a, a] = -1.0
-        avg[b, :] = -1.0
-        avg[:, b] = -1.0
-        size[a] += size[b]
-        label[label == b] = a
-    return label
-
-
-def _cut(merges: np.ndarray, m: int, height: float) -> np.ndarray:
-    """Flat clusters of a dendrogram: apply the merges at or below ``height`` (average linkage
-    merge heights never decrease, so these are the first ones)."""
-    parent = list(range(2 * m - 1))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for k, (a, b, dist, _) in enumerate(merges):
-        if dist > height:
-            break
-        parent[root(int(a))] = m + k
-        parent[root(int(b))] = m + k
-    return np.array([root(i) for i in range(m)], dtype=np.int64)
-
-
 _BATCH_ROWS = 256
 _SMALL = 64
 
@@ -1072,12 +1138,23 @@ def _cluster_some(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """
     Z, names, comps, params = _STATE["Z"], _STATE["names"], _STATE["comps"], _STATE["params"]
     pub, lo, hi = _STATE["pub"], _STATE["lo"], _STATE["hi"]
+    places: sp.csr_matrix = _STATE["places"]
     has_names = np.diff(names.indptr) > 0
+    has_places = np.diff(places.indptr) > 0
     docs_out: list[np.ndarray] = []
     labels_out: list[np.ndarray] = []
 
     def finish(comp: np.ndarray, S: np.ndarray, SN: np.ndarray) -> None:
-        sub = _link(S, SN, has_names[comp], pub[comp], lo[comp], hi[comp], params)
+        sub = _link(
+            S,
+            SN,
+            has_names[comp],
+            pub[comp],
+            lo[comp],
+            hi[comp],
+            params,
+            _place_conflicts(places, has_places, comp),
+        )
         first: dict[int, int] = {}
         for k, lab in enumerate(sub.tolist()):
             first.setdefault(lab, comp[k])  # comp is sorted: the earliest member
@@ -1114,9 +1191,44 @@ def _cluster_some(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(docs_out), np.concatenate(labels_out)
 
 
+def _places(places: Sequence[tuple[int, ...]]) -> sp.csr_matrix:
+    """[near-expanded | plain] doc x city incidence of the lead places, one column index."""
+    column: dict[int, int] = {}
+    near_rows, near_cols, rows, cols = [], [], [], []
+    for i, ids in enumerate(places):
+        for near in sorted({x for city in ids for x in nearby(city)}):
+            near_rows.append(i)
+            near_cols.append(column.setdefault(near, len(column)))
+        for city in ids:
+            rows.append(i)
+            cols.append(column.setdefault(city, len(column)))
+    shape = (len(places), max(1, len(column)))
+    expanded = sp.csr_matrix((np.ones(len(near_rows), dtype=np.float32), (near_rows, near_cols)), shape=shape)
+    plain = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
+    return sp.hstack([expanded, plain], format="csr")
+
+
+def _place_conflicts(places: sp.csr_matrix, has_places: np.ndarray, comp: np.ndarray) -> np.ndarray:
+    """Pairs of the component whose leads both name cities, none within 100 km of the other's.
+
+    ``places`` holds the near-expanded incidence in its first half of columns and the plain one
+    in the second, so one product answers "some city of one is near some city of the other".
+    """
+    h = has_places[comp]
+    if np.count_nonzero(h) < 2:
+        return np.zeros((len(comp), len(comp)), dtype=bool)
+    P = places[comp]
+    half = P.shape[1] // 2
+    shared = np.asarray((P[:, :half] @ P[:, half:].T).todense()) > 0
+    shared |= shared.T
+    out: np.ndarray = h[:, None] & h[None, :] & ~shared
+    return out
+
+
 def _cluster_components(
     Z: sp.csr_matrix,
     names: sp.csr_matrix,
+    places: sp.csr_matrix,
     comps: list[np.ndarray],
     pub: np.ndarray,
     lo: np.ndarray,
@@ -1141,7 +1253,17 @@ def _cluster_components(
         if start < len(multi):
             tasks.append((start, len(multi)))
     for docs_idx, labels in _map(
-        _cluster_some, tasks, workers, Z=Z, names=names, comps=multi, pub=pub, lo=lo, hi=hi, params=params
+        _cluster_some,
+        tasks,
+        workers,
+        Z=Z,
+        names=names,
+        places=places,
+        comps=multi,
+        pub=pub,
+        lo=lo,
+        hi=hi,
+        params=params,
     ):
         label[docs_idx] = labels
     return label
@@ -1158,6 +1280,30 @@ def _canonical(docs: Sequence[Doc]) -> tuple[list[Doc], list[str]]:
 
     ordered = sorted(docs, key=key)
     return ordered, [langs[d.id] for d in ordered]
+
+
+def _outlet(doc: Doc) -> str | None:
+    if doc.source:
+        return doc.source
+    return urlsplit(doc.url).hostname if doc.url else None
+
+
+def clean_titles(docs: Sequence[Doc]) -> list[Doc]:
+    """The docs with their headlines stripped of their outlet's recurring prefixes and suffixes
+    (learnt from the outlet's titles in the batch): boilerplate is no evidence."""
+    heads = [_split_title(d.text, d.title) for d in docs]
+    cleaners = learn_cleaners((_outlet(d), head) for d, (head, _) in zip(docs, heads, strict=True))
+    out = []
+    for d, (head, body) in zip(docs, heads, strict=True):
+        if not head:
+            out.append(d)
+            continue
+        cleaned = cleaners[_outlet(d)].clean(head)
+        if d.title is not None:
+            out.append(d if cleaned == d.title else dataclasses.replace(d, title=cleaned))
+        else:
+            out.append(dataclasses.replace(d, title=cleaned, text=body))
+    return out
 
 
 def _cluster_key(doc: Doc) -> str:
@@ -1180,7 +1326,7 @@ def cluster_docs(docs: Sequence[Doc], params: ClusterParams = DEFAULT_PARAMS) ->
         seen.add(d.id)
     if not docs:
         return {}
-    ordered, langs = _canonical(docs)
+    ordered, langs = _canonical(clean_titles(docs))
     n = len(ordered)
     bounds = []
     start = 0
@@ -1193,13 +1339,38 @@ def cluster_docs(docs: Sequence[Doc], params: ClusterParams = DEFAULT_PARAMS) ->
         prep = _prepare_all(ordered, params, workers)
         Z, names = _features(prep, params)
         pub, lo, hi = prep.pub, prep.lo, prep.hi
+        places = _places(prep.places)
+        lead_cities, lead_keys = prep.places, prep.keys
         del prep  # the raw counts: a third of the peak memory of a big batch
         G = _candidate_edges(Z, bounds, pub, lo, hi, params, workers)
         G = G.maximum(_republications(ordered, langs)).tocsr()
         comps = _components(G, np.arange(n), params.edge_min, params)
         del G
-        label = _cluster_components(Z, names, comps, pub, lo, hi, params, workers)
-    return {d.id: _cluster_key(ordered[label[i]]) for i, d in enumerate(ordered)}
+        label = _cluster_components(Z, names, places, comps, pub, lo, hi, params, workers)
+    if params.cross_language:
+        label = merge_across_languages(
+            label,
+            langs,
+            lead_cities,
+            lead_keys,
+            pub,
+            lo,
+            hi,
+            cross_hours=params.same_place_hours,
+            slack=params.slack_hours,
+        )
+    # a cluster is named after its earliest member (time, then id), whatever its languages
+    earliest: dict[int, int] = {}
+    for i, lab in enumerate(label.tolist()):
+        j = earliest.setdefault(lab, i)
+        if _time_key(ordered[i]) < _time_key(ordered[j]):
+            earliest[lab] = i
+    return {d.id: _cluster_key(ordered[earliest[label[i]]]) for i, d in enumerate(ordered)}
+
+
+def _time_key(doc: Doc) -> tuple[bool, float, str]:
+    ts = doc.published_at
+    return (ts is None, _as_utc(ts).timestamp() if ts is not None else 0.0, doc.id)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import re
 
+from pipeline.models import FIGURE_KINDS
+
 __all__ = ["FIGURE_KINDS", "extract_figures", "extract_places"]
 
-FIGURE_KINDS = ("killed", "injured", "missiles", "drones", "intercepted", "place")
 
 _NUMBER_WORDS = {
     "a": 1,

@@ -1,0 +1,209 @@
+"""One story per event in any language: joining the per-language clusters.
+
+Word similarity cannot see that "Russian strike on Kyiv kills two" and "Удар по Києву: загинули
+двоє" are one event, and over shared names alone two strikes on one city look the same. So the
+clusters of each language are formed first, on all the evidence, and then joined across
+languages on what survives translation, in the headline and lead of most of a cluster's reports:
+the cities (one GeoNames id for Київ/Киев/Kyiv/Kiew), other names by a transliterated key
+(Зеленський/Selenskyj), and counts (digits or number words). A join needs a shared city or name
+plus more (a second name or a count), reports within ``cross_hours`` of each other, event
+windows that overlap, and no far-apart cities. Two clusters of one language were kept apart by
+the stronger same-language evidence, so joining them (a local angle: a city outlet's report
+from one district, naming the district and the figures, not the city) needs more: two names,
+or a name and counts (1.75: the district, the dead and the injured).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from pipeline.cluster.places import nearby
+
+T = TypeVar("T", int, str)
+
+__all__ = ["ClusterSummary", "merge_across_languages", "shared_evidence"]
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    """What a cluster's reports mostly say, in language-independent keys."""
+
+    language: str
+    places: frozenset[int]
+    keys: frozenset[str]
+    pub: float  # median publication time (POSIX hours; NaN: undated)
+    lo: float  # median event window (NaN: none resolved)
+    hi: float
+
+
+def _core(items: Sequence[Sequence[T]], share: float) -> set[T]:
+    """The items at least ``share`` of the members give (at least one member)."""
+    counts: Counter[T] = Counter(x for it in items for x in set(it))
+    need = max(1, int(np.ceil(share * len(items))))
+    return {x for x, c in counts.items() if c >= need}
+
+
+def summarise(
+    members: Sequence[int],
+    language: str,
+    places: Sequence[tuple[int, ...]],
+    keys: Sequence[tuple[str, ...]],
+    pub: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    share: float = 0.3,
+) -> ClusterSummary:
+    idx = np.asarray(members)
+    with np.errstate(all="ignore"):
+        return ClusterSummary(
+            language=language,
+            places=frozenset(int(p) for p in _core([places[i] for i in members], share)),
+            keys=frozenset(str(k) for k in _core([keys[i] for i in members], share)),
+            pub=float(np.nanmedian(pub[idx])) if np.any(~np.isnan(pub[idx])) else float("nan"),
+            lo=float(np.nanmedian(lo[idx])) if np.any(~np.isnan(lo[idx])) else float("nan"),
+            hi=float(np.nanmedian(hi[idx])) if np.any(~np.isnan(hi[idx])) else float("nan"),
+        )
+
+
+def places_conflict(a: frozenset[int], b: frozenset[int]) -> bool:
+    """Both name cities and none of one is within 100 km of one of the other."""
+    if not a or not b:
+        return False
+    near = {x for c in a for x in nearby(c)}
+    return not (near & b)
+
+
+def shared_evidence(a: ClusterSummary, b: ClusterSummary, places: bool = True) -> tuple[float, list[str]]:
+    """The score of what two clusters share (a city or a name 1, a count above two 0.5, one or
+    two 0.25: every other report has one or two of something) and the items."""
+    score = 0.0
+    items: list[str] = []
+    if places:
+        for p in sorted(a.places & b.places):
+            score += 1.0
+            items.append(f"place:{p}")
+    for k in sorted(a.keys & b.keys):
+        score += (0.25 if k in ("#1", "#2") else 0.5) if k.startswith("#") else 1.0
+        items.append(k)
+    return score, items
+
+
+def _docs_apart(
+    xs: Sequence[int],
+    ys: Sequence[int],
+    places: Sequence[tuple[int, ...]],
+    pub: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    cross_hours: float,
+    slack: float,
+) -> bool:
+    """Some report of one and some of the other have windows that do not overlap, or name
+    far-apart cities the same day: the pair-level hard evidence the linkage obeys, kept here."""
+    x, y = np.asarray(xs), np.asarray(ys)
+    with np.errstate(invalid="ignore"):
+        if np.any((lo[x][:, None] > hi[y][None, :] + slack) | (lo[y][None, :] > hi[x][:, None] + slack)):
+            return True
+        close = np.abs(pub[x][:, None] - pub[y][None, :]) <= cross_hours
+    for i, a in enumerate(xs):
+        if not places[a]:
+            continue
+        near = {c for p in places[a] for c in nearby(p)}
+        for j, b in enumerate(ys):
+            if places[b] and close[i, j] and not (near & set(places[b])):
+                return True
+    return False
+
+
+def compatible(a: ClusterSummary, b: ClusterSummary, cross_hours: float, slack: float) -> bool:
+    if np.isnan(a.pub) or np.isnan(b.pub) or abs(a.pub - b.pub) > cross_hours:
+        return False
+    if not (np.isnan(a.lo) or np.isnan(b.lo)) and (a.lo > b.hi + slack or b.lo > a.hi + slack):
+        return False
+    return not places_conflict(a.places, b.places)
+
+
+def merge_across_languages(
+    label: np.ndarray,
+    langs: Sequence[str],
+    places: Sequence[tuple[int, ...]],
+    keys: Sequence[tuple[str, ...]],
+    pub: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    cross_hours: float = 36.0,
+    slack: float = 3.0,
+    min_score: float = 1.5,
+    same_language_min: float = 1.75,
+) -> np.ndarray:
+    """Labels with clusters of different languages joined where the evidence says one event;
+    a joined group is labelled by its first member in the given (canonical) order."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for i, lab in enumerate(label.tolist()):
+        members[lab].append(i)
+    summary = {
+        lab: summarise(m, langs[m[0]], places, keys, pub, lo, hi)
+        for lab, m in members.items()
+        if langs[m[0]] not in ("und", "und-cyrl")
+    }
+    index: dict[str, list[int]] = defaultdict(list)
+    for lab in sorted(summary):
+        s = summary[lab]
+        for item in [f"p{p}" for p in s.places] + [k for k in s.keys if k.startswith("n:")]:
+            index[item].append(lab)
+    pairs: dict[tuple[int, int], float] = {}
+    for labs in index.values():
+        if len(labs) > 200:  # a name every cluster gives (a country, a president) finds nothing
+            continue
+        for x in range(len(labs)):
+            for y in range(x + 1, len(labs)):
+                a, b = labs[x], labs[y]
+                if (a, b) in pairs:
+                    continue
+                if not compatible(summary[a], summary[b], cross_hours, slack):
+                    pairs[(a, b)] = 0.0
+                    continue
+                # one language: the text already kept them apart, so only names and counts (a
+                # local angle names the district and the figures) can join them, not the city
+                same = summary[a].language == summary[b].language
+                score = shared_evidence(summary[a], summary[b], places=not same)[0]
+                pairs[(a, b)] = score if not same or score >= same_language_min else 0.0
+    parent = {lab: lab for lab in members}
+    group: dict[int, list[int]] = {lab: [lab] for lab in members}
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    for (a, b), score in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0])):
+        if score < min_score:
+            break
+        ra, rb = root(a), root(b)
+        if ra == rb:
+            continue
+        ga, gb = group[ra], group[rb]
+        same_language = {summary[c].language for c in ga} & {summary[c].language for c in gb}
+        if same_language and score < same_language_min:
+            continue
+        if any(not compatible(summary[c], summary[d], cross_hours, slack) for c in ga for d in gb):
+            continue
+        xs = [i for c in ga for i in members[c]]
+        ys = [i for c in gb for i in members[c]]
+        if _docs_apart(xs, ys, places, pub, lo, hi, cross_hours, slack):
+            continue
+        keep, gone = min(ra, rb), max(ra, rb)
+        parent[gone] = keep
+        group[keep] = ga + gb
+        del group[gone]
+    out = label.copy()
+    for lab in members:
+        r = root(lab)
+        if r != lab:
+            out[np.asarray(members[lab])] = r
+    return out
