@@ -360,7 +360,7 @@ class Store:
                     self._check_fence(conn, self._fence)
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"store {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
+            raise StoreError(f"store {self.safe_url}: {_brief(exc)}") from exc
 
     def _check_fence(self, conn: Connection, token: int) -> None:
         held = conn.execute(
@@ -1476,6 +1476,14 @@ def _article_row(row: Any) -> dict[str, Any]:
         data[key] = utc(data[key])
     data["published_at"] = plausible(data["published_at"])  # a store written before the bounds
     return data
+
+
+def _brief(exc: SQLAlchemyError) -> str:
+    """The database's own first line, without the statement and its parameters (which may
+    hold megabytes of whatever a web page sent): the full error is the exception's cause."""
+    cause = getattr(exc, "orig", None) or exc
+    line = (str(cause).strip().splitlines() or [""])[0]
+    return f"{exc.__class__.__name__}: {line[:500]}"
 
 
 def _needs_cleaning() -> Any:
