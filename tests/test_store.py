@@ -161,3 +161,16 @@ def test_a_page_packed_by_the_fetcher_is_stored_as_one_packed_here(store: Store)
     stored = {p.url: p for p in store.pages_to_clean()}
     assert stored["https://a/1"].body_sha256 == stored["https://a/2"].body_sha256
     assert unpack(stored["https://a/2"].body_gz) == body == stored["https://a/1"].body
+
+
+def test_a_store_error_names_the_fault_without_the_parameters(store: Store) -> None:
+    """A failed statement's parameters may hold megabytes a web page sent: the message that a
+    run prints keeps the database's first line only."""
+    from sqlalchemy import text
+
+    from pipeline.errors import StoreError
+
+    with pytest.raises(StoreError) as failed, store.begin() as conn:
+        conn.execute(text("SELECT * FROM no_such_table WHERE x = :p"), {"p": "x" * 100_000})
+    message = str(failed.value)
+    assert "no_such_table" in message and "xxxxxxxxxx" not in message and len(message) < 1000

@@ -284,7 +284,7 @@ class Store:
                 command.upgrade(cfg, "head")
             log.info("store %s migrated from %s to %s", self.safe_url, before or "empty", head)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot migrate store {self.safe_url}: {exc}") from exc
+            raise StoreError(f"cannot migrate store {self.safe_url}: {_brief(exc)}") from exc
 
     @contextlib.contextmanager
     def _migrate_file_lock(self) -> Iterator[None]:
@@ -326,7 +326,7 @@ class Store:
                             "run newsagg once with the owner's role to migrate it"
                         ) from None
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read store {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
+            raise StoreError(f"cannot read store {self.safe_url}: {_brief(exc)}") from exc
         if version is not None and version not in known:
             raise StoreError(
                 f"store {self.safe_url} has schema {version}, newer than this newsagg knows ({head}): "
@@ -360,7 +360,7 @@ class Store:
                     self._check_fence(conn, self._fence)
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"store {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
+            raise StoreError(f"store {self.safe_url}: {_brief(exc)}") from exc
 
     def _check_fence(self, conn: Connection, token: int) -> None:
         held = conn.execute(
@@ -437,7 +437,7 @@ class Store:
         except StoreError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(f"run lock on {self.safe_url}: {exc.__class__.__name__}: {exc}") from exc
+            raise StoreError(f"run lock on {self.safe_url}: {_brief(exc)}") from exc
 
     def _take_run_lock(self, conn: Connection, holder: str, wait: float) -> int:
         """Write a new token under FOR UPDATE and commit, then hold the row (FOR NO KEY UPDATE,
@@ -1495,6 +1495,14 @@ def _article_row(row: Any) -> dict[str, Any]:
         data[key] = utc(data[key])
     data["published_at"] = plausible(data["published_at"])  # a store written before the bounds
     return data
+
+
+def _brief(exc: SQLAlchemyError) -> str:
+    """The database's own first line, without the statement and its parameters (which may
+    hold megabytes of whatever a web page sent): the full error is the exception's cause."""
+    cause = getattr(exc, "orig", None) or exc
+    line = (str(cause).strip().splitlines() or [""])[0]
+    return f"{exc.__class__.__name__}: {line[:500]}"
 
 
 def _needs_cleaning() -> Any:
