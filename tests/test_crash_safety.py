@@ -46,14 +46,14 @@ from sqlalchemy import create_engine, select
 from pipeline.sampleweb.server import SampleWeb, sources_yaml
 from pipeline.store.core import normalise_url
 from pipeline.store.schema import articles, metadata
-from tests.helpers import dump_store
+from tests.helpers import RUN_LOGS, dump_store
 
 FEED_OUTLETS = ["wire", "ledger", "herald", "courier"]
 SEED = 20261125
 # Progress logs "<stage>: started"; a kill lands inside each of these stages.
 KILL_STAGES = ("feeds", "fetch", "clean", "dedup")
 VOLATILE_COLUMNS = {"fetched_at", "discovered_at", "updated_at", "at", "change_seq"}
-VOLATILE_TABLES = {"changes", "change_counter", "run_lock"}
+VOLATILE_TABLES = {"changes", "change_counter", "run_lock", *RUN_LOGS}
 RUN_TIMEOUT = 240  # seconds: generous, for a busy machine
 
 
