@@ -194,24 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _AlembicOnce(logging.Filter):
-    """Alembic's INFO lines only when a migration runs, and then one line."""
-
-    said = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("alembic") or record.levelno > logging.INFO:
-            return True
-        message = record.getMessage()
-        if message.startswith("Running upgrade") and not _AlembicOnce.said:
-            _AlembicOnce.said = True
-            start = message.removeprefix("Running upgrade").split("->", 1)[0].strip()
-            record.msg = "upgrading the store schema from %s to the newest revision"
-            record.args = (f"revision {start}" if start else "nothing (a new store)",)
-            return True
-        return False
-
-
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -220,10 +202,8 @@ def _configure_logging(verbose: bool) -> None:
     )
     for noisy in ("trafilatura", "htmldate", "courlan", "charset_normalizer", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    if not verbose:
-        for handler in logging.getLogger().handlers:
-            if not any(isinstance(f, _AlembicOnce) for f in handler.filters):
-                handler.addFilter(_AlembicOnce())
+    # Alembic speaks at debug; Store.migrate says one line when a migration actually runs.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,5 +112,5 @@ class Progress:
             yield
         finally:
             stop.set()
-            thread.join(every + 5)
+            thread.join()  # one update at a time: a busy machine must not interleave the last two
             update()

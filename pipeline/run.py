@@ -88,10 +88,14 @@ def run_pipeline(
                     on_progress=bar.advance,
                     producing=lambda: any(p.running for p in producers),
                 )
-        finally:
-            for producer in producers:
-                producer.join()
+        except BaseException:
+            # Ctrl-C or a failed clean: the producers are daemon threads and the crawl child
+            # dies with this process, so nothing waits for a slow host before the exit.
             ctx.close_http()
+            raise
+        for producer in producers:
+            producer.join()
+        ctx.close_http()
         fetch = fetched.result()
         for outcome in fetch.feeds:
             if outcome.ok:
