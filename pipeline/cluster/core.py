@@ -521,8 +521,9 @@ _REGION_NOUNS = r"(?:region|oblast|province|county|state|area|regional|metropoli
 
 
 def _is_region(lead: str, name: str) -> bool:
-    """ "the Kyiv region": a wide area around the city, not the city itself."""
-    return re.search(rf"\b{re.escape(name)}\s+{_REGION_NOUNS}\b", lead) is not None
+    """ "the Kyiv region", every time the lead names it: a wide area, not the city itself."""
+    as_region = len(re.findall(rf"\b{re.escape(name)}\s+{_REGION_NOUNS}\b", lead))
+    return as_region > 0 and as_region == len(re.findall(rf"\b{re.escape(name)}\b", lead))
 
 
 def lead_places(text: str, title: str | None) -> tuple[int, ...]:
@@ -748,7 +749,8 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _REL = re.compile(
     r"\b(?:(?P<night>last\s+night|overnight|during\s+the\s+night|in\s+the\s+(?:early|small)\s+"
-    r"hours|tonight|(?:second|third|fourth|fifth|another)\s+(?:straight\s+|consecutive\s+)?night)"
+    r"hours|tonight|(?:second|third|fourth|fifth|another)\s+(?:straight\s+|consecutive\s+)?night|"
+    r"after\s+(?:a\s+)?night\s+of)"
     r"|(?P<yday>yesterday|the\s+day\s+before)(?:\s+(?P<ypart>morning|afternoon|evening|night))?"
     r"|(?P<today>today|this\s+(?:morning|afternoon|evening)|earlier\s+today)"
     r"|(?:on\s+|late\s+|early\s+)?(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|"

@@ -217,6 +217,7 @@ def big_city(word: str) -> bool:
 
 _SQUASH = (
     ("kh", "h"),
+    ("g", "h"),  # Ukrainian Г is h (Голосіївський, Holosiivskyi)
     ("zh", "z"),
     ("sh", "s"),
     ("ch", "c"),
