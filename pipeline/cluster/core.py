@@ -50,6 +50,7 @@ import multiprocessing
 import os
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -520,10 +521,16 @@ _APOS_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # п'ять, дев'яте
 _REGION_NOUNS = r"(?:region|oblast|province|county|state|area|regional|metropolitan)"
 
 
-def _is_region(lead: str, name: str) -> bool:
-    """ "the Kyiv region", every time the lead names it: a wide area, not the city itself."""
-    as_region = len(re.findall(rf"\b{re.escape(name)}\s+{_REGION_NOUNS}\b", lead))
-    return as_region > 0 and as_region == len(re.findall(rf"\b{re.escape(name)}\b", lead))
+_REGION_OF = re.compile(r"([^\W\d_][\w'’-]*)\s+" + _REGION_NOUNS + r"\b")
+
+
+def _regions(lead: str) -> set[str]:
+    """Words the lead names only as "the Kyiv region", never alone: a wide area, not the city."""
+    as_region = Counter(_REGION_OF.findall(lead))
+    if not as_region:
+        return set()
+    words = Counter(_APOS_WORD.findall(lead))
+    return {w for w, n in as_region.items() if n >= words[w]}
 
 
 def lead_places(text: str, title: str | None) -> tuple[int, ...]:
@@ -536,7 +543,8 @@ def lead_evidence(text: str, title: str | None) -> tuple[tuple[int, ...], tuple[
     (GeoNames ids) and keys of the other names ("n:" + :func:`name_key`) and counts ("#12")."""
     head, body = _split_title(text, title)
     lead = (head + "\n" + body[:_LEAD_CHARS]).lower()
-    names = [n for n in _names(head, body[:_LEAD_CHARS]) if not _is_region(lead, n)]
+    regions = _regions(lead)
+    names = [n for n in dict.fromkeys(_names(head, body[:_LEAD_CHARS])) if n not in regions]
     found = set()
     inside: set[str] = set()  # words of a longer name: Los Angeles, George Bush, Paris Hilton
     for name in names:

@@ -7,10 +7,10 @@ languages on what survives translation, in the headline and lead of most of a cl
 the cities (one GeoNames id for Київ/Киев/Kyiv/Kiew), other names by a transliterated key
 (Зеленський/Selenskyj), and counts (digits or number words). A join needs a shared city or name
 plus more (a second name or a count), reports within ``cross_hours`` of each other, event
-windows that overlap, and no far-apart cities. Two clusters of one language were kept apart by
-the stronger same-language evidence, so joining them (a local angle: a city outlet's report
-from one district, naming the district and the figures, not the city) needs more: two names,
-or a name and counts (1.75: the district, the dead and the injured).
+windows that overlap, and no far-apart cities. Joining two clusters of one language (a local
+angle: a city outlet's report naming the district and the figures, not the city) is possible
+with ``same_language_min`` but off by default: on the synthetic 10k benchmark it cost B³
+precision 0.983 -> 0.950.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def merge_across_languages(
     cross_hours: float = 36.0,
     slack: float = 3.0,
     min_score: float = 2.0,
-    same_language_min: float = 1.75,
+    same_language_min: float = float("inf"),
 ) -> np.ndarray:
     """Labels with clusters of different languages joined where the evidence says one event;
     a joined group is labelled by its first member in the given (canonical) order."""
