@@ -23,13 +23,19 @@ The evidence, and why each piece is there:
   are resolved against ``published_at`` (datelines skipped) and two reports whose resolved
   windows do not overlap never merge: that is what separates the strike on Kyiv the next night.
   A report with no such expression relies on the text alone.
-* language: reports in different languages never merge. TF-IDF across languages only sees the
-  shared names and numbers, which is exactly the evidence that wrongly merges two strikes on
-  one city; linking translations needs translation or multilingual embeddings, a later layer.
-  A missing ``language`` is guessed from script and stop words (``detect_language``).
+* language: word similarity only links reports of one language; the clusters of different
+  languages are then joined on what survives translation (cities from a gazetteer, other
+  names by a transliterated key, counts), see :mod:`pipeline.cluster.language`. A missing
+  ``language`` is guessed from script and stop words (``detect_language``).
+* hard evidence (see :mod:`pipeline.cluster.linkage`): two dated reports of about the same day
+  whose leads name far-apart cities (Kyiv and Odesa the same night), or whose event windows do
+  not overlap, never share a cluster, whatever else is in the batch; and the neighbours may
+  lift only a pair that already agrees on its own. Headlines lose their outlet's recurring
+  prefixes and suffixes first (:mod:`pipeline.parse.titles`).
 
-The linkage is average linkage (all pairs) on those similarities, cut at 0.16; (near-)identical
-texts are one node so a republication neither splits nor weighs twice.
+The linkage is average linkage (all pairs, with those cannot-link pairs) on those similarities,
+cut at 0.16; (near-)identical texts are one node so a republication neither splits nor weighs
+twice.
 
 Scale, with no n×n matrix: candidate pairs come from a pruned sparse product (each report's 60
 heaviest terms that are in at most 500 reports and 5% of the batch), within a language and, for
