@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sources)
     p = sub.add_parser("explain", help="why two stored articles are (or are not) in one story")
     _store_arg(p)
-    p.add_argument("ids", nargs=2, metavar="ARTICLE_ID")
+    p.add_argument(
+        "ids", nargs=2, metavar="ARTICLE_ID", help="two article ids (`article_id` in stories --json)"
+    )
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("extract", help="clean saved HTML pages without the network")
@@ -291,22 +293,20 @@ def _print_stories(
     from pipeline.store.core import Store
 
     store = Store(settings.resolved_store_url, read_only=True)
+    members: dict[str, list[Any]] = {}
     try:
         store.check_readable()
         stories = store.stories(since=since, limit=limit)
+        if as_json:
+            from pipeline.dedup import to_doc
+
+            for row in store.articles_of_stories([s.story_id for s in stories]):
+                members.setdefault(row["story_id"], []).append(to_doc(row))
     finally:
         store.close()
     if as_json:
         from pipeline.cluster.explain import story_evidence
-        from pipeline.dedup import to_doc
 
-        store = Store(settings.resolved_store_url)
-        try:
-            members: dict[str, list[Any]] = {}
-            for row in store.articles_of_stories([s.story_id for s in stories]):
-                members.setdefault(row["story_id"], []).append(to_doc(row))
-        finally:
-            store.close()
         out = [{**story_to_json(s), "evidence": story_evidence(members.get(s.story_id, []))} for s in stories]
         json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -343,11 +343,9 @@ def cmd_stories(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from pipeline.cluster.explain import explain_pair
     from pipeline.dedup import to_doc
-    from pipeline.store.core import Store
 
-    store = Store(_settings(args).resolved_store_url)
+    store = _open_store(args, read_only=True)
     try:
-        store.migrate()
         rows = {r["article_id"]: r for r in store.articles_between(None, None) if r["article_id"] in args.ids}
     finally:
         store.close()
