@@ -78,7 +78,7 @@ from pipeline.context import open_context  # noqa: E402
 from pipeline.run import run_pipeline  # noqa: E402
 from pipeline.sources import load_registry  # noqa: E402
 from pipeline.store.core import Store, normalise_url  # noqa: E402
-from pipeline.store.schema import metadata  # noqa: E402
+from pipeline.store.schema import RUN_LOGS, metadata  # noqa: E402
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -259,6 +259,7 @@ def _digests(url: str) -> dict[str, set[str]]:
                     for row in conn.execution_options(yield_per=200).execute(select(table))
                 }
                 for table in metadata.sorted_tables
+                if table.name not in RUN_LOGS
             }
     finally:
         engine.dispose()

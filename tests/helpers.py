@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import create_engine, select
 
 from pipeline.store.core import normalise_url
-from pipeline.store.schema import metadata
+from pipeline.store.schema import RUN_LOGS, metadata
 
-RUN_LOGS = {"source_runs"}  # one row per source and run by design (pipeline.health): not state
+__all__ = ["RUN_LOGS", "dump_store"]
 
 
 def dump_store(url: str) -> dict[str, list[tuple[Any, ...]]]:

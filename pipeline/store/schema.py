@@ -204,6 +204,10 @@ source_runs = Table(
     Index("ix_source_runs_source_started", "source", "started_at"),
 )
 
+# Tables that record runs, not content: every run writes them by design, so "a rerun with nothing
+# new changes no row" is about the other tables.
+RUN_LOGS = frozenset({"source_runs", "run_lock"})
+
 # The read contract (docs/store.md): views consumers may rely on; created by migration 0002.
 READ_VIEWS = (
     "newsagg_v1_stories",
@@ -215,6 +219,7 @@ READ_VIEWS = (
 
 __all__ = [
     "READ_VIEWS",
+    "RUN_LOGS",
     "api_tokens",
     "articles",
     "change_counter",
