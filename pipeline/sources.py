@@ -99,7 +99,7 @@ def _validate(index: int, entry: Any, origin: str) -> Source:
 
 def parse_registry(text: str, origin: str = "<registry>") -> list[Source]:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # 8x faster
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or "sources" not in data:
