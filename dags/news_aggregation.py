@@ -26,6 +26,7 @@ from typing import Any
 from airflow.sdk import Asset, CronTriggerTimetable, Param, TriggerRule, dag, task
 
 from pipeline.config import load_settings
+from pipeline.models import SOURCE_NAME_PATTERN
 
 DAG_ID = "news_aggregation"
 HTTP_POOL = "newsagg_http"  # created by scripts/airflow-local.sh and the compose init service
@@ -33,7 +34,7 @@ STORE_CONNECTION = "newsagg_store"
 # What downstream DAGs schedule on: ``schedule=[Asset("newsagg://stories")]``, this very
 # definition (name and URI), so the two match.
 STORIES = Asset("newsagg://stories")
-SOURCE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+SOURCE_NAME = SOURCE_NAME_PATTERN
 BY_SHARD = "{{ task.op_kwargs['shard']['label'] }}"  # "shard 3: wire, ledger +4" in the UI
 # The trigger form offers the registry's names; past this many, type them in the JSON conf.
 MAX_SUGGESTED = 1000
@@ -212,7 +213,9 @@ def news_aggregation() -> None:
             for key, task_id in (("shards", "fetch_shard"), ("cleaned", "clean"))
         }
         results["dedup"] = deduped
-        summary = _call("publish", results=results)
+        run = context["dag_run"]
+        started = run.start_date.isoformat() if run.start_date else None
+        summary = _call("publish", results=results, started=started)
         context["outlet_events"][STORIES].extra = {
             **summary["run"],
             "stories_total": summary["store"]["stories"],

@@ -18,7 +18,8 @@ from pipeline.context import Context
 from pipeline.errors import ExtractionError, NoBodyError
 from pipeline.extract import Extracted, ExtractStats, extract_many
 from pipeline.models import Article, Source, content_hash_for
-from pipeline.store.core import StoredPage, now, unpack, url_hints
+from pipeline.store.core import StoredPage, unpack, url_hints
+from pipeline.timeutil import now
 
 log = logging.getLogger(__name__)
 

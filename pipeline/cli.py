@@ -17,24 +17,13 @@ from pipeline import __version__
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ConfigError, NewsaggError, StoreError
 from pipeline.summary import plural
+from pipeline.timeutil import parse_since
 
 log = logging.getLogger("newsagg")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report Ctrl-C
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141, as shells report a reader that went away
-
-
-def parse_since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--since: not an ISO date or datetime: {value!r}") from None
-    from pipeline.store.limits import aware
-
-    return aware(parsed)  # UTC, whatever offset it was written with
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -33,7 +33,8 @@ from pipeline.errors import NewsaggError
 from pipeline.extract import parse_date
 from pipeline.models import Source
 from pipeline.parse.urls import canonicalize
-from pipeline.store.core import Discovered, utc
+from pipeline.store.core import Discovered
+from pipeline.timeutil import utc
 
 log = logging.getLogger(__name__)
 

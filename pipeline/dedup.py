@@ -17,7 +17,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline.cluster.core import DEFAULT_PARAMS, Doc, assign_story_ids, cluster_docs
@@ -27,6 +27,7 @@ from pipeline.context import Context
 from pipeline.models import Figure, Story, StoryArticle
 from pipeline.parse.titles import TitleCleaner, clean_title, learn_cleaners
 from pipeline.store.core import dedup_signature
+from pipeline.timeutil import iso
 
 SUMMARY_CHARS = 300
 STORIES_PER_TRANSACTION = 500
@@ -212,9 +213,6 @@ def _reported_at(row: dict[str, Any]) -> datetime:
 
 def story_to_json(story: Story) -> dict[str, Any]:
     """The shape of ``newsagg stories --json`` (and the read API)."""
-
-    def iso(value: datetime | None) -> str | None:
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
     return {
         "story_id": story.story_id,

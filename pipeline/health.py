@@ -33,9 +33,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import StoreError
 from pipeline.models import Source
-from pipeline.store.core import Store, now
+from pipeline.store.core import Store
 from pipeline.store.health import PAGE_SAMPLE, HealthRepo, PageSample, SourceRun, median
 from pipeline.summary import reason_key
+from pipeline.timeutil import now
 
 log = logging.getLogger(__name__)
 

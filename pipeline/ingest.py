@@ -24,7 +24,8 @@ from pipeline.errors import FetchError, NewsaggError
 from pipeline.models import Source
 from pipeline.net.client import OutOfDescriptorsError, Response, fetch_concurrency
 from pipeline.parse.feeds import parse_feed
-from pipeline.store.core import Discovered, PackedBody, PendingUrl, utc
+from pipeline.store.core import Discovered, PackedBody, PendingUrl
+from pipeline.timeutil import utc
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,11 @@ FigureKind = Literal["killed", "injured", "missiles", "drones", "intercepted", "
 FIGURE_KINDS: tuple[str, ...] = ("killed", "injured", "missiles", "drones", "intercepted", "place")
 
 
+# The one rule for a source's name (registry, DAG params, Airflow form): lower case, digits and
+# "_.-", at most 64 characters. A plain string too, for JSON schemas (the DAG's trigger form).
+SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """One outlet entry of the source registry."""

@@ -24,8 +24,8 @@ from pipeline.health import SourceHealth, drops_since, record_run
 from pipeline.ingest import FetchOutcome, fetch_sources
 from pipeline.models import Source
 from pipeline.progress import Progress
-from pipeline.store.core import now
 from pipeline.summary import format_summary
+from pipeline.timeutil import now
 
 if TYPE_CHECKING:
     from pipeline.crawl import CrawlResult

@@ -28,9 +28,9 @@ import lxml.etree
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.models import SOURCE_KINDS, Source
+from pipeline.models import SOURCE_KINDS, SOURCE_NAME_PATTERN, Source
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_NAME = re.compile(SOURCE_NAME_PATTERN)
 _ALLOWED = {"name", "kind", "url", "language", "links", "next_page", "max_pages", "delay", "enabled"}
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 

@@ -22,7 +22,8 @@ from typing import Any
 from pipeline.config import Settings, load_settings
 from pipeline.context import Context, open_context
 from pipeline.errors import ConfigError
-from pipeline.models import Source
+from pipeline.models import SOURCE_NAME_PATTERN, Source
+from pipeline.timeutil import iso, parse_since
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 # successful run costs nothing (the frontier skips known URLs) and loses no late entries.
 SINCE_OVERLAP = timedelta(hours=6)
 PARAM_KEYS = frozenset({"sources", "since", "recluster", "dry_run"})
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_NAME = re.compile(SOURCE_NAME_PATTERN)
 
 
 # -- configuration --------------------------------------------------------------------------------
@@ -67,18 +68,6 @@ def _chosen(config: Settings, names: Sequence[str]) -> list[Source]:
     return chosen
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
-
-
-def parse_since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    from pipeline.cli import parse_since as cli_parse_since
-
-    return cli_parse_since(value)
-
-
 # -- load and validate ----------------------------------------------------------------------------
 
 
@@ -109,7 +98,7 @@ def validate_params(params: Mapping[str, Any]) -> dict[str, Any]:
         assert parsed is not None
         if parsed > datetime.now(UTC) + timedelta(days=1):
             raise ConfigError(f"param 'since' is in the future: {since!r}")
-        since = _iso(parsed)
+        since = iso(parsed)
     flags = {}
     for key in ("recluster", "dry_run"):
         value = params.get(key, False)
@@ -128,7 +117,7 @@ def resolve_since(param: str | None, previous_success: datetime | None) -> str |
         return None
     if previous_success.tzinfo is None:
         previous_success = previous_success.replace(tzinfo=UTC)
-    return _iso(previous_success - SINCE_OVERLAP)
+    return iso(previous_success - SINCE_OVERLAP)
 
 
 def valid_names(sources: Sequence[Source], limit: int = 40) -> str:
@@ -370,19 +359,17 @@ def failed_sources(results: Mapping[str, Any]) -> dict[str, str]:
     return {n: str(e.get("error") or "failed") for n, e in per_source(results).items() if not e.get("ok")}
 
 
-def _health_warnings(ctx: Context, names: Sequence[str]) -> list[str]:
-    """Source-health warnings from :mod:`pipeline.health` where that module is installed (it
-    flags outlets that break without failing: walls, dead selectors, silent feeds)."""
-    import importlib
+def _health_warnings(
+    ctx: Context, names: Sequence[str], started: str | None, failed: Mapping[str, str]
+) -> list[str]:
+    """Source-health flags (walls, dead selectors, silent feeds: outlets that break without
+    failing). With the DAG run's start, this run is recorded first, as ``newsagg run`` does."""
+    from pipeline import health
 
-    try:
-        health = importlib.import_module("pipeline.health")
-    except ImportError:
-        return []
-    check = getattr(health, "warnings", None)
-    if check is None:
-        return []
-    return [str(w) for w in check(ctx.store, list(names) or None)]
+    started_at = parse_since(started, what="the DAG run's start")
+    if started_at is not None:
+        return health.after_dag_run(ctx.store, list(names), started_at, failed)
+    return health.warnings(ctx.store, list(names) or None)
 
 
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
@@ -413,7 +400,11 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def publish(results: Mapping[str, Any] | None = None, store_fallback: str | None = None) -> dict[str, Any]:
+def publish(
+    results: Mapping[str, Any] | None = None,
+    store_fallback: str | None = None,
+    started: str | None = None,
+) -> dict[str, Any]:
     """The run's counts, per source and in total, the store's totals and the source-health
     warnings: what the run's log shows and the asset event tells downstream DAGs."""
     results = results or {}
@@ -421,7 +412,7 @@ def publish(results: Mapping[str, Any] | None = None, store_fallback: str | None
     with _context(store_fallback) as ctx:
         totals = ctx.store.counts()
         where = ctx.store.safe_url
-        warnings = _health_warnings(ctx, list(sources))
+        warnings = _health_warnings(ctx, list(sources), started, failed_sources(results))
     summary = {
         "run": summarise(results),
         "store": totals,

@@ -37,6 +37,8 @@ def parse_since(value: str | None, *, what: str = "--since") -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError:
         raise ConfigError(f"{what}: not an ISO date or datetime: {value!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset
+        raise ConfigError(f"{what}: out of range: {value!r}") from None

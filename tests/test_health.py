@@ -313,7 +313,7 @@ def test_the_summary_shows_flags_but_not_failures_twice() -> None:
 
 def test_the_dag_hook_records_the_run_and_returns_warnings(sqlite_url: str, site: Site) -> None:
     from pipeline.health import after_dag_run
-    from pipeline.store.core import now
+    from pipeline.timeutil import now
 
     outlet = Outlet(site, "walled")
     for i in range(3):

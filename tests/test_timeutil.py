@@ -32,3 +32,8 @@ def test_utc_and_iso_round_trip() -> None:
     assert iso(aware) == "2026-11-18T23:30:00Z"
     assert utc(datetime(2026, 11, 18, 23, 30)) == aware
     assert utc(None) is None and iso(None) is None
+
+
+def test_extreme_years_are_a_clear_error_not_an_overflow() -> None:
+    with pytest.raises(ConfigError, match="out of range"):
+        parse_since("0001-01-01T00:00:00+05:00")

@@ -25,7 +25,9 @@ from typing import IO, Any, Literal
 from pipeline.dedup import story_to_json
 from pipeline.errors import ConfigError
 from pipeline.progress import Progress
-from pipeline.store.core import Store, utc
+from pipeline.store.core import Store
+from pipeline.timeutil import iso as _iso
+from pipeline.timeutil import utc
 
 Format = Literal["jsonl", "parquet"]
 Kind = Literal["stories", "articles"]
@@ -55,10 +57,6 @@ class ExportResult:
     since_seq: int
     last_seq: int  # continue with --since-seq last_seq
     output: str
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def read_cursor(path: Path) -> int:

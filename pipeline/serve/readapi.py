@@ -27,6 +27,7 @@ from pipeline.serve.tokens import verify_token
 from pipeline.serve.web.filters import choices, parse_filters, story_ids
 from pipeline.serve.web.page import login_page, not_found_page, outlet_palette, stories_page, story_page
 from pipeline.store.core import Store
+from pipeline.timeutil import iso as _iso
 
 COOKIE = "newsagg_token"
 STORY_ID = r"^[A-Za-z0-9_.-]{1,32}$"
@@ -100,10 +101,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `newsagg token create NAME`")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
 def _as_utc(value: datetime) -> datetime:

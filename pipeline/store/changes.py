@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, event, select
 
 from pipeline.store.schema import articles, change_counter, changes, stories
+from pipeline.timeutil import utc
 
 _PENDING = "newsagg_pending_changes"
 KINDS = ("story", "article")
@@ -116,7 +117,7 @@ def changes_after(conn: Connection, after: int, limit: int = 100) -> list[Change
     rows = conn.execute(
         select(changes).where(changes.c.change_seq > after).order_by(changes.c.change_seq).limit(limit)
     )
-    return [Change(r.change_seq, r.kind, r.entity_id, r.op, _utc(r.changed_at)) for r in rows]
+    return [Change(r.change_seq, r.kind, r.entity_id, r.op, utc(r.changed_at)) for r in rows]
 
 
 def last_seq(conn: Connection) -> int:
@@ -125,12 +126,6 @@ def last_seq(conn: Connection) -> int:
         select(change_counter.c.last_seq).where(change_counter.c.id == 1)
     ).scalar_one_or_none()
     return int(value or 0)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 __all__ = ["Change", "changes_after", "install", "last_seq", "note_change", "stamp"]

@@ -18,7 +18,7 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from pipeline.store.schema import (
 )
 from pipeline.store.schema import run_lock as run_lock_table
 from pipeline.store.views import v1_articles, v1_changes, v1_stories, v1_story_figures
+from pipeline.timeutil import now, utc
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -107,21 +108,6 @@ def unpack(blob: bytes, max_bytes: int | None = None) -> bytes:
     if len(out) > limit:
         raise StoreError(f"stored body inflates beyond {limit} bytes")
     return bytes(out)
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """Aware UTC in, aware UTC out; SQLite hands back naive datetimes that were stored as UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def now() -> datetime:
-    # Microseconds kept: a revision fetched within a second of the first fetch must still read
-    # as later than it (a story's last_updated depends on it).
-    return datetime.now(UTC)
 
 
 def normalise_url(url: str) -> str:

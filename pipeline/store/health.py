@@ -16,8 +16,9 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from pipeline.store.core import unpack, utc
+from pipeline.store.core import unpack
 from pipeline.store.schema import articles, drops, pages, source_runs, urls
+from pipeline.timeutil import utc
 
 INT_MAX = 2**31 - 1  # INTEGER on PostgreSQL; SQLite would take more, so both are cut here
 JSON_MAX = 4000  # drop_reasons and flags columns

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from pipeline.models import Story, StoryArticle
 from pipeline.serve.web.filters import Filters
+from pipeline.timeutil import iso
 
 NUMERIC_KINDS = ("killed", "injured", "missiles", "drones", "intercepted")
 
@@ -73,7 +74,7 @@ form.filters button { background: #1d232b; color: #fff; border-color: #1d232b; c
 
 
 def _iso(value: datetime | None) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
+    return iso(value) or ""
 
 
 def _human(value: datetime | None) -> str:
