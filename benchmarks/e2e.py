@@ -39,7 +39,7 @@ as ``tests/helpers.dump_store`` renders them, hashed so a 10,000-page store is n
 
 Trafilatura share, from the first run itself: every extraction reports the CPU time spent
 inside trafilatura's and htmldate's calls and in the HTML parse they work on
-(``pipeline.extract.core.ExtractStats``, summed over the worker processes). CPU time per stage is the
+(``pipeline.extract.ExtractStats``, summed over the worker processes). CPU time per stage is the
 ``resource.getrusage`` user+system time of this process plus its reaped children (the extract
 workers, the Scrapy subprocess) over the stage; the web server's process is not reaped before
 the end, so it is never counted. The share is given of the extraction calls, of the clean

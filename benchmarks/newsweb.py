@@ -42,7 +42,7 @@ side). The 258 real pages have median 1058 elements (``len(list(tree.iter()))``,
 p10 517, p90 1898), nest 19 deep (p10 14, p90 25), keep 38 % of their bytes in
 ``<script>``/``<style>`` (mean 41 %, p10 7 %, p90 78 %), ~10 KB of visible text, and outside
 the article about 168 ``<a>``, 168 ``<div>``, 109 ``<li>``, 55 ``<span>``, 8 ``<p>`` (mean 18)
-and 19 SVG ``<path>``; ``pipeline.extract.core.extract`` takes median ~15 ms there on this machine
+and 19 SVG ``<path>``; ``pipeline.extract.extract`` takes median ~15 ms there on this machine
 (10 ms inside trafilatura). The generated chrome therefore has: 5-10 nested layout ``<div>``
 wrappers around the page; per-layout class styles (BEM modifiers, utility classes with
 CSS-in-JS hashes, page-builder element classes); a hidden inline SVG sprite; a header bar with
@@ -2017,7 +2017,7 @@ class NewsWeb:
 
 class NewsWebProcess:
     """The same web served from a child process, so the process measured holds no server threads
-    (and none of their GIL time): pipeline.extract.core forks its workers only from a process with
+    (and none of their GIL time): pipeline.extract.pool forks its workers only from a process with
     one thread, and the CLI's ``newsagg run`` has no server in it either. Start it before any
     thread exists in the caller (it is forked)."""
 
