@@ -2018,7 +2018,7 @@ class NewsWeb:
 
 class NewsWebProcess:
     """The same web served from a child process, so the process measured holds no server threads
-    (and none of their GIL time): pipeline.extract forks its workers only from a process with
+    (and none of their GIL time): pipeline.extract.pool forks its workers only from a process with
     one thread, and the CLI's ``newsagg run`` has no server in it either. Start it before any
     thread exists in the caller (it is forked)."""
 

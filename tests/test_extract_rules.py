@@ -96,6 +96,19 @@ def test_a_label_is_not_taken_over_a_headline_and_never_leaves_the_title_empty()
     assert only_label.title == "More News"
 
 
+def test_a_one_word_headline_is_no_label() -> None:
+    result = extract(
+        html(f"<h1>Nebelsuppe.</h1>{paragraphs()}", title="Nebelsuppe."), "https://blog.example/2020/1"
+    )
+    assert result.title == "Nebelsuppe."
+
+
+def test_a_segment_that_only_begins_with_the_site_name_stays() -> None:
+    headline = "Climate summit in Glasgow - DRK: more people need help because of the climate"
+    result = extract(html(f"<div>{paragraphs()}</div>", title=headline), "https://www.drk.de/presse/1")
+    assert result.title == headline
+
+
 def test_a_headline_with_a_kicker_keeps_it() -> None:
     headline = "Election 2024: Council approves tram extension"
     result = extract(html(f"<h1>{headline}</h1>{paragraphs()}", title=headline), "https://paper.example/c")

@@ -34,24 +34,44 @@ _RUNNING_TEXT = {
 _NOT_TEXT = {"script", "style", "noscript", "template", "head", "title", "option", "textarea"}
 
 
+_TEXT_NODES = lxml.etree.XPath("//text()[normalize-space()]")
+_IN_PARAGRAPHS = 1.5  # fast text up to this many times the biggest <p> run: the article is in <p>
+_ARTICLE_IN_P = 1000  # characters: a <p> run this long is an article, not a caption or a footer
+
+
+def _largest_paragraph_block(tree: lxml.html.HtmlElement) -> int:
+    """Characters in the biggest run of sibling ``<p>``."""
+    blocks: dict[Any, int] = {}
+    for p in tree.iter("p"):
+        parent = p.getparent()
+        blocks[parent] = blocks.get(parent, 0) + len(p.text_content())
+    return max(blocks.values(), default=0)
+
+
 def largest_text_block(tree: lxml.html.HtmlElement) -> int:
     """Characters in the page's biggest block of running text, of any kind: a run of sibling
     ``<p>``, or a ``<td>``/``<div>`` whose own text runs between ``<br>`` and ``<font>``. A cheap
-    floor for the article's length that old table and ``<br>`` layouts reach too."""
+    floor for the article's length that old table and ``<br>`` layouts reach too.
+
+    Each text node counts for the nearest element around it that is not running text itself;
+    a link counts as running text only inside running text (elsewhere it is a menu).
+    """
     blocks: dict[Any, int] = {}
-    for el in tree.iter():
-        tag = el.tag
-        if not isinstance(tag, str) or tag in _NOT_TEXT:
+    for node in _TEXT_NODES(tree):
+        el = node.getparent()
+        if node.is_tail and el is not None:
+            el = el.getparent()
+        while el is not None:
+            parent = el.getparent()
+            if el.tag in _RUNNING_TEXT or (
+                el.tag == "a" and parent is not None and parent.tag in _RUNNING_TEXT
+            ):
+                el = parent
+            else:
+                break
+        if el is None or el.tag in _NOT_TEXT:
             continue
-        parent = el.getparent()
-        if el.text and tag not in _RUNNING_TEXT:
-            blocks[el] = blocks.get(el, 0) + len(el.text.strip())
-        if parent is None:
-            continue
-        if el.tail:
-            blocks[parent] = blocks.get(parent, 0) + len(el.tail.strip())
-        if tag in _RUNNING_TEXT and parent.tag not in _RUNNING_TEXT:
-            blocks[parent] = blocks.get(parent, 0) + len(el.text_content().strip())
+        blocks[el] = blocks.get(el, 0) + len(node)
     return max(blocks.values(), default=0)
 
 
@@ -64,7 +84,12 @@ def body_text(tree: lxml.html.HtmlElement, url: str | None) -> str:
     same kind of signal (a bigger block the extractor missed) that makes readability win there.
     """
     text = _trafilatura(tree, url, fast=True)
-    if len(text) < _ESCALATE_SHARE * largest_text_block(tree):
+    paragraphs = _largest_paragraph_block(tree)
+    # an article found in <p> is measured by its paragraphs alone; the walk over every text
+    # node (ten times the cost) is for pages whose article is not in <p>, or not only
+    in_paragraphs = paragraphs >= _ARTICLE_IN_P and len(text) <= _IN_PARAGRAPHS * paragraphs
+    floor = paragraphs if in_paragraphs else max(paragraphs, largest_text_block(tree))
+    if len(text) < _ESCALATE_SHARE * floor:
         full = _trafilatura(tree, url, fast=False)
         if len(full) > len(text):
             text = full

@@ -10,8 +10,6 @@ from urllib.parse import urlsplit
 import lxml.etree
 import lxml.html
 
-# -- metadata ----------------------------------------------------------------------------------
-
 ARTICLE_TYPES = {
     "article",
     "newsarticle",

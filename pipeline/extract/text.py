@@ -6,8 +6,6 @@ import html
 import re
 import unicodedata
 
-# -- text hygiene ------------------------------------------------------------------------------
-
 _TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9:-]*(?:\s[^<>]*)?/?>|<!--.*?-->|<!\[CDATA\[|\]\]>", re.DOTALL)
 _TAG_START = re.compile(r"<(?=[a-zA-Z/!?])")
 _SCRIPT_BLOCK = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
