@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pipeline.context import Context
-from pipeline.errors import ExtractionError, NoBodyError
+from pipeline.errors import ExtractionError
 from pipeline.extract import Extracted, ExtractStats, extract_many
 from pipeline.models import Article, Source, content_hash_for
 from pipeline.store.core import StoredPage, unpack, url_hints
@@ -162,9 +162,10 @@ def _write(
     with store.begin() as conn:
         for page, hint, result in done:
             outcome.last_url = max(outcome.last_url, page.url)
-            if isinstance(result, NoBodyError) and isinstance(result.partial, Extracted):
-                cleaned.append(to_article(page, result.partial, hint, languages.get(page.source)))
-            elif isinstance(result, ExtractionError):
+            # A page without a body stays a drop, title and date or not: an article with no text
+            # would reach dedup and consumers (a bot wall's "Just a moment..." as a story), and the
+            # drop is what source health counts.
+            if isinstance(result, ExtractionError):
                 reason = f"cannot clean: {result}"
                 store.record_drop(conn, page.url, page.source, "clean", reason)
                 outcome.counts["dropped"] += 1

@@ -69,10 +69,14 @@ def _extract_chunk_in_worker(chunk: list[Task]) -> tuple[list[Result], ExtractSt
 
 
 def _init_worker() -> None:
-    """Import the heavy modules once per worker, not per task."""
+    """Import the heavy modules once per worker, not per task; die with the pool's owner."""
     import signal
 
     import trafilatura  # noqa: F401
+
+    from pipeline.proc import worker_initializer
+
+    worker_initializer()
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts down
 
