@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import datetime
 
 import pytest
-from pipeline.extract.core import extract
+from pipeline.extract import extract
 
 from pipeline.cluster.core import Doc, cluster_docs
 from pipeline.sampleweb.server import SITE_DIR, load_manifest
