@@ -10,9 +10,9 @@ from collections import defaultdict
 from datetime import datetime
 
 import pytest
-from pipeline.extract import extract
 
 from pipeline.cluster.core import Doc, cluster_docs
+from pipeline.extract import extract
 from pipeline.sampleweb.server import SITE_DIR, load_manifest
 
 MANIFEST = load_manifest()
