@@ -289,7 +289,7 @@ def _print_stories(
         if as_json:
             from pipeline.dedup import to_doc
 
-            for row in store.articles_of_stories([s.story_id for s in stories]):
+            for row in store.story_member_rows([s.story_id for s in stories]):
                 members.setdefault(row["story_id"], []).append(to_doc(row))
     finally:
         store.close()

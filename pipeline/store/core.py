@@ -1044,6 +1044,30 @@ class Store:
 
     # -- stories -------------------------------------------------------------------------------
 
+    def story_member_rows(self, story_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The members of these stories with their text, read through the v1 articles view (the
+        reader role can): what ``newsagg stories --json`` needs to say why they are together."""
+        a = v1_articles.c
+        rows: list[dict[str, Any]] = []
+        with self.begin() as conn:
+            for chunk in _chunks(sorted(set(story_ids)), 500):
+                query = select(
+                    a.article_id,
+                    a.url,
+                    a.source,
+                    a.title,
+                    a.published_at,
+                    a.fetched_at,
+                    a.language,
+                    a.text,
+                    a.story_id,
+                ).where(a.story_id.in_(list(chunk)))
+                for r in conn.execute(query.order_by(a.article_id)):
+                    row = dict(r._mapping)
+                    row["published_at"], row["fetched_at"] = utc(r.published_at), utc(r.fetched_at)
+                    rows.append(row)
+        return rows
+
     def stories(
         self,
         since: datetime | None = None,
