@@ -160,7 +160,7 @@ def fallback_authors(tree: lxml.html.HtmlElement) -> tuple[str, ...]:
         from trafilatura.metadata import extract_author
 
         found = extract_author(tree)
-    except Exception:
+    except Exception:  # a heuristic failing must not lose the article
         return ()
     finally:
         charge("trafilatura", start)
