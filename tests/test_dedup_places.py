@@ -68,8 +68,19 @@ def test_names_match_across_scripts_and_case_forms() -> None:
     assert kyiv is not None
     assert {city_of(w) for w in ("Київ", "Києві", "Киев", "Киеве", "Kiew", "Kiev")} == {kyiv}
     assert city_of("Одесі") == city_of("Odesa") != kyiv
-    assert name_key("Солом'янський") == name_key("Solomianskyi")
+    assert name_key("Солом'янський") == name_key("Solomianskyi") == name_key("Солом'янського")
     assert name_key("Зеленський") == name_key("Zelensky") == name_key("Selenskyj")
+
+
+def test_a_big_city_opening_a_sentence_is_still_a_place() -> None:
+    # a sentence start or a German Title Case headline capitalises every word; a big city's
+    # name is the city all the same
+    assert lead_places("Capital's council backs the plan.", "Kyiv votes to spend billions on shelters") == (
+        city_of("Kyiv"),
+    )
+    assert lead_places("In der Nacht zum 4. März.", "Drohnenangriff auf Hafen von Odessa: ein Toter") == (
+        city_of("Odesa"),
+    )
 
 
 def test_lead_places_skip_regions_and_person_names() -> None:

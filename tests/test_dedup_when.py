@@ -23,6 +23,9 @@ NIGHT = (datetime(2026, 3, 3, 16, 0, tzinfo=UTC), datetime(2026, 3, 4, 8, 0, tzi
         "dans la nuit de mardi à mercredi, la russie a frappé kiev",
         "anoche rusia atacó kiev",
         "вночі росія атакувала київ",
+        "мешканці розбирають завали після нічної атаки",
+        "жители разбирают завалы после ночной атаки",
+        "nach dem nächtlichen angriff räumen anwohner trümmer",
     ],
 )
 def test_the_night_before_publication(lead: str) -> None:

@@ -241,7 +241,7 @@ _SQUASH = (
     ("c", "k"),
     ("ph", "f"),
 )
-_ENDING = re.compile(r"(?:[aeiou]+m?|[aeiou]+go|[aeiou]+mu|ov|ev|iv|om|em|s)$")
+_ENDING = re.compile(r"(?:[aeiou]+m?|[aeiou]+go|[aeiou]+ho|[aeiou]+mu|ov|ev|iv|om|em|s)$")  # -ого: oho
 
 
 def _squash(key: str) -> str:

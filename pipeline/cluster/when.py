@@ -73,7 +73,9 @@ _LAST_NIGHT = re.compile(
     r"\b(?:вночі|уночі|цієї\s+ночі|минулої\s+ночі|ночью|этой\s+ночью|прошлой\s+ночью|"
     r"letzte\s+nacht|in\s+der\s+nacht|heute\s+nacht|cette\s+nuit|la\s+nuit\s+dernière|dans\s+la\s+nuit|"
     r"anoche|esta\s+madrugada|de\s+madrugada|durante\s+la\s+noche|esta\s+madrugada|durante\s+a\s+noite|"
-    r"na\s+última\s+noite|w\s+nocy|zeszłej\s+nocy|minionej\s+nocy|tej\s+nocy)(?!\w)"
+    r"na\s+última\s+noite|w\s+nocy|zeszłej\s+nocy|minionej\s+nocy|tej\s+nocy|"
+    # "after the night attack": the adjective says last night as well
+    r"нічн(?:ий|ого|ої|у|а|им|ою|і)|ночн(?:ой|ого|ая|ую|ые|ых)|nächtliche[nmrs]?|nocn(?:y|ego|ej|a|ą)|nocturne)(?!\w)"
 )
 _YESTERDAY = re.compile(
     r"(?<!\w)(?:вчора|учора|вчера|gestern|ayer|ontem|wczoraj|hier(?=\s+soir))(?:\s+(?P<part>ввечері|вечером|"
