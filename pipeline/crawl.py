@@ -71,12 +71,15 @@ def run_crawl(
     since: datetime | None,
     *,
     scrapy_settings: Mapping[str, Any] | None = None,
+    run_lock_token: int | None = None,
 ) -> CrawlResult:
     """Crawl ``sources`` (kinds sitemap and html) in a child process.
 
     A source's own faults land in ``failed``; only the child dying raises
     :class:`NewsaggError`, with the end of its log. ``scrapy_settings`` overrides pinned Scrapy
-    settings for benchmarks and tests; production runs leave it empty.
+    settings for benchmarks and tests; production runs leave it empty. ``run_lock_token``: the
+    run lock the caller holds (``Store.run_lock_token``); the child's writes check it, so a run
+    that lost its lock stops crawling into the store too.
     """
     sources = list(sources)
     if not sources:
@@ -92,6 +95,7 @@ def run_crawl(
                     # the child dies with this process and then removes tmp (pipeline.proc)
                     "parent_pid": os.getpid(),
                     "cleanup": [tmp],
+                    "run_lock_token": run_lock_token,
                 }
             ),
             encoding="utf-8",

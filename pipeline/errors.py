@@ -57,3 +57,8 @@ class StoreError(NewsaggError):
     """The store failed; the current batch was rolled back and nothing stored was lost."""
 
     retryable = True
+
+
+class RunLockLost(StoreError):
+    """Another run took the run lock from this one (its lock connection ended): every process of
+    this run stops writing, so two runs never write at once."""

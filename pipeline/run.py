@@ -175,7 +175,7 @@ def preload_extractor() -> None:
 def run_crawl_result(ctx: Context, sources: Sequence[Source], since: datetime | None) -> CrawlResult:
     from pipeline.crawl import run_crawl
 
-    return run_crawl(ctx.settings, sources, since)
+    return run_crawl(ctx.settings, sources, since, run_lock_token=ctx.store.run_lock_token)
 
 
 def add_crawl(summary: RunSummary, result: CrawlResult) -> None:

@@ -137,7 +137,7 @@ def fetch_shard(ctx: Context, sources: Sequence[Source], since: datetime | None 
     if crawled:
         from pipeline.crawl import run_crawl
 
-        crawl = run_crawl(ctx.settings, crawled, since)
+        crawl = run_crawl(ctx.settings, crawled, since, run_lock_token=ctx.store.run_lock_token)
         result.crawl_requests = int((crawl.stats or {}).get("downloader/request_count", 0) or 0)
         for source in crawled:
             entry = result.sources[source.name]

@@ -142,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     since = datetime.fromisoformat(job["since"]) if job.get("since") else None
     settings = scrapy_settings(job.get("scrapy_settings"))
     with open_context(load_settings()) as ctx:  # migrates: idempotent, and safe to run first
+        ctx.store.follow_run_lock(job.get("run_lock_token"))  # writes only while the parent's run holds it
         result = crawl(sources, since, ctx, settings)
     args.result.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     return 0

@@ -18,9 +18,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy import func, select
 
 from pipeline.cli import main
-from pipeline.errors import StoreError
+from pipeline.errors import RunLockLost, StoreError
 from pipeline.store.core import Store
 from tests.test_views import fill
 
@@ -131,6 +132,51 @@ def test_a_terminated_lock_backend_neither_breaks_the_run_nor_lets_two_runs_writ
         # leaving the first run's lock after its connection died raised nothing
     finally:
         other.close()
+
+
+def test_another_process_of_the_run_stops_writing_once_the_lock_changes_hands(
+    pg_store: Store, pg_url: str
+) -> None:
+    """The crawl's child follows its parent's lock: it writes while the parent holds it and
+    stops once another run has taken it."""
+    child, other = Store(pg_url), Store(pg_url)
+    try:
+        with pg_store.run_lock():
+            child.follow_run_lock(pg_store.run_lock_token)
+            with child.begin() as conn:  # the parent holds it: the child writes
+                conn.exec_driver_sql("SELECT 1")
+            _terminate(pg_url, _backend_pids(pg_url, "newsagg run on %"))
+            time.sleep(0.2)
+            with other.run_lock(wait_s=5), pytest.raises(RunLockLost), child.begin():
+                pytest.fail("the child wrote while another run held the lock")
+    finally:
+        child.close()
+        other.close()
+
+
+def test_a_crawl_under_a_lock_its_run_no_longer_holds_stores_nothing(pg_url: str, tmp_path: Path) -> None:
+    """The real crawl subprocess, handed a token that is not the lock's (another run has taken
+    it): every page it fetches is refused before it is written, and the source says why."""
+    from pipeline.config import load_settings
+    from pipeline.crawl import run_crawl
+    from pipeline.models import Source
+    from pipeline.sampleweb.server import SampleWeb
+    from pipeline.store.schema import pages
+
+    store = Store(pg_url)
+    store.migrate()
+    try:
+        with SampleWeb() as web:
+            settings = load_settings({"store_url": pg_url, "allow_private_network": True, "host_delay": 0.0})
+            source = Source(
+                name="monitor", kind="sitemap", url=web.base_url + "/monitor/sitemap_index.xml", delay=0
+            )
+            result = run_crawl(settings, [source], None, run_lock_token=12345)
+        assert "lost the run lock" in result.failed["monitor"]
+        with store.begin() as conn:
+            assert conn.execute(select(func.count()).select_from(pages)).scalar_one() == 0
+    finally:
+        store.close()
 
 
 def test_idle_session_timeout_does_not_break_a_run(pg_url: str) -> None:

@@ -1,11 +1,12 @@
 """A fault matrix on PostgreSQL: backends terminated at random points of a run, a server that ends
-idle sessions, and the run lock's own backend terminated while a second run waits.
+idle sessions, the run lock's own backend terminated while a second run waits, and the server
+restarted mid-run.
 
 Each faulted ``newsagg run`` (a real subprocess on the sample news web) must end in completion or
 a clean error (a ``newsagg:`` message, exit 1, no traceback), never two runs writing at once; a
 rerun then leaves exactly what one clean run into a fresh database leaves (compared as in
-``tests/test_crash_safety.py``). A server restart is not in the matrix: the server is shared by
-every test on this machine, and restarting it would break theirs.
+``tests/test_crash_safety.py``). The restart runs on a private server (``tests/pgserver.py``):
+the shared test server serves every other test on the machine.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import pytest
 
 from pipeline.sampleweb.server import SampleWeb
 from tests.conftest import fresh_pg_database
+from tests.pgserver import PrivatePostgres
 from tests.test_crash_safety import RUN_TIMEOUT, _compare, _finish, _kill_group, _registry, _start, web
 
 __all__ = ["web"]  # the fixture, imported for its use here
 
 SEED = 20261206
 TERMINATIONS = 4
+RESTARTS = 3
 
 
 def _terminate_all(pg_url: str, like: str = "%") -> int:
@@ -138,6 +141,39 @@ def test_the_lock_backend_terminated_while_a_second_run_waits(
         print(f"\nattempt {attempt}: outcomes {[(c, h[:90]) for c, h in outcomes]}; {counts}")
         return
     pytest.skip("the two runs never overlapped on this machine in three attempts (each was too quick)")
+
+
+def test_a_server_restart_mid_run_then_rerun(web: SampleWeb, tmp_path: Path, second_pg_url: str) -> None:
+    """The server goes down and comes back (a fast shutdown ends every session) while a run
+    works: the run completes or stops with a clean error, and a rerun repairs."""
+    registry = _registry(tmp_path, web)
+    started = time.monotonic()
+    _finish(_start(registry, second_pg_url, tmp_path))
+    clean_s = time.monotonic() - started
+    rng = random.Random(SEED)
+    report = []
+    mid_run = lost = duplicated = 0
+    with PrivatePostgres() as server:
+        for i in range(RESTARTS):
+            url = server.database(f"restart_{i}")
+            proc = _start(registry, url, tmp_path)
+            time.sleep(rng.uniform(0.3, 0.7) * clean_s)
+            running = proc.poll() is None
+            server.restart()
+            code, how = _outcome(proc)
+            _finish(_start(registry, url, tmp_path))  # the rerun repairs
+            counts = _compare(url, second_pg_url)
+            lost += counts["lost"]
+            duplicated += counts["duplicated"]
+            mid_run += running
+            report.append(
+                f"#{i} restart {'mid-run' if running else 'after the run'}: exit {code} ({how[:100]!r})"
+            )
+    print(
+        f"\nclean run {clean_s:.1f}s; {RESTARTS} restarts, {mid_run} mid-run; after the reruns: "
+        f"lost {lost}, duplicated {duplicated}\n" + "\n".join(report)
+    )
+    assert mid_run >= 1, report
 
 
 def _waiting_for_a_lock(pg_url: str) -> bool:

@@ -28,7 +28,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline.errors import ConfigError, StoreError
+from pipeline.errors import ConfigError, RunLockLost, StoreError
 from pipeline.models import Article, Figure, Story, StoryArticle
 from pipeline.store.changes import Change
 from pipeline.store.limits import Bounds, aware, fits, plausible
@@ -355,10 +355,22 @@ class Store:
             .with_for_update(read=True, key_share=True)  # FOR KEY SHARE
         ).first()
         if held is None:
-            raise StoreError(
+            raise RunLockLost(
                 f"this run lost the run lock on {self.safe_url} (its connection ended) and another "
                 "run has taken it: stopping before writing anything more"
             )
+
+    @property
+    def run_lock_token(self) -> int | None:
+        """The token of the run lock this store holds (PostgreSQL), for the run's other processes."""
+        return self._fence
+
+    def follow_run_lock(self, token: int | None) -> None:
+        """Check every transaction against a run lock another process of this run holds (the
+        crawl's child writes under its parent's lock): once another run has taken it, writing
+        stops with :class:`RunLockLost`."""
+        if self.dialect == "postgresql":
+            self._fence = token
 
     @contextlib.contextmanager
     def run_lock(self, wait_s: float | None = None) -> Iterator[None]:
