@@ -20,6 +20,7 @@ its healthy neighbours): the rest is still cleaned, deduplicated and published, 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,15 +81,15 @@ def _store_fallback() -> str | None:
     return str(url or conn.get_uri())
 
 
-def _call(name: str, /, **kwargs: Any) -> Any:
-    """Run ``pipeline.tasks.<name>``; a newsagg error no retry can fix fails the task for good."""
+def _call(func: Callable[..., Any], /, **kwargs: Any) -> Any:
+    """Run a ``pipeline.tasks`` function (imported by the task when it runs, never at parse
+    time); a newsagg error no retry can fix fails the task for good."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from pipeline import tasks
     from pipeline.errors import NewsaggError
 
     try:
-        return getattr(tasks, name)(store_fallback=_store_fallback(), **kwargs)
+        return func(store_fallback=_store_fallback(), **kwargs)
     except NewsaggError as exc:
         if exc.retryable:
             raise
@@ -173,7 +174,9 @@ def news_aggregation() -> None:
         # timetable): a rerun of one logical date sees the same window. Lazy: an API call.
         lazy = context.get("prev_data_interval_end_success")
         previous = datetime.fromisoformat(lazy.isoformat()) if isinstance(lazy, datetime) else None
-        return _call("prepare_run", params=dict(context["params"]), previous_success=previous)
+        from pipeline import tasks
+
+        return _call(tasks.prepare_run, params=dict(context["params"]), previous_success=previous)
 
     # Mapping needs a task's return value, not one key of it: this hands the list over.
     @task(execution_timeout=timedelta(minutes=1))
@@ -184,20 +187,28 @@ def news_aggregation() -> None:
     @task(pool=HTTP_POOL, execution_timeout=timedelta(hours=2), map_index_template=BY_SHARD)
     def fetch_shard(shard: dict[str, Any], since: str | None) -> dict[str, Any]:
         """One shard's feeds and crawls; its log and result list every source's counts."""
-        return _call("fetch_shard", shard=shard, since=since)
+        from pipeline import tasks
+
+        return _call(tasks.fetch_shard, shard=shard, since=since)
 
     @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(minutes=10))
     def plan_clean() -> list[dict[str, Any]]:
         """Runs when every source is done, failed or not: what did arrive gets cleaned."""
-        return _call("plan_clean", names=_pull_plan("sources"))
+        from pipeline import tasks
+
+        return _call(tasks.plan_clean, names=_pull_plan("sources"))
 
     @task(execution_timeout=timedelta(minutes=30), max_active_tis_per_dagrun=4)
     def clean(batch: dict[str, Any]) -> dict[str, Any]:
-        return _call("clean_batch", batch=batch, names=_pull_plan("sources"))
+        from pipeline import tasks
+
+        return _call(tasks.clean_batch, batch=batch, names=_pull_plan("sources"))
 
     @task(trigger_rule=TriggerRule.ALL_DONE, execution_timeout=timedelta(hours=1))
     def dedup() -> dict[str, Any]:
-        return _call("dedup", recluster=bool(_pull_plan("recluster")))
+        from pipeline import tasks
+
+        return _call(tasks.dedup, recluster=bool(_pull_plan("recluster")))
 
     @task(outlets=[STORIES], execution_timeout=timedelta(minutes=5))
     def publish(deduped: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +226,9 @@ def news_aggregation() -> None:
         results["dedup"] = deduped
         run = context["dag_run"]
         started = run.start_date.isoformat() if run.start_date else None
-        summary = _call("publish", results=results, started=started)
+        from pipeline import tasks
+
+        summary = _call(tasks.publish, results=results, started=started)
         context["outlet_events"][STORIES].extra = {
             **summary["run"],
             "stories_total": summary["store"]["stories"],
