@@ -29,7 +29,7 @@ from pipeline.store.limits import (
     TS_MIN,
     Bounds,
     bound,
-    bounded_json,
+    fit_json,
     length,
     plausible,
 )
@@ -490,7 +490,7 @@ def test_hostile_evidence_is_kept_within_its_bound_as_json_and_a_rewrite_changes
     assert 0 < len(kept["shared_names"]) <= JSON_LIST_ITEMS
     assert kept["nearest_similarity"] == {"min": None, "mean": None}
     assert kept["languages"] == ["en", "\ufffd"]
-    assert bounded_json(kept, EVIDENCE_CHARS) == text, "the bound of what it keeps is what it keeps"
+    assert fit_json(kept, EVIDENCE_CHARS) == text, "the bound of what it keeps is what it keeps"
     [read] = store.stories()
     assert read.evidence == kept
 

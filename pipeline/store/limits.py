@@ -115,7 +115,7 @@ def _lists(value: Any) -> list[list[Any]]:
     return []
 
 
-def bounded_json(value: Mapping[str, Any], limit: int) -> str:
+def fit_json(value: Mapping[str, Any], limit: int) -> str:
     """JSON of ``value`` within ``limit`` characters: strings and lists cut as inside every JSON
     column, then the longest list loses its last entries until the whole fits ("{}" if nothing
     is left to drop). The same value always gives the same text, and the text of a value that
@@ -136,7 +136,7 @@ def bound(column: Column[Any], value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, Mapping) and "json" in column.info:
-        return bounded_json(value, int(column.info["json"]))
+        return fit_json(value, int(column.info["json"]))
     if isinstance(value, str):
         value = clean_text(value)
         limit = length(column)
