@@ -278,26 +278,18 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 def _print_stories(
     settings: Settings, since: datetime | None, as_json: bool, limit: int | None = None
 ) -> None:
-    from pipeline.dedup import story_to_json
+    from pipeline.cluster.explain import describe_evidence
+    from pipeline.dedup import story_to_json, with_evidence
     from pipeline.store.core import Store
 
     store = Store(settings.resolved_store_url, read_only=True)
-    members: dict[str, list[Any]] = {}
     try:
         store.check_readable()
-        stories = store.stories(since=since, limit=limit)
-        if as_json:
-            from pipeline.dedup import to_doc
-
-            for row in store.story_member_rows([s.story_id for s in stories]):
-                members.setdefault(row["story_id"], []).append(to_doc(row))
+        stories = with_evidence(store, store.stories(since=since, limit=limit))
     finally:
         store.close()
     if as_json:
-        from pipeline.cluster.explain import story_evidence
-
-        out = [{**story_to_json(s), "evidence": story_evidence(members.get(s.story_id, []))} for s in stories]
-        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+        json.dump([story_to_json(s) for s in stories], sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
         return
     for story in stories:
@@ -321,6 +313,13 @@ def _print_stories(
         places = sorted({f.value for f in story.figures if f.kind == "place"})
         if places:
             print("  places: " + ", ".join(places))
+        why = [
+            f"{label.lower()} {text}"
+            for key, label, text in describe_evidence(story.evidence or {})
+            if key in ("shared_places", "shared_names", "shared_counts")
+        ]
+        if len(story.articles) > 1 and why:
+            print("  together because: " + " · ".join(why))
     print(("\n" if stories else "") + plural(len(stories), "story", "stories"))
 
 
@@ -335,7 +334,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     store = _open_store(args, read_only=True)
     try:
-        rows = {r["article_id"]: r for r in store.articles_between(None, None) if r["article_id"] in args.ids}
+        rows = {r["article_id"]: r for r in store.article_text_rows(args.ids)}
     finally:
         store.close()
     missing = [i for i in args.ids if i not in rows]

@@ -8,29 +8,40 @@ whole store. Existing articles keep their story; a story id, once given, is neve
 The best report of a story (its title and summary) is the original report (not a copy) that gives
 the most kinds of figures, then the most recent, then the longest: the most complete and freshest
 account a reader can be shown.
+
+Each story also keeps its evidence (:func:`pipeline.cluster.explain.story_evidence`): why its
+reports are together, worked out from the member texts dedup holds anyway, and only for stories
+whose members or their texts changed; the others keep what they have.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline.cluster.core import DEFAULT_PARAMS, Doc, assign_story_ids, cluster_docs
+from pipeline.cluster.explain import stories_evidence
 from pipeline.cluster.figures import extract_figures
 from pipeline.cluster.neardup import find_copies
 from pipeline.context import Context
 from pipeline.models import Figure, Story, StoryArticle
 from pipeline.parse.titles import TitleCleaner, clean_title, learn_cleaners
-from pipeline.store.core import dedup_signature
+from pipeline.store.core import Store, dedup_signature
+from pipeline.store.limits import as_stored
+from pipeline.store.schema import stories as stories_table
 from pipeline.timeutil import iso
 
 SUMMARY_CHARS = 300
 STORIES_PER_TRANSACTION = 500
+# Stories of an upgraded store given their evidence per run: some 30 s of work, so a big store's
+# first run after the upgrade stays within its usual time and the rest follows in later runs.
+EVIDENCE_FILLS_PER_RUN = 20_000
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -61,13 +72,22 @@ def to_doc(row: dict[str, Any]) -> Doc:
 
 
 def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
-    """Assign stories to what changed since the last run (or to everything, with ``recluster``)."""
+    """Assign stories to what changed since the last run (or to everything, with ``recluster``);
+    then give the stories that have no evidence stored theirs (:func:`fill_evidence`)."""
+    outcome = DedupOutcome()
+    _dedup_changed(ctx, recluster, outcome)
+    filled = fill_evidence(ctx.store)
+    if filled:
+        outcome.stories["updated"] += filled
+    return outcome
+
+
+def _dedup_changed(ctx: Context, recluster: bool, outcome: DedupOutcome) -> None:
     store = ctx.store
     window = timedelta(hours=ctx.settings.story_window_hours)
     changed = store.articles_between(None, None) if recluster else store.articles_to_dedup()
-    outcome = DedupOutcome()
     if not changed:
-        return outcome
+        return
     times = [_when(r) for r in changed]
     context = {r["article_id"]: r for r in store.articles_between(min(times) - window, max(times) + window)}
     for row in changed:
@@ -114,20 +134,74 @@ def dedup(ctx: Context, recluster: bool = False) -> DedupOutcome:
     members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for member in store.articles_of_stories(touched, known=context):
         members[member["story_id"]].append(member)
+    # The evidence depends on the member texts alone: a story whose members are the texts its
+    # evidence was worked out from keeps it; only the others are worked out again.
+    keys = {s: members_key(members[s]) for s in touched if members.get(s)}
+    kept = {s: e for s, (key, e) in store.stored_evidence(keys).items() if key == keys[s]}
     for start in range(0, len(touched), STORIES_PER_TRANSACTION):
-        built = [
-            build_story(story_id, members[story_id], cleaners)
-            for story_id in touched[start : start + STORIES_PER_TRANSACTION]
-            if members.get(story_id)
-        ]
+        part = [s for s in touched[start : start + STORIES_PER_TRANSACTION] if members.get(s)]
+        todo = [s for s in part if s not in kept]
+        kept.update(zip(todo, evidence_of([[to_doc(m) for m in members[s]] for s in todo]), strict=True))
+        built = [build_story(story_id, members[story_id], cleaners, kept[story_id]) for story_id in part]
         if not built:
             continue
         with store.begin() as conn:
-            outcome.stories.update(store.save_stories(conn, built))
+            outcome.stories.update(store.save_stories(conn, built, keys))
     with store.begin() as conn:
         store.delete_empty_stories(conn)
         store.assign(conn, assignments)  # only now are the changed articles done
-    return outcome
+
+
+def members_key(members: Sequence[dict[str, Any]]) -> str:
+    """What a story's evidence is worked out from: each member's text, headline, time, outlet
+    and language (all :func:`to_doc` takes), hashed. Equal keys, equal evidence."""
+    digest = hashlib.sha256()
+    for d in sorted(map(to_doc, members), key=lambda d: d.id):
+        when = d.published_at.isoformat() if d.published_at else ""
+        for part in (d.id, d.title or "", d.url or "", when, d.source or "", d.language or "", d.text):
+            data = part.encode("utf-8", "surrogatepass")
+            digest.update(b"%d:" % len(data) + data)  # length first: no two splits hash alike
+    return digest.hexdigest()
+
+
+def evidence_of(groups: Sequence[Sequence[Doc]]) -> list[dict[str, Any]]:
+    """The evidence of each group of reports as the store keeps it (bounded:
+    pipeline.store.limits), so what a read works out equals what dedup stores."""
+    return [as_stored(stories_table.c.evidence, e) for e in stories_evidence(groups)]
+
+
+def fill_evidence(store: Store, limit: int = EVIDENCE_FILLS_PER_RUN) -> int:
+    """Up to ``limit`` stories with no evidence stored (written before the store kept it) get
+    theirs, from their members as stored, STORIES_PER_TRANSACTION at a time: a one-off pass
+    after the migration, spread over runs on a big store; later runs find nothing to do (an
+    index holds only such stories). Reads work it out meanwhile (:func:`with_evidence`)."""
+    filled, after = 0, ""
+    while filled < limit and (
+        ids := store.stories_without_evidence(after, min(STORIES_PER_TRANSACTION, limit - filled))
+    ):
+        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in store.articles_of_stories(ids):
+            rows[row["story_id"]].append(row)
+        found = evidence_of([[to_doc(r) for r in rows[i]] for i in ids])
+        evidence = {i: (members_key(rows[i]), e) for i, e in zip(ids, found, strict=True)}
+        with store.begin() as conn:
+            filled += store.save_evidence(conn, evidence)
+        after = ids[-1]
+    return filled
+
+
+def with_evidence(store: Store, stories: Sequence[Story]) -> list[Story]:
+    """The stories, each with its evidence: as dedup stored it or, where it has not yet (a store
+    migrated since its last run, or one a reader reads before the owner migrates it), worked
+    out now from the members, the same way, through the v1 views the reader role can read."""
+    missing = [s.story_id for s in stories if s.evidence is None]
+    if not missing:
+        return list(stories)
+    docs: dict[str, list[Doc]] = defaultdict(list)
+    for row in store.story_member_rows(missing):
+        docs[row["story_id"]].append(to_doc(row))
+    found = dict(zip(missing, evidence_of([docs[i] for i in missing]), strict=True))
+    return [dataclasses.replace(s, evidence=found[s.story_id]) if s.evidence is None else s for s in stories]
 
 
 def _best(members: list[dict[str, Any]], figures: dict[str, list[Figure]]) -> dict[str, Any]:
@@ -162,10 +236,14 @@ def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
 
 
 def build_story(
-    story_id: str, members: list[dict[str, Any]], cleaners: Mapping[str | None, TitleCleaner] | None = None
+    story_id: str,
+    members: list[dict[str, Any]],
+    cleaners: Mapping[str | None, TitleCleaner] | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> tuple[Story, str, list[tuple[str, Figure]]]:
     """The story of these member rows; its title is the best report's headline without the
-    outlet's boilerplate (``cleaners``: learnt per source from the window's titles)."""
+    outlet's boilerplate (``cleaners``: learnt per source from the window's titles). Its evidence
+    is ``evidence`` (what is stored, when the members did not change), else worked out."""
     members = sorted(members, key=lambda m: (_when(m), m["article_id"]))
     per_article: dict[str, list[Figure]] = defaultdict(list)
     all_figures: list[tuple[str, Figure]] = []
@@ -200,6 +278,7 @@ def build_story(
             )
             for m in members
         ),
+        evidence=evidence if evidence is not None else evidence_of([[to_doc(m) for m in members]])[0],
     )
     return story, best["article_id"], all_figures
 
@@ -241,6 +320,7 @@ def story_to_json(story: Story) -> dict[str, Any]:
             }
             for f in story.figures
         ],
+        "evidence": story.evidence,
     }
 
 

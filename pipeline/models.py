@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 SourceKind = Literal["rss", "sitemap", "html"]
 SOURCE_KINDS: tuple[str, ...] = ("rss", "sitemap", "html")
@@ -102,3 +102,6 @@ class Story:
     last_updated: datetime
     articles: tuple[StoryArticle, ...] = field(default_factory=tuple)
     figures: tuple[Figure, ...] = field(default_factory=tuple)
+    # Why the reports are together (pipeline.cluster.explain.story_evidence), as dedup stored it;
+    # None where it has not. Left out of the hash: a dict has none.
+    evidence: dict[str, Any] | None = field(default=None, hash=False)

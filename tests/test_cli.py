@@ -210,3 +210,38 @@ def test_crawl_progress_moves_while_another_process_works() -> None:
     advanced = sum(n for n, _ in seen)
     assert advanced == done[0], "the bar ends at the last count read"
     assert (0, 10) in seen
+
+
+def test_explain_and_stories_say_why_reports_are_or_are_not_together(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from tests.test_dedup_stability import REPORTS, article, ingest
+
+    ingest(sqlite_url, [sorted(REPORTS)])
+    read_only = sqlite_url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
+
+    def explain(a: str, b: str) -> dict:
+        capsys.readouterr()
+        assert main(["explain", "--store", read_only, article(a).article_id, article(b).article_id]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    same = explain("wire-1", "ledger-1")
+    assert same["same_story"] is True and same["kept_apart_by"] == []
+    assert "Kyiv" in same["shared_places"] and "tkachenko" in same["shared_names"]
+    odesa = explain("wire-1", "wire-odesa")
+    assert odesa["same_story"] is False and len(set(odesa["story_ids"])) == 2
+    assert any("far-apart cities" in r for r in odesa["kept_apart_by"])
+    next_night = explain("wire-1", "wire-2")
+    assert next_night["same_story"] is False and next_night["kept_apart_by"]
+
+    assert main(["explain", "--store", read_only, article("wire-1").article_id, "nope"]) == 2
+    assert "no stored article with id nope" in capsys.readouterr().err
+
+    assert main(["stories", "--store", read_only]) == 0
+    out = capsys.readouterr().out
+    first_night = out.split("Two dead as Russia pounds Kyiv", 1)[1].split("\n\n", 1)[0]
+    assert "  together because: places they name Kyiv" in first_night
+    odesa_story = out.split("Odesa port struck by drones overnight", 1)[1].split("\n\n", 1)[0]
+    assert "together because" not in odesa_story, "one report: nothing to share"

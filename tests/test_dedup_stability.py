@@ -3,12 +3,15 @@ share a story, and never rename a story that exists."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import create_engine, text
+
 from pipeline.config import load_settings
 from pipeline.context import open_context
-from pipeline.dedup import dedup
+from pipeline.dedup import dedup, evidence_of, to_doc
 from pipeline.models import Article, content_hash_for
 from tests.helpers import dump_store
 
@@ -132,3 +135,58 @@ def test_rerun_changes_no_row(tmp_path: Path) -> None:
     before = dump_store(url)
     ingest(url, [sorted(REPORTS)])
     assert dump_store(url) == before
+
+
+def test_evidence_is_worked_out_again_only_for_stories_whose_reports_changed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'evidence.db'}"
+    settings = load_settings({"store_url": url})
+
+    def stored() -> dict[frozenset[str], tuple[dict, int]]:
+        """Each story by its reports: its evidence and its change number."""
+        with open_context(settings) as ctx:
+            seqs = dict(ctx.store.changed_stories(0, 10**9, 100))
+            return {
+                frozenset(a.url.rsplit("/", 1)[1] for a in s.articles): (s.evidence, seqs[s.story_id])
+                for s in ctx.store.stories()
+            }
+
+    ingest(url, [["wire-1", "courier-1", "wire-2", "ledger-2", "wire-odesa"]])
+    first = stored()
+    second_night = frozenset({"wire-2", "ledger-2"})
+    assert first[frozenset({"wire-1", "courier-1"})][0]["reports"] == 2
+    assert first[second_night][0]["reports"] == 2
+
+    ingest(url, [["ledger-1"]])  # joins the first night's story only
+    after = stored()
+    kyiv = after[frozenset({"wire-1", "courier-1", "ledger-1"})]
+    assert kyiv[0]["reports"] == 3 and "tkachenko" in kyiv[0]["shared_names"]
+    assert kyiv[1] > first[frozenset({"wire-1", "courier-1"})][1], "a changed story is a change"
+    assert after[second_night] == first[second_night], "untouched: same evidence, no new change"
+    assert after[frozenset({"wire-odesa"})] == first[frozenset({"wire-odesa"})]
+
+    # what dedup kept or worked out is what the reports give now
+    with open_context(settings) as ctx:
+        docs: dict[str, list] = {}
+        for row in ctx.store.articles_between(None, None):
+            docs.setdefault(row["story_id"], []).append(to_doc(row))
+        for story in ctx.store.stories():
+            assert story.evidence == evidence_of([docs[story.story_id]])[0], story.story_id
+
+
+def test_stored_evidence_is_kept_while_the_member_texts_are_the_ones_it_came_from(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    ingest(url, [["wire-1", "courier-1", "wire-2", "ledger-2", "wire-odesa"]])
+    engine = create_engine(url)
+    with engine.begin() as conn:  # mark every stored record, and make one key stale
+        conn.execute(text("UPDATE stories SET evidence = '{\"reports\": 99}'"))
+        conn.execute(
+            text("UPDATE stories SET evidence_key = 'stale' WHERE story_id = :s"),
+            {"s": ingest(url, [])["wire-2"]},
+        )
+    after = ingest(url, [["ledger-1"]])  # the whole window is clustered and rebuilt again
+    with engine.connect() as conn:
+        evidence = dict(conn.execute(text("SELECT story_id, evidence FROM stories")).all())
+    engine.dispose()
+    assert json.loads(evidence[after["wire-odesa"]]) == {"reports": 99}, "same texts: kept, not redone"
+    assert json.loads(evidence[after["wire-2"]])["reports"] == 2, "a stale key: worked out again"
+    assert json.loads(evidence[after["wire-1"]])["reports"] == 3, "a new member: worked out again"

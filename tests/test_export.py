@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from pipeline.dedup import story_to_json
+from pipeline.dedup import story_to_json, with_evidence
 from pipeline.progress import Progress
 from pipeline.serve.export import export
 from pipeline.store.core import Store
@@ -42,7 +42,7 @@ def test_jsonl_export_resumes_from_the_reported_cursor(
     assert main(["export", "--store", store_url, "--output", str(out)]) == 0
     first = lines(out)
     cursor = cursor_from(capsys.readouterr().err)
-    by_id = {s.story_id: s for s in store.stories()}
+    by_id = {s.story_id: s for s in with_evidence(store, store.stories())}
     assert [s["story_id"] for s in first] == ["st_kyiv", "st_odesa"]  # in change order
     for item in first:
         seq = item.pop("change_seq")
@@ -74,6 +74,9 @@ def test_parquet_export_of_stories_and_articles(store: Store, tmp_path: Path) ->
     [place] = [f for f in kyiv["figures"] if f["kind"] == "place"]
     assert place["number"] is None and place["value"] == "Shevchenkivskyi"
     assert kyiv["first_seen"].isoformat() == "2026-11-19T01:48:00+00:00"
+    evidence = json.loads(kyiv["evidence"])  # JSON text, as in the view
+    assert evidence == with_evidence(store, store.stories(story_ids=["st_kyiv"]))[0].evidence
+    assert evidence["reports"] == 3 and "Kyiv" in evidence["shared_places"]
 
     apath = tmp_path / "articles.parquet"
     result = export(store, "parquet", apath, kind="articles", progress=Progress(enabled=False))

@@ -20,8 +20,20 @@ from sqlalchemy import Boolean, DateTime, Float, Integer, LargeBinary, Table, se
 from pipeline.cli import main
 from pipeline.models import Article, Figure, Story, StoryArticle
 from pipeline.store.core import Discovered, Store, url_hints
-from pipeline.store.limits import TEXT_LIMIT, TS_MAX, TS_MIN, Bounds, bound, length, plausible
-from pipeline.store.schema import metadata
+from pipeline.store.limits import (
+    EVIDENCE_CHARS,
+    JSON_LIST_ITEMS,
+    JSON_STRING_CHARS,
+    TEXT_LIMIT,
+    TS_MAX,
+    TS_MIN,
+    Bounds,
+    bound,
+    fit_json,
+    length,
+    plausible,
+)
+from pipeline.store.schema import metadata, stories
 from tests.conftest import fresh_pg_database
 from tests.sites import Page, Site, article_html
 
@@ -442,3 +454,77 @@ class _nullcontext:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+# -- a story's evidence (a JSON column) ------------------------------------------------------------
+
+
+def test_hostile_evidence_is_kept_within_its_bound_as_json_and_a_rewrite_changes_nothing(
+    store: Store,
+) -> None:
+    url = "https://example.com/evidence"
+    art = _article(url, NOW)
+    with store.begin() as conn:
+        store.upsert_articles(conn, [art])
+        store.assign(conn, {art.article_id: ("st_ev", None, "sig")})
+    hostile = {
+        "reports": 10**30,
+        "languages": ["en\x00", "\udfff"],
+        "shared_names": [f"n{i}\x00\x01" + "é" * 10_000 for i in range(1000)],
+        "shared_places": ["\x02" * 5000] * 50,
+        "shared_counts": [str(10**400)] * 40,
+        "nearest_similarity": {"min": float("nan"), "mean": float("inf")},
+        "event_window": {"from": "9999-99-99", "nested": [[["deep"] * 100] * 100]},
+    }
+    story = Story("st_ev", "t", "s", NOW, NOW, (StoryArticle(art.article_id, url, "s", "Title", NOW),))
+    story = Story(**{**{k: getattr(story, k) for k in Story.__slots__}, "evidence": hostile})
+    for expected in ("new", "unchanged"):
+        with store.begin() as conn:
+            assert store.save_story(conn, story, art.article_id, []) == expected
+    assert store.bounds.cut["stories.evidence"] == 2
+    with store.engine.connect() as conn:
+        text = conn.execute(select(stories.c.evidence)).scalar_one()
+    assert len(text) <= EVIDENCE_CHARS and "\x00" not in text
+    kept = json.loads(text)  # still JSON: lists lost entries, nothing was cut mid-text
+    assert all(len(n) <= JSON_STRING_CHARS for n in kept["shared_names"])
+    assert 0 < len(kept["shared_names"]) <= JSON_LIST_ITEMS
+    assert kept["nearest_similarity"] == {"min": None, "mean": None}
+    assert kept["languages"] == ["en", "\ufffd"]
+    assert fit_json(kept, EVIDENCE_CHARS) == text, "the bound of what it keeps is what it keeps"
+    [read] = store.stories()
+    assert read.evidence == kept
+
+
+def test_names_a_hostile_page_repeats_end_up_bounded_in_the_stored_evidence(store_url: str) -> None:
+    """Two outlets carry one page naming hundreds of 150-letter names: dedup puts both in one
+    story and stores its evidence within the bound, and a rerun writes nothing."""
+    from pipeline.config import load_settings
+    from pipeline.context import open_context
+    from pipeline.dedup import dedup
+    from tests.helpers import dump_store
+
+    words = " ".join(f"Kyiv{chr(97 + i % 26)}{i}".ljust(150, "k") for i in range(300))
+    body = f"Officials in Kyiv said that {words} were hit overnight, and {words} too."
+    with Store(store_url) as store:
+        store.migrate()
+        with store.begin() as conn:
+            store.upsert_articles(
+                conn,
+                [
+                    Article(f"https://{s}.example/a", s, "Kyiv hit overnight", (), NOW, "en", body, "h", NOW)
+                    for s in ("one", "two")
+                ],
+            )
+    settings = load_settings({"store_url": store_url})
+    with open_context(settings) as ctx:
+        dedup(ctx)
+        [story] = ctx.store.stories()
+    assert len(story.articles) == 2 and story.evidence is not None
+    names = story.evidence["shared_names"]
+    assert len(names) == JSON_LIST_ITEMS and all(len(n) <= JSON_STRING_CHARS for n in names)
+    assert any(len(n) == JSON_STRING_CHARS for n in names), "the long names were cut, not dropped"
+    assert len(json.dumps(story.evidence, ensure_ascii=False)) <= EVIDENCE_CHARS
+    before = dump_store(store_url)
+    with open_context(settings) as ctx:
+        dedup(ctx)
+    assert dump_store(store_url) == before

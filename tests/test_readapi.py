@@ -85,13 +85,14 @@ def test_stories_are_the_objects_of_newsagg_stories_json(
 ) -> None:
     capsys.readouterr()
     assert main(["stories", "--store", sqlite_url, "--json"]) == 0
-    # evidence (why the reports are together) is the CLI's own: computed from the article texts
-    cli = [{k: v for k, v in s.items() if k != "evidence"} for s in json.loads(capsys.readouterr().out)]
+    cli = json.loads(capsys.readouterr().out)
     body = client.get("/stories", headers=bearer(token)).json()
     assert body["stories"] == cli and body["next_offset"] is None
     one = client.get("/stories/st_kyiv", headers=bearer(token)).json()
     assert one == next(s for s in cli if s["story_id"] == "st_kyiv")
     assert {a["source"] for a in one["articles"]} == {"wire", "courier", "ledger"}
+    # fill() stores no evidence: both work it out from the members, the same way
+    assert one["evidence"]["reports"] == 3 and "Kyiv" in one["evidence"]["shared_places"]
     assert {
         "kind": "killed",
         "value": 2,
@@ -139,6 +140,9 @@ def test_openapi_spec_is_served_without_docs_ui(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {"/stories", "/stories/{story_id}", "/changes"}
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    schemas = spec["components"]["schemas"]
+    assert "evidence" in schemas["StoryOut"]["properties"]
+    assert {"shared_places", "shared_names", "event_window"} <= set(schemas["EvidenceOut"]["required"])
     for path in spec["paths"].values():
         assert set(path) == {"get"}
     assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN

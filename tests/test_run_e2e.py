@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from pipeline.cli import main
 from pipeline.sampleweb.server import SampleWeb, sources_yaml
+from pipeline.store.core import Store
 from tests.helpers import dump_store
 
 FEED_OUTLETS = ["wire", "ledger", "herald", "courier"]
@@ -58,6 +60,10 @@ def test_run_twice_second_changes_nothing(
         assert story["story_id"] and story["first_seen"] and story["last_updated"]
         for article in story["articles"]:
             assert set(article) >= {"url", "source", "title", "published_at"}
+    with Store(store_url) as store, store.engine.connect() as conn:  # dedup stored every story's
+        stored = dict(conn.execute(text("SELECT story_id, evidence FROM newsagg_v1_stories")).all())
+    assert {s["story_id"]: s["evidence"] for s in stories} == {k: json.loads(v) for k, v in stored.items()}
+    assert any(s["evidence"]["reports"] > 1 and s["evidence"]["shared_places"] for s in stories)
 
     before = dump_store(store_url)
     web.clear_requests()

@@ -8,22 +8,25 @@ must fit a 390 px phone. Screenshots go to artifacts/ for people to look at.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import text
 
 from pipeline.cli import main
 from pipeline.models import Figure, Story, StoryArticle
 from pipeline.sampleweb.server import SITE_DIR, SampleWeb, sources_yaml
-from pipeline.serve.readapi import create_app
+from pipeline.serve.readapi import COOKIE, create_app
 from pipeline.serve.tokens import create_token
 from pipeline.serve.web.filters import choices, parse_filters, story_ids
 from pipeline.serve.web.page import PALETTE, outlet_colours, outlet_palette, story_page
@@ -40,8 +43,8 @@ FEED_OUTLETS = ["wire", "ledger", "herald", "courier"]
 KYIV_STRIKE_EVENT = "kyiv-strike-2026-11-19"  # the ground truth: sampleweb/site/manifest.json
 
 
-@pytest.fixture
-def filled_store(tmp_path: Path, sqlite_url: str) -> Iterator[Store]:
+def _sample_web_store(tmp_path: Path, url: str) -> Store:
+    """A store filled by ``newsagg run`` over the sample web's feed outlets."""
     with SampleWeb() as web:
         registry = tmp_path / "sources.yaml"
         registry.write_text(sources_yaml(web.base_url), encoding="utf-8")
@@ -52,7 +55,7 @@ def filled_store(tmp_path: Path, sqlite_url: str) -> Iterator[Store]:
                     "--sources",
                     str(registry),
                     "--store",
-                    sqlite_url,
+                    url,
                     "--allow-private-network",
                     "--only",
                     *FEED_OUTLETS,
@@ -60,20 +63,27 @@ def filled_store(tmp_path: Path, sqlite_url: str) -> Iterator[Store]:
             )
             == 0
         )
-    store = Store(sqlite_url)
+    store = Store(url)
     store.migrate()
+    return store
+
+
+@pytest.fixture
+def filled_store(tmp_path: Path, sqlite_url: str) -> Iterator[Store]:
+    store = _sample_web_store(tmp_path, sqlite_url)
     yield store
     store.close()
 
 
-@pytest.fixture
-def server(filled_store: Store) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(store: Store) -> Iterator[str]:
+    """``newsagg serve``'s app over ``store`` in a real uvicorn on a free port; its base URL."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(filled_store), log_level="warning")
+    config = uvicorn.Config(create_app(store), log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -87,6 +97,12 @@ def server(filled_store: Store) -> Iterator[str]:
         srv.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@pytest.fixture
+def server(filled_store: Store) -> Iterator[str]:
+    with serving(filled_store) as url:
+        yield url
 
 
 BROWSER_ARGS = [
@@ -208,6 +224,8 @@ def test_story_list_and_story_page_in_chromium(server: str, filled_store: Store)
             assert set(reports.evaluate_all("els => els.map(e => e.dataset.outlet)")) == outlets
             if any(a.copy_of for a in story.articles):
                 assert page.locator("#copies").is_visible()
+            why = page.locator("#evidence")
+            assert why.is_visible() and "Places they name: Kyiv" in why.inner_text()
             page.screenshot(path=str(ARTIFACTS / "story-page-desktop.png"), full_page=True)
 
             # a 390 px phone: nothing wider than the screen, the chart fits, the text is readable
@@ -231,6 +249,62 @@ def test_story_list_and_story_page_in_chromium(server: str, filled_store: Store)
         finally:
             browser.close()
     assert foreign == [], "the pages fetched something from elsewhere"
+
+
+def _get(url: str, **headers: str) -> str:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
+        assert response.status == 200, url
+        return str(response.read().decode("utf-8"))
+
+
+def test_the_stored_evidence_on_the_story_page_the_api_and_stories_json(
+    tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over the sample web, on each database: dedup stored why the Kyiv strike's reports are
+    one story, and the page (over HTTP, from a real server), the read API and ``stories
+    --json`` all show that record."""
+    store = _sample_web_store(tmp_path, store_url)
+    try:
+        story = _kyiv_story(store)
+        with store.engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT evidence FROM newsagg_v1_stories WHERE story_id = :s"), {"s": story.story_id}
+            ).scalar_one()
+        evidence = json.loads(stored)  # stored by dedup, not worked out on this read
+        assert story.evidence == evidence
+        assert evidence["reports"] == len(story.articles) >= 4
+        assert "Kyiv" in evidence["shared_places"] and "kyiv" in evidence["shared_names"]
+        assert {"1", "2"} <= set(evidence["shared_counts"])
+        assert evidence["event_window"]["from"] <= evidence["event_window"]["to"]
+        assert 0 < evidence["nearest_similarity"]["min"] <= evidence["nearest_similarity"]["mean"] <= 1
+        single = next(s for s in store.stories() if len(s.articles) == 1)
+        assert single.evidence is not None and single.evidence["shared_names"] == []
+
+        token = create_token(store, "evidence")
+        with serving(store) as base:
+            page = _get(f"{base}/story/{story.story_id}", Cookie=f"{COOKIE}={token}")
+            one = json.loads(_get(f"{base}/stories/{story.story_id}", Authorization=f"Bearer {token}"))
+            listed = json.loads(_get(f"{base}/stories?limit=200", Authorization=f"Bearer {token}"))
+            lone = _get(f"{base}/story/{single.story_id}", Cookie=f"{COOKIE}={token}")
+    finally:
+        store.close()
+    section = page.split('<section class="panel" id="evidence">', 1)[1].split("</section>", 1)[0]
+    assert "Why these reports are one story" in section
+    assert f"of the {len(story.articles)} reports" in section
+    assert '<li data-evidence="shared_places"><b>Places they name:</b> Kyiv' in section
+    names = section.split('data-evidence="shared_names">', 1)[1].split("</li>", 1)[0]
+    assert all(n.replace("'", "&#x27;") in names for n in evidence["shared_names"])
+    assert 'data-evidence="event_window"' in section and 'data-evidence="nearest_similarity"' in section
+    assert f"at least {evidence['nearest_similarity']['min']:.2f} alike" in section
+    assert 'id="evidence"' not in lone, "a story of one report has nothing to share"
+
+    assert one["evidence"] == evidence
+    assert {s["story_id"]: s["evidence"] for s in listed["stories"]}[story.story_id] == evidence
+    capsys.readouterr()
+    assert main(["stories", "--store", store_url, "--json"]) == 0
+    cli = {s["story_id"]: s for s in json.loads(capsys.readouterr().out)}
+    assert cli[story.story_id] == one, "the API's story is exactly the CLI's"
+    assert all(s["evidence"] is not None for s in cli.values())
 
 
 # -- the pages without a browser -----------------------------------------------------------------
@@ -270,15 +344,41 @@ def test_story_page_renders_copies_evidence_and_a_table_row_per_report() -> None
         members,
         figs,
     )
-    evidence = SimpleNamespace(
-        **{k: getattr(story, k) for k in Story.__slots__}, evidence=["same place: Podil"]
-    )
-    html = story_page(evidence)  # type: ignore[arg-type]  # Story plus the field dedup adds
-    assert "Why these reports are one story" in html and "same place: Podil" in html
+    evidence = {
+        "reports": 3,
+        "languages": ["en", "uk"],
+        "shared_names": ["klitschko", "<script>alert(1)</script>"],
+        "shared_places": ["Kyiv"],
+        "shared_counts": ["2", "9"],
+        "event_window": {
+            "from": "2026-11-18T18:00:00Z",
+            "to": "2026-11-19T06:00:00Z",
+            "reports_with_window": 2,
+        },
+        "published": {"from": "2026-11-19T01:00:00Z", "to": "2026-11-19T04:00:00Z"},
+        "nearest_similarity": {"min": 0.412, "mean": 0.5},
+        "later_key": {"ignored": True},
+    }
+    html = story_page(replace(story, evidence=evidence))
+    section = html.split('<section class="panel" id="evidence">', 1)[1].split("</section>", 1)[0]
+    assert "Why these reports are one story" in section and "of the 3 reports" in section
+    assert '<li data-evidence="shared_places"><b>Places they name:</b> Kyiv</li>' in section
+    assert "klitschko" in section and "&lt;script&gt;alert(1)&lt;/script&gt;" in section
+    assert "<script" not in html, "what the store holds is escaped"
+    assert "2, 9" in section and "en, uk" in section
+    assert "18 Nov 2026 18:00 UTC to 19 Nov 2026 06:00 UTC (the time 2 of the 3 reports give" in section
+    assert "at least 0.41 alike, 0.50 on average" in section
+    assert "ignored" not in section
     assert "herald carries wire's report" in html and "copy of wire" in html
     assert html.count("<tr><td><time") == 2, "one row per (time, outlet) that gave a number"
     assert '<g class="kind" data-kind="killed">' in html and 'data-kind="injured"' in html
-    assert "<script" not in story_page(story) and "Why these reports" not in story_page(story)
+    assert "Why these reports" not in story_page(story), "no evidence stored or worked out: no section"
+    alone = replace(story, articles=members[:1], evidence={**evidence, "reports": 1})
+    assert "Why these reports" not in story_page(alone), "one report shares nothing"
+    odd = replace(
+        story, evidence={"shared_places": "Kyiv", "event_window": [1], "nearest_similarity": {"min": "x"}}
+    )
+    assert '<ul class="evidence"></ul>' in story_page(odd), "a malformed record shows nothing, not a 500"
     assert "3 reports from 3 outlets" in html
 
 

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, Table, create_engine, text
 
 from pipeline.models import Article, Figure, Story, StoryArticle, content_hash_for
 from pipeline.store.core import MIGRATIONS, Store, normalise_url
 from pipeline.store.schema import READ_VIEWS
+from tests.helpers import dump_store
 
 # Pinned: changing a list here means breaking every downstream consumer. Add newsagg_v2_* views
-# instead (docs/store.md, "Changing the contract").
+# instead (docs/store.md, "Stability promise"); the one change v1 allows is a column added at the
+# end, which leaves every existing column where and what it was.
 V1_COLUMNS = {
     "newsagg_v1_stories": [
         "story_id",
@@ -27,6 +30,7 @@ V1_COLUMNS = {
         "article_count",
         "outlet_count",
         "change_seq",
+        "evidence",  # added after v1 was published: JSON, why the reports are together
     ],
     "newsagg_v1_articles": [
         "article_id",
@@ -197,7 +201,7 @@ def _pg_types(columns: list[str], overrides: dict[str, str]) -> list[tuple[str, 
         "reported_at",
         "changed_at",
     }
-    texts = {"title", "summary", "authors", "text"}
+    texts = {"title", "summary", "authors", "text", "evidence"}
     return [
         (
             c,
@@ -323,6 +327,133 @@ def test_migration_numbers_rows_an_older_store_already_has(store_url: str) -> No
         with store.begin() as conn:  # the next change continues the numbering
             store.upsert_article(conn, ODESA[0])
         assert rows(store, "SELECT MAX(change_seq) AS m FROM newsagg_v1_changes") == [{"m": 5}]
+    finally:
+        store.close()
+
+
+# The schema an older newsagg wrote, before stories kept their evidence.
+BEFORE_EVIDENCE = "0005"
+
+
+def _older_store(url: str) -> None:
+    """A store at BEFORE_EVIDENCE holding the Kyiv and Odesa stories, as dedup left them then."""
+    Store(url).close()  # creates the SQLite file's directory
+    command.upgrade(_alembic(url), BEFORE_EVIDENCE)
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.begin() as conn:
+            meta = MetaData()
+            articles, stories = (Table(t, meta, autoload_with=conn) for t in ("articles", "stories"))
+            assert "evidence" not in stories.c
+            for story_id, members in (("st_kyiv", KYIV), ("st_odesa", ODESA)):
+                conn.execute(
+                    articles.insert(),
+                    [
+                        {
+                            "article_id": a.article_id,
+                            "url": a.url,
+                            "source": a.source,
+                            "title": a.title,
+                            "authors": "[]",
+                            "published_at": a.published_at,
+                            "language": a.language,
+                            "text": a.text,
+                            "content_hash": a.content_hash,
+                            "fetched_at": a.fetched_at,
+                            "updated_at": a.fetched_at,
+                            "story_id": story_id,
+                            "dedup_sig": "done",
+                        }
+                        for a in members
+                    ],
+                )
+                conn.execute(
+                    stories.insert(),
+                    {
+                        "story_id": story_id,
+                        "title": members[-1].title,
+                        "summary": members[-1].text,
+                        "best_article_id": members[-1].article_id,
+                        "first_seen": members[0].published_at,
+                        "last_updated": members[-1].published_at,
+                        "article_count": len(members),
+                    },
+                )
+    finally:
+        engine.dispose()
+
+
+def rows_of_version(url: str) -> str:
+    with Store(url) as store:
+        [row] = rows(store, "SELECT version_num FROM alembic_version")
+    return str(row["version_num"])
+
+
+def _stories_json(url: str, capsys: pytest.CaptureFixture[str]) -> list[dict]:
+    from pipeline.cli import main
+
+    capsys.readouterr()
+    assert main(["stories", "--store", url, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+STORY_COLUMNS = "story_id, title, summary, best_article_id, first_seen, last_updated, article_count"
+
+
+def test_an_older_store_keeps_its_stories_and_the_next_dedup_stores_their_evidence(
+    store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.config import load_settings
+    from pipeline.context import open_context
+    from pipeline.dedup import dedup, fill_evidence
+
+    _older_store(store_url)
+    # read before the owner migrates (as the reader role would): evidence worked out on the read
+    read_early = _stories_json(store_url, capsys)
+    kyiv = next(s for s in read_early if s["story_id"] == "st_kyiv")
+    assert kyiv["evidence"]["reports"] == 3 and "Kyiv" in kyiv["evidence"]["shared_places"]
+    store = Store(store_url)
+    try:
+        old_stories = rows(store, f"SELECT {STORY_COLUMNS} FROM stories ORDER BY story_id")
+        old_articles = rows(store, "SELECT * FROM articles ORDER BY article_id")
+
+        store.migrate()
+        assert rows(store, "SELECT version_num FROM alembic_version") == [
+            {"version_num": store._versions()[0]}
+        ]
+        assert rows(store, f"SELECT {STORY_COLUMNS} FROM stories ORDER BY story_id") == old_stories
+        assert rows(store, "SELECT * FROM articles ORDER BY article_id") == old_articles
+        assert rows(store, "SELECT story_id, evidence FROM newsagg_v1_stories ORDER BY story_id") == [
+            {"story_id": "st_kyiv", "evidence": None},
+            {"story_id": "st_odesa", "evidence": None},
+        ]
+        assert _stories_json(store_url, capsys) == read_early  # until dedup runs, worked out alike
+        seq = store.last_change_seq()
+
+        # a big store gets its evidence over several runs: here one story's worth at a time
+        assert fill_evidence(store, limit=1) == 1
+        assert len(rows(store, "SELECT story_id FROM stories WHERE evidence IS NULL")) == 1
+        settings = load_settings({"store_url": store_url})
+        with open_context(settings) as ctx:
+            outcome = dedup(ctx)  # nothing new to place: it only fills the rest in
+        assert outcome.articles == 0 and dict(outcome.stories) == {"updated": 1}
+        stored = rows(store, "SELECT story_id, evidence FROM newsagg_v1_stories ORDER BY story_id")
+        assert {r["story_id"]: json.loads(r["evidence"]) for r in stored} == {
+            s["story_id"]: s["evidence"] for s in read_early
+        }
+        assert rows(store, f"SELECT {STORY_COLUMNS} FROM stories ORDER BY story_id") == old_stories
+        assert rows(store, "SELECT * FROM articles ORDER BY article_id") == old_articles
+        changes = rows(store, "SELECT kind, id, op FROM newsagg_v1_changes WHERE change_seq > :s", s=seq)
+        assert sorted((c["kind"], c["id"], c["op"]) for c in changes) == [
+            ("story", "st_kyiv", "update"),
+            ("story", "st_odesa", "update"),
+        ]
+        assert _stories_json(store_url, capsys) == read_early  # now read as stored
+
+        before = dump_store(store_url)
+        with open_context(settings) as ctx:
+            assert not dedup(ctx).stories, "a rerun with nothing new changes no story"
+        assert dump_store(store_url) == before
     finally:
         store.close()
 
@@ -454,3 +585,34 @@ def test_grant_reader_refuses_sqlite_and_privileged_roles(
     assert main(["db", "grant-reader", "postgres", "--store", pg_url]) == 2
     assert "privileged" in capsys.readouterr().err
     assert main(["db", "grant-reader", "Bad-Name", "--store", pg_url]) == 2
+
+
+def test_the_reader_role_reads_the_evidence_through_the_view_after_an_upgrade(
+    pg_url: str, reader_role: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Granted on an older store, the role keeps reading the stories view after the upgrade
+    (PostgreSQL replaces it in place), evidence included, without being granted again."""
+    from sqlalchemy.engine import make_url
+
+    from pipeline.config import load_settings
+    from pipeline.context import open_context
+    from pipeline.dedup import dedup
+    from pipeline.store.roles import grant_reader_role
+
+    _older_store(pg_url)
+    with Store(pg_url) as older:  # as the older newsagg granted it (`db grant-reader` would migrate)
+        grant_reader_role(older, reader_role, login=True)
+    assert rows_of_version(pg_url) == BEFORE_EVIDENCE
+    as_reader = make_url(pg_url).set(username=reader_role).render_as_string(hide_password=False)
+    early = _stories_json(as_reader, capsys)  # the reader cannot migrate: it reads what is there
+    assert {s["story_id"]: s["evidence"]["reports"] for s in early} == {"st_kyiv": 3, "st_odesa": 1}
+
+    with open_context(load_settings({"store_url": pg_url})) as ctx:  # the owner's next run
+        dedup(ctx)
+    got = dict(_as_role(pg_url, reader_role, "SELECT story_id, evidence FROM newsagg_v1_stories"))
+    assert {k: json.loads(v) for k, v in got.items()} == {s["story_id"]: s["evidence"] for s in early}
+    assert _stories_json(as_reader, capsys) == early
+    import psycopg
+
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        _as_role(pg_url, reader_role, "SELECT evidence FROM stories")

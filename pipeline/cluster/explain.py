@@ -9,11 +9,12 @@ windows that do not overlap) that keeps two apart whatever else is in the batch.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
 from pipeline.cluster.core import (
@@ -21,6 +22,7 @@ from pipeline.cluster.core import (
     ClusterParams,
     Doc,
     _as_utc,
+    _gram,
     _language,
     _names,
     _raw_counts,
@@ -31,7 +33,7 @@ from pipeline.cluster.core import (
 )
 from pipeline.cluster.places import city_name, nearby
 
-__all__ = ["explain_pair", "story_evidence"]
+__all__ = ["describe_evidence", "explain_pair", "stories_evidence", "story_evidence"]
 
 _MAX_ITEMS = 12
 
@@ -40,19 +42,22 @@ def _iso(ts: datetime | None) -> str | None:
     return _as_utc(ts).isoformat().replace("+00:00", "Z") if ts else None
 
 
-def _similarities(docs: Sequence[Doc], params: ClusterParams) -> np.ndarray:
-    """Cosine of the reports' word counts (sublinear, headline counted twice): the text
-    similarity on its own, without the batch's term weights."""
+def _vectors(docs: Sequence[Doc], params: ClusterParams) -> sp.csr_matrix:
+    """One row per report, made from that report alone: its word, name and number counts
+    (sublinear, headline counted twice, unit length, weighted) side by side, so that the dot
+    product of two rows is their text similarity without the batch's term weights."""
     W, E, N = _raw_counts([(d.text, d.title) for d in docs], params)
     blocks = []
     for M, wt in ((W, params.word_weight), (E, params.name_weight), (N, params.number_weight)):
         M = M.astype(np.float32)
         M.data = 1.0 + np.log(M.data)
-        blocks.append(normalize(M) * np.sqrt(wt))
-    sims = np.zeros((len(docs), len(docs)))
-    for B in blocks:
-        sims += np.asarray((B @ B.T).todense())
-    return sims
+        blocks.append(normalize(M) * np.float32(np.sqrt(wt)))
+    return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+
+def _similarities(docs: Sequence[Doc], params: ClusterParams) -> np.ndarray:
+    # over the reports' own columns: a product over all 2**21 would cost ~1 ms
+    return _gram(_vectors(docs, params))
 
 
 def _names_of(doc: Doc) -> set[str]:
@@ -64,19 +69,47 @@ def _window(doc: Doc) -> tuple[datetime, datetime] | None:
     return event_window(doc.published_at, doc.text, doc.title) if doc.published_at else None
 
 
-def _shared(counter: Counter[Any], n: int) -> list[Any]:
-    return [x for x, c in counter.most_common() if c >= min(2, n)][:_MAX_ITEMS]
+def _shared(counter: Counter[Any], label: Callable[[Any], str] = str) -> list[str]:
+    """What at least two reports give, most shared first, then by name: a fixed order, so the
+    evidence stored for unchanged reports never changes (``most_common`` keeps insertion order,
+    which for a set of names changes with the interpreter's hash seed)."""
+    ranked = sorted(((label(x), c) for x, c in counter.items() if c >= 2), key=lambda kv: (-kv[1], kv[0]))
+    return [x for x, _ in ranked][:_MAX_ITEMS]
 
 
 def story_evidence(docs: Sequence[Doc], params: ClusterParams = DEFAULT_PARAMS) -> dict[str, Any]:
     """Why these reports are one story: what at least two of them share, the window they give,
-    and how close each is to its nearest fellow report."""
-    docs = clean_titles(sorted(docs, key=lambda d: d.id))
+    and how close each is to its nearest fellow report. It depends on the reports alone, in
+    a fixed order, so the same reports always give the same evidence. A single report shares
+    nothing: its lists are empty."""
+    return stories_evidence([docs], params)[0]
+
+
+def stories_evidence(
+    groups: Sequence[Sequence[Doc]], params: ClusterParams = DEFAULT_PARAMS
+) -> list[dict[str, Any]]:
+    """:func:`story_evidence` of each group of reports, with the text vectors of all of them
+    made in one go (a vector depends on its report alone, so each result is the same)."""
+    cleaned = [clean_titles(sorted(g, key=lambda d: d.id)) for g in groups]
+    several = [d for g in cleaned if len(g) > 1 for d in g]
+    vectors = _vectors(several, params) if several else None
+    out = []
+    start = 0
+    for docs in cleaned:
+        sims = None
+        if vectors is not None and len(docs) > 1:
+            sims = _gram(vectors[start : start + len(docs)])
+            start += len(docs)
+        out.append(_evidence(docs, sims))
+    return out
+
+
+def _evidence(docs: Sequence[Doc], sims: np.ndarray | None) -> dict[str, Any]:
     n = len(docs)
     names: Counter[str] = Counter()
     cities: Counter[int] = Counter()
     counts: Counter[str] = Counter()
-    for d in docs:
+    for d in docs if n > 1 else ():
         names.update(_names_of(d))
         places, keys = lead_evidence(d.text, d.title)
         cities.update(places)
@@ -84,16 +117,15 @@ def story_evidence(docs: Sequence[Doc], params: ClusterParams = DEFAULT_PARAMS) 
     windows = [w for w in map(_window, docs) if w is not None]
     times = [d.published_at for d in docs if d.published_at]
     nearest: list[float] = []
-    if n > 1:
-        sims = _similarities(docs, params)
+    if sims is not None:
         np.fill_diagonal(sims, -1.0)
         nearest = [round(float(x), 3) for x in sims.max(axis=1)]
     return {
         "reports": n,
         "languages": sorted({_language(d) for d in docs}),
-        "shared_names": _shared(names, n),
-        "shared_places": [city_name(c) for c in _shared(cities, n)],
-        "shared_counts": _shared(counts, n),
+        "shared_names": _shared(names),
+        "shared_places": _shared(cities, city_name),
+        "shared_counts": _shared(counts),
         "event_window": {
             "from": _iso(max(w[0] for w in windows)) if windows else None,
             "to": _iso(min(w[1] for w in windows)) if windows else None,
@@ -105,6 +137,60 @@ def story_evidence(docs: Sequence[Doc], params: ClusterParams = DEFAULT_PARAMS) 
             "mean": round(sum(nearest) / len(nearest), 3) if nearest else None,
         },
     }
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(x) for x in value] if isinstance(value, list) else []
+
+
+def _human_time(value: Any) -> str:
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return _as_utc(when).strftime("%d %b %Y %H:%M UTC")
+    except (ValueError, OverflowError):
+        return str(value)
+
+
+def _span(value: Any) -> str | None:
+    if not isinstance(value, Mapping) or not (value.get("from") or value.get("to")):
+        return None
+    start, end = (_human_time(value[k]) if value.get(k) else "?" for k in ("from", "to"))
+    return start if start == end else f"{start} to {end}"
+
+
+def describe_evidence(evidence: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """A story's evidence (:func:`story_evidence`) as ``(key, label, text)`` lines a reader can
+    check against the reports; what is missing or empty is left out. The evidence comes from
+    the store, so nothing in it is trusted to have the shape this module gives it."""
+    lines: list[tuple[str, str, str]] = []
+    for key, label, items in (
+        ("shared_places", "Places they name", _strings(evidence.get("shared_places"))),
+        ("shared_names", "Names they give", _strings(evidence.get("shared_names"))),
+        ("shared_counts", "Numbers they give", _strings(evidence.get("shared_counts"))),
+    ):
+        if items:
+            lines.append((key, label, ", ".join(items)))
+    window = evidence.get("event_window")
+    span = _span(window)
+    if span is not None and isinstance(window, Mapping):
+        given, reports = window.get("reports_with_window"), evidence.get("reports")
+        if isinstance(given, int) and isinstance(reports, int):
+            span += f" (the time {given} of the {reports} reports give for the event)"
+        lines.append(("event_window", "When it happened", span))
+    published = _span(evidence.get("published"))
+    if published is not None:
+        lines.append(("published", "Published", published))
+    similarity = evidence.get("nearest_similarity")
+    if isinstance(similarity, Mapping) and isinstance(similarity.get("min"), int | float):
+        text = f"each report's closest fellow report is at least {similarity['min']:.2f} alike"
+        if isinstance(similarity.get("mean"), int | float):
+            text += f", {similarity['mean']:.2f} on average"
+        text += " (0: no words in common, 1: the same text)"
+        lines.append(("nearest_similarity", "Text similarity", text))
+    languages = _strings(evidence.get("languages"))
+    if languages:
+        lines.append(("languages", "Languages", ", ".join(languages)))
+    return lines
 
 
 def explain_pair(a: Doc, b: Doc, params: ClusterParams = DEFAULT_PARAMS) -> dict[str, Any]:

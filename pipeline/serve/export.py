@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from pipeline.dedup import story_to_json
+from pipeline.dedup import story_to_json, with_evidence
 from pipeline.errors import ConfigError
 from pipeline.progress import Progress
 from pipeline.store.core import Store
+from pipeline.store.limits import json_text
 from pipeline.timeutil import iso as _iso
 from pipeline.timeutil import utc
 
@@ -106,7 +107,7 @@ def _story_batches(store: Store, since: int, upto: int) -> Iterator[list[dict[st
     cursor = since
     while rows := store.changed_stories(cursor, upto, BATCH):
         seqs = dict(rows)
-        found = {s.story_id: s for s in store.stories(story_ids=list(seqs))}
+        found = {s.story_id: s for s in with_evidence(store, store.stories(story_ids=list(seqs)))}
         batch = []
         for story_id, seq in seqs.items():
             if story_id in found:  # deleted since the id query: the change feed says so
@@ -182,6 +183,7 @@ def _parquet_schema(kind: Kind) -> Any:
             ("articles", pa.list_(article)),
             ("figures", pa.list_(figure)),
             ("change_seq", pa.int64()),
+            ("evidence", pa.string()),  # JSON, as in newsagg_v1_stories
         ]
     )
 
@@ -217,6 +219,7 @@ def _parquet_row(kind: Kind, item: dict[str, Any]) -> dict[str, Any]:
             }
             for f in item["figures"]
         ],
+        "evidence": None if item.get("evidence") is None else json_text(item["evidence"]),
     }
 
 

@@ -18,10 +18,10 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Secur
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline import __version__
-from pipeline.dedup import story_to_json
+from pipeline.dedup import story_to_json, with_evidence
 from pipeline.errors import NewsaggError
 from pipeline.serve.tokens import verify_token
 from pipeline.serve.web.filters import choices, parse_filters, story_ids
@@ -59,6 +59,42 @@ class FigureOut(BaseModel):
     reported_at: Stamp | None
 
 
+class SpanOut(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    from_: Stamp | None = Field(alias="from")
+    to: Stamp | None
+
+
+class EventWindowOut(SpanOut):
+    reports_with_window: int = Field(description="how many reports give a time for the event")
+
+
+class SimilarityOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    min: float | None = Field(description="the lowest of the reports' nearest-report similarities")
+    mean: float | None
+
+
+class EvidenceOut(BaseModel):
+    """Why the reports are one story, as dedup found it (docs/store.md, ``evidence``). More keys
+    may come; consumers should ignore keys they do not know."""
+
+    model_config = ConfigDict(extra="allow")
+
+    reports: int
+    languages: list[str]
+    shared_names: list[str] = Field(description="names at least two reports give (lower case)")
+    shared_places: list[str] = Field(description="cities at least two reports' leads name")
+    shared_counts: list[str] = Field(description="numbers at least two reports' leads give")
+    event_window: EventWindowOut = Field(description="the time every dated report allows for the event")
+    published: SpanOut
+    nearest_similarity: SimilarityOut = Field(
+        description="each report's text similarity (0..1) to its closest fellow report"
+    )
+
+
 class StoryOut(BaseModel):
     """Exactly an element of ``newsagg stories --json``."""
 
@@ -69,6 +105,7 @@ class StoryOut(BaseModel):
     last_updated: Stamp
     articles: list[ArticleOut]
     figures: list[FigureOut]
+    evidence: EvidenceOut | None = Field(description="why the reports are one story")
 
 
 class StoryPage(BaseModel):
@@ -179,7 +216,7 @@ def create_app(store: Store) -> FastAPI:
         ids = store.story_ids(limit + 1, offset, _as_utc(since) if since is not None else None)
         more = len(ids) > limit
         ids = ids[:limit]
-        found = {s.story_id: s for s in store.stories(story_ids=ids)} if ids else {}
+        found = {s.story_id: s for s in with_evidence(store, store.stories(story_ids=ids))} if ids else {}
         return {
             "stories": [story_to_json(found[i]) for i in ids if i in found],
             "limit": limit,
@@ -198,7 +235,7 @@ def create_app(store: Store) -> FastAPI:
         found = store.stories(story_ids=[story_id])
         if not found:
             raise HTTPException(404, f"no story {story_id}")
-        return story_to_json(found[0])
+        return story_to_json(with_evidence(store, found)[0])
 
     @app.get(
         "/changes",
@@ -288,7 +325,8 @@ def create_app(store: Store) -> FastAPI:
                 headers=PAGE_HEADERS,
             )
         palette = outlet_palette(choices(store.engine)[0])
-        return HTMLResponse(story_page(found[0], palette=palette), headers=PAGE_HEADERS)
+        page = story_page(with_evidence(store, found)[0], palette=palette)
+        return HTMLResponse(page, headers=PAGE_HEADERS)
 
     return app
 

@@ -16,7 +16,7 @@ import secrets
 import socket
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -179,6 +179,7 @@ class Store:
         self._fence: int | None = None  # PostgreSQL: the run lock's token while this store holds it
         self.run_lock_wait_s = RUN_LOCK_WAIT_S
         self.bounds = Bounds()  # every value written is made to fit its column (pipeline.store.limits)
+        self._view_has_evidence = False  # see _stories_view_has_evidence
         if self.dialect == "sqlite":
             database = parsed.database or ""
             uri = str(parsed.query.get("uri", "")).lower() in ("true", "1")
@@ -1058,11 +1059,19 @@ class Store:
 
     def story_member_rows(self, story_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The members of these stories with their text, read through the v1 articles view (the
-        reader role can): what ``newsagg stories --json`` needs to say why they are together."""
+        reader role can): what it takes to say why they are together when dedup has not yet."""
+        return self._text_rows(v1_articles.c.story_id, story_ids)
+
+    def article_text_rows(self, article_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """These articles with their text and story, through the v1 articles view (for
+        ``newsagg explain``, which the reader role may run)."""
+        return self._text_rows(v1_articles.c.article_id, article_ids)
+
+    def _text_rows(self, key: Any, values: Sequence[str]) -> list[dict[str, Any]]:
         a = v1_articles.c
         rows: list[dict[str, Any]] = []
         with self.begin() as conn:
-            for chunk in _chunks(sorted(set(story_ids)), 500):
+            for chunk in _chunks(sorted(set(values)), 500):
                 query = select(
                     a.article_id,
                     a.url,
@@ -1073,12 +1082,21 @@ class Store:
                     a.language,
                     a.text,
                     a.story_id,
-                ).where(a.story_id.in_(list(chunk)))
+                ).where(key.in_(list(chunk)))
                 for r in conn.execute(query.order_by(a.article_id)):
                     row = dict(r._mapping)
-                    row["published_at"], row["fetched_at"] = utc(r.published_at), utc(r.fetched_at)
+                    # as dedup reads them (_article_row), so both give a story the same evidence
+                    row["published_at"], row["fetched_at"] = plausible(r.published_at), utc(r.fetched_at)
                     rows.append(row)
         return rows
+
+    def _stories_view_has_evidence(self, conn: Connection) -> bool:
+        """Whether ``newsagg_v1_stories`` has ``evidence``: a read command may read a store the
+        owner has not migrated yet (the reader role cannot), and then reads what it has."""
+        if not self._view_has_evidence:  # once it has the column it keeps it: no need to look again
+            columns = sa_inspect(conn).get_columns(v1_stories.name)
+            self._view_has_evidence = any(c["name"] == "evidence" for c in columns)
+        return self._view_has_evidence
 
     def stories(
         self,
@@ -1087,17 +1105,20 @@ class Store:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Story]:
-        """Stories, most recently updated first, read through the v1 views (the reader role can)."""
-        query = select(v1_stories).order_by(v1_stories.c.last_updated.desc(), v1_stories.c.story_id)
-        if since is not None:  # SQLite compares the stored UTC text: the bound must be UTC too
-            query = query.where(v1_stories.c.last_updated >= aware(since))
-        if story_ids is not None:
-            query = query.where(v1_stories.c.story_id.in_(list(story_ids)))
-        if limit is not None:
-            query = query.limit(limit)
-        if offset:
-            query = query.offset(offset)
+        """Stories, most recently updated first, read through the v1 views (the reader role can).
+        ``evidence`` is None where dedup has not stored it (see :func:`pipeline.dedup.with_evidence`)."""
         with self.begin() as conn:
+            has_evidence = self._stories_view_has_evidence(conn)
+            columns = [c for c in v1_stories.c if has_evidence or c.name != "evidence"]
+            query = select(*columns).order_by(v1_stories.c.last_updated.desc(), v1_stories.c.story_id)
+            if since is not None:  # SQLite compares the stored UTC text: the bound must be UTC too
+                query = query.where(v1_stories.c.last_updated >= aware(since))
+            if story_ids is not None:
+                query = query.where(v1_stories.c.story_id.in_(list(story_ids)))
+            if limit is not None:
+                query = query.limit(limit)
+            if offset:
+                query = query.offset(offset)
             rows = conn.execute(query).all()
             ids = [r.story_id for r in rows]
             members: dict[str, list[StoryArticle]] = {i: [] for i in ids}
@@ -1138,6 +1159,7 @@ class Store:
                 utc(r.last_updated) or now(),
                 tuple(members[r.story_id]),
                 tuple(figs[r.story_id]),
+                _json_object(r.evidence) if has_evidence else None,
             )
             for r in rows
         ]
@@ -1344,6 +1366,8 @@ class Store:
                     "first_seen": utc(r.first_seen),
                     "last_updated": utc(r.last_updated),
                     "article_count": r.article_count,
+                    "evidence": r.evidence,
+                    "evidence_key": r.evidence_key,
                 }
         keyed = (figures.c.article_id, figures.c.kind, figures.c.value, figures.c.story_id)
         for column, values in ((figures.c.story_id, ids), (figures.c.article_id, article_ids)):
@@ -1361,7 +1385,16 @@ class Store:
                 stories.insert(), [{"story_id": sid, **values} for sid, values in batch.story_inserts.items()]
             )
         if batch.story_updates:
-            columns = ("title", "summary", "best_article_id", "first_seen", "last_updated", "article_count")
+            columns = (
+                "title",
+                "summary",
+                "best_article_id",
+                "first_seen",
+                "last_updated",
+                "article_count",
+                "evidence",
+                "evidence_key",
+            )
             conn.execute(
                 stories.update()
                 .where(stories.c.story_id == bindparam("b_story_id"))
@@ -1386,16 +1419,22 @@ class Store:
         batch.figure_deletes, batch.figure_inserts = {}, {}
 
     def save_stories(
-        self, conn: Connection, items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]]
+        self,
+        conn: Connection,
+        items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]],
+        evidence_keys: Mapping[str, str] | None = None,
     ) -> list[str]:
         """:meth:`save_story` for each ``(story, best_article_id, figures)`` in turn, with the
         same rows written and the same change-feed entries, but reading per 500 stories and
-        writing with a few executemany statements. Returns the statuses in order."""
+        writing with a few executemany statements. Returns the statuses in order.
+        ``evidence_keys``: per story id, what its evidence was worked out from."""
         statuses: list[str] = []
+        keys = evidence_keys or {}
         for part in _chunks(items, 500):
             batch = self._read_stories(conn, part)
             statuses.extend(
-                self.save_story(conn, story, best, figs, batch=batch) for story, best, figs in part
+                self.save_story(conn, story, best, figs, batch=batch, evidence_key=keys.get(story.story_id))
+                for story, best, figs in part
             )
             self._write_stories(conn, batch)
         return statuses
@@ -1407,19 +1446,21 @@ class Store:
         best_article_id: str | None,
         story_figures: Sequence[tuple[str, Figure]],
         batch: Store._StoryWrites | None = None,
+        evidence_key: str | None = None,
     ) -> str:
         """Write a story and its figures if they differ. Returns 'new', 'updated' or 'unchanged'.
 
         Figures are compared by key (article, kind, value): a key the story has and still wants
         is left as it is. With ``batch`` (:meth:`save_stories`) the stored state comes from it
-        and the writes are queued in it.
+        and the writes are queued in it. ``evidence_key``: what ``story.evidence`` was worked out
+        from (:meth:`stored_evidence` gives it back); None when the caller does not say.
         """
         if batch is None:
             batch = self._read_stories(conn, [(story, best_article_id, story_figures)])
-            status = self._stage_story(conn, batch, story, best_article_id, story_figures)
+            status = self._stage_story(conn, batch, story, best_article_id, story_figures, evidence_key)
             self._write_stories(conn, batch)
             return status
-        return self._stage_story(conn, batch, story, best_article_id, story_figures)
+        return self._stage_story(conn, batch, story, best_article_id, story_figures, evidence_key)
 
     def _stage_story(
         self,
@@ -1428,6 +1469,7 @@ class Store:
         story: Story,
         best_article_id: str | None,
         story_figures: Sequence[tuple[str, Figure]],
+        evidence_key: str | None = None,
     ) -> str:
         sid = story.story_id
         values = self.bounds.row(
@@ -1439,6 +1481,8 @@ class Store:
                 "first_seen": story.first_seen,
                 "last_updated": story.last_updated,
                 "article_count": len(story.articles),
+                "evidence": story.evidence,  # JSON text, bounded (pipeline.store.limits)
+                "evidence_key": evidence_key if story.evidence is not None else None,
             },
         )
         old = batch.rows.get(sid)
@@ -1490,6 +1534,62 @@ class Store:
             note_change(conn, "story", sid, "insert" if status == "new" else "update")
         return status
 
+    def stored_evidence(self, story_ids: Iterable[str]) -> dict[str, tuple[str | None, dict[str, Any]]]:
+        """``(evidence_key, evidence)`` stored for these stories (one query per 500); stories
+        without evidence are left out."""
+        found: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        with self.begin() as conn:
+            for chunk in _chunks(sorted(set(story_ids)), 500):
+                query = select(stories.c.story_id, stories.c.evidence_key, stories.c.evidence).where(
+                    stories.c.story_id.in_(chunk), stories.c.evidence.is_not(None)
+                )
+                for r in conn.execute(query):
+                    evidence = _json_object(r.evidence)
+                    if evidence is not None:
+                        found[r.story_id] = (r.evidence_key, evidence)
+        return found
+
+    def stories_without_evidence(self, after: str = "", limit: int = 500) -> list[str]:
+        """Up to ``limit`` ids, after ``after`` in id order, of stories with no evidence stored:
+        stories from before the column existed, or written without it."""
+        query = (
+            select(stories.c.story_id)
+            .where(stories.c.evidence.is_(None), stories.c.story_id > after)
+            .order_by(stories.c.story_id)
+            .limit(limit)
+        )
+        with self.begin() as conn:
+            return list(conn.execute(query).scalars())
+
+    def save_evidence(self, conn: Connection, evidence: Mapping[str, tuple[str, dict[str, Any]]]) -> int:
+        """Store the evidence of stories that have none (as :meth:`stories_without_evidence`
+        just said, under the run lock); the rest of each story stays as it is. Each is a change
+        of the story for the change feed. ``evidence``: per story id, ``(evidence_key, evidence)``.
+        Returns how many were written."""
+        from pipeline.store.changes import note_change  # change feed
+
+        update = (
+            stories.update()
+            .where(stories.c.story_id == bindparam("b_story_id"), stories.c.evidence.is_(None))
+            .values(evidence=bindparam("b_evidence"), evidence_key=bindparam("b_key"))
+        )
+        ids = sorted(evidence)
+        for chunk in _chunks(ids, 500):
+            conn.execute(
+                update,
+                [
+                    {
+                        "b_story_id": i,
+                        "b_key": evidence[i][0],
+                        "b_evidence": self.bounds.value(stories.c.evidence, evidence[i][1]),
+                    }
+                    for i in chunk
+                ],
+            )
+            for story_id in chunk:
+                note_change(conn, "story", story_id, "update")
+        return len(ids)
+
     def delete_empty_stories(self, conn: Connection) -> int:
         used = select(articles.c.story_id).where(articles.c.story_id.is_not(None)).distinct()
         from pipeline.store.changes import note_change  # change feed
@@ -1508,6 +1608,17 @@ def dedup_signature(row: dict[str, Any]) -> str:
     published = row["published_at"].isoformat() if row["published_at"] else ""
     key = "\x1f".join([row["title"] or "", row["content_hash"], published, row["language"] or ""])
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _json_object(value: str | None) -> dict[str, Any] | None:
+    """A stored JSON object, or None when there is none (or what is there is not one)."""
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _article_row(row: Any) -> dict[str, Any]:

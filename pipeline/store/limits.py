@@ -7,12 +7,15 @@ before it is written, the same way on both databases: strings lose NULs and lone
 and are cut to the column's length, integers are clamped to the column's range, times are
 made aware and kept within a range every datetime operation survives. Key columns (URLs) are
 never cut, since a cut key names another row: the caller refuses that one value instead
-(:func:`fits`).
+(:func:`fits`). JSON columns (``info={"json": N}``) take a mapping and keep its JSON within N
+characters by dropping list entries, never by cutting the text, which would leave it unparsable.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -32,10 +35,19 @@ TS_MAX = datetime(2200, 1, 1, tzinfo=UTC)
 # A claimed publication or modification time (feeds, sitemaps, pages) outside these years is
 # noise, as pipeline.extract's page dates already treat it.
 PUBLISHED_FIRST_YEAR = 1990
+# Inside a JSON column's value: any string is cut to this many characters, any list to this many
+# entries (what a hostile page can put into a story's evidence: a name, a number).
+JSON_STRING_CHARS = 100
+JSON_LIST_ITEMS = 12
+# stories.evidence: a story's evidence is some 300-1,000 characters of JSON; this leaves room for
+# every list full of long names without letting a hostile page make it a document
+EVIDENCE_CHARS = 4000
 
 
 def length(column: Column[Any]) -> int | None:
     """The most characters ``column`` keeps, or None when it is not a string column."""
+    if "json" in column.info:
+        return int(column.info["json"])
     kind = column.type
     if isinstance(kind, String) and kind.length:
         return int(kind.length)
@@ -75,10 +87,56 @@ def plausible(value: datetime | None) -> datetime | None:
     return value
 
 
+def json_text(value: Any) -> str:
+    """The one JSON spelling of ``value`` (sorted keys, no spaces): equal values, equal text, so
+    a rewrite of an unchanged value is seen as unchanged."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _json_fit(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)[:JSON_STRING_CHARS]
+    if isinstance(value, Mapping):
+        return {clean_text(str(k))[:JSON_STRING_CHARS]: _json_fit(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_fit(v) for v in value[:JSON_LIST_ITEMS]]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return clean_text(str(value))[:JSON_STRING_CHARS]
+
+
+def _lists(value: Any) -> list[list[Any]]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _lists(v)]
+    if isinstance(value, list):
+        return [value, *(x for v in value for x in _lists(v))]
+    return []
+
+
+def fit_json(value: Mapping[str, Any], limit: int) -> str:
+    """JSON of ``value`` within ``limit`` characters: strings and lists cut as inside every JSON
+    column, then the longest list loses its last entries until the whole fits ("{}" if nothing
+    is left to drop). The same value always gives the same text, and the text of a value that
+    fits is the value's own (:func:`json_text`)."""
+    fitted = _json_fit(value)
+    text = json_text(fitted)
+    while len(text) > limit:
+        lists = [x for x in _lists(fitted) if x]
+        if not lists:
+            return "{}"
+        max(lists, key=lambda x: len(json_text(x))).pop()
+        text = json_text(fitted)
+    return text
+
+
 def bound(column: Column[Any], value: Any) -> Any:
     """``value`` made to fit ``column`` (see the module docstring)."""
     if value is None:
         return None
+    if isinstance(value, Mapping) and "json" in column.info:
+        return fit_json(value, int(column.info["json"]))
     if isinstance(value, str):
         value = clean_text(value)
         limit = length(column)
@@ -91,6 +149,13 @@ def bound(column: Column[Any], value: Any) -> Any:
             if isinstance(column.type, kind):
                 return min(max(value, low), high)
     return value
+
+
+def as_stored(column: Column[Any], value: Any) -> Any:
+    """``value`` as ``column`` gives it back once written: bounded, and a JSON column's value
+    parsed again (what a read shows where it works the value out instead of reading it)."""
+    fitted = bound(column, value)
+    return json.loads(fitted) if isinstance(value, Mapping) and "json" in column.info else fitted
 
 
 def fits(column: Column[Any], value: str) -> bool:
@@ -114,6 +179,11 @@ class Bounds:
                 out[key] = value
                 continue
             fitted = bound(column, value)
+            if isinstance(value, Mapping) and "json" in column.info:  # cut unless it is its own text
+                try:
+                    value = json_text(value)
+                except (TypeError, ValueError):
+                    value = None
             if fitted is not value and fitted != value:
                 name = f"{table.name}.{key}"
                 if not self.cut[name]:

@@ -17,7 +17,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
+
+from pipeline.store.limits import EVIDENCE_CHARS
 
 metadata = MetaData()
 
@@ -123,8 +126,21 @@ stories = Table(
     Column("last_updated", TS, nullable=False),
     Column("article_count", Integer, nullable=False),
     Column("change_seq", BigInteger),  # change feed: seq of the last change (pipeline.store.changes)
+    # why the reports are together (pipeline.cluster.explain.story_evidence; migration
+    # story_evidence): JSON within EVIDENCE_CHARS, NULL until dedup has seen the story since
+    Column("evidence", Text, info={"json": EVIDENCE_CHARS}),
+    # sha256 of the member texts the evidence was worked out from (pipeline.dedup.members_key):
+    # while it matches, dedup keeps the evidence instead of working it out again
+    Column("evidence_key", String(64)),
     Index("ix_stories_last_updated", "last_updated"),
     Index("ix_stories_change_seq", "change_seq"),
+    # the stories dedup still owes their evidence: found without reading the whole table
+    Index(
+        "ix_stories_no_evidence",
+        "story_id",
+        sqlite_where=text("evidence IS NULL"),
+        postgresql_where=text("evidence IS NULL"),
+    ),
 )
 
 figures = Table(

@@ -21,6 +21,7 @@ v1_stories = table(
     column("article_count", Integer),
     column("outlet_count", Integer),
     column("change_seq", BigInteger),
+    column("evidence", Text),  # JSON; added after v1 was first published (a column at the end)
 )
 
 v1_articles = table(

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass
 from datetime import UTC, date, datetime
 from html import escape
 from urllib.parse import quote, urlencode
 
+from pipeline.cluster.explain import describe_evidence
 from pipeline.models import Story, StoryArticle
 from pipeline.serve.web.filters import Filters
 from pipeline.timeutil import iso
@@ -360,25 +360,21 @@ def story_card(story: Story, palette: dict[str, str] | None = None) -> str:
 
 
 def _evidence(story: Story) -> str:
-    """What linked the reports, when dedup recorded it (``Story.evidence``): strings, mappings
-    or records, shown as they are."""
-    evidence = getattr(story, "evidence", None)
-    if not evidence:
+    """Why the reports are one story, as dedup recorded it (``Story.evidence``); nothing for a
+    story of one report, which shares nothing with another."""
+    evidence = story.evidence
+    if not evidence or len(story.articles) < 2:
         return ""
-    items = evidence.items() if isinstance(evidence, dict) else enumerate(evidence)
-    lines = []
-    for key, item in items:
-        if isinstance(item, dict):
-            text = ", ".join(f"{k}: {v}" for k, v in item.items())
-        elif is_dataclass(item) and not isinstance(item, type):
-            text = ", ".join(f"{k}: {v}" for k, v in asdict(item).items())
-        else:
-            text = str(item)
-        prefix = f"{key}: " if isinstance(evidence, dict) else ""
-        lines.append(f"<li>{escape(prefix + text)}</li>")
+    lines = "".join(
+        f'<li data-evidence="{escape(key)}"><b>{escape(label)}:</b> {escape(text)}</li>'
+        for key, label, text in describe_evidence(evidence)
+    )
+    reports = evidence.get("reports")
+    count = f" of the {reports} reports" if isinstance(reports, int) else ""
     return (
         '<section class="panel" id="evidence"><h2 class="section">Why these reports are one story</h2>'
-        f'<ul class="evidence">{"".join(lines)}</ul></section>'
+        f'<p class="meta">What at least two{escape(count)} share, as dedup found when it grouped them.</p>'
+        f'<ul class="evidence">{lines}</ul></section>'
     )
 
 
