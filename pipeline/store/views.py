@@ -52,6 +52,7 @@ v1_story_figures = table(
     column("url", String),
     column("reported_at", TS),
     column("change_seq", BigInteger),
+    column("source_claim", String),  # added at the end by migration 0006
 )
 
 v1_changes = table(
