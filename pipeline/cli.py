@@ -306,7 +306,8 @@ def _print_stories(
             if fig.kind == "place":
                 continue
             when = f"{fig.reported_at:%d %b %H:%M}" if fig.reported_at else "?"
-            timeline.setdefault(fig.kind, []).append(f"{fig.value} ({fig.source} {when})")
+            claim = f", {fig.source_claim}" if fig.source_claim else ""
+            timeline.setdefault(fig.kind, []).append(f"{fig.value} ({fig.source} {when}{claim})")
         for kind in ("killed", "injured", "missiles", "drones", "intercepted"):
             if kind in timeline:
                 print(f"  {kind}: " + " → ".join(timeline[kind]))

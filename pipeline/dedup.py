@@ -27,7 +27,7 @@ from typing import Any
 
 from pipeline.cluster.core import DEFAULT_PARAMS, Doc, assign_story_ids, cluster_docs
 from pipeline.cluster.explain import stories_evidence
-from pipeline.cluster.figures import extract_figures
+from pipeline.cluster.figures import extract_claims
 from pipeline.cluster.neardup import find_copies
 from pipeline.context import Context
 from pipeline.models import Figure, Story, StoryArticle
@@ -249,12 +249,17 @@ def build_story(
     all_figures: list[tuple[str, Figure]] = []
     for m in members:
         seen: set[tuple[str, str]] = set()
-        for kind, value in extract_figures(m["text"], m["title"]):
+        for kind, value, claim in extract_claims(m["text"], m["title"], _when(m)):
             if (kind, value) in seen:
                 continue
             seen.add((kind, value))
             fig = Figure(
-                kind=kind, value=value, source=m["source"], url=m["url"], reported_at=_reported_at(m)
+                kind=kind,
+                value=value,
+                source=m["source"],
+                url=m["url"],
+                reported_at=_reported_at(m),
+                source_claim=claim,
             )
             per_article[m["article_id"]].append(fig)
             all_figures.append((m["article_id"], fig))
@@ -317,6 +322,7 @@ def story_to_json(story: Story) -> dict[str, Any]:
                 "source": f.source,
                 "url": f.url,
                 "reported_at": iso(f.reported_at),
+                "source_claim": f.source_claim,
             }
             for f in story.figures
         ],

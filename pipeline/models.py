@@ -77,6 +77,9 @@ class Figure:
     source: str
     url: str
     reported_at: datetime | None
+    # who the report says gives the number ("air force", "Russian defence ministry"); None when
+    # the report does not say: outlets quote sources that disagree, and a reader must see whose
+    source_claim: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

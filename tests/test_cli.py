@@ -72,6 +72,9 @@ def test_counts_read_in_the_right_number(sqlite_url: str, capsys: pytest.Capture
     assert main(["stories", "--store", sqlite_url]) == 0
     out = capsys.readouterr().out
     assert " · 1 report from herald · " in out and " · 3 reports from " in out
+    # each count with who the report says gives it, where it says
+    assert "killed: 1 (wire 19 Nov 01:48) → 1 (courier 19 Nov 02:10) → " in out
+    assert "2 (ledger 19 Nov 06:05, city military administration)" in out
     assert "1 reports" not in out
     assert out.rstrip().endswith("2 stories")
     assert main(["stories", "--store", sqlite_url, "--limit", "1"]) == 0

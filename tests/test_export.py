@@ -69,8 +69,12 @@ def test_parquet_export_of_stories_and_articles(store: Store, tmp_path: Path) ->
     assert result.rows == 2 and [r["story_id"] for r in table] == ["st_kyiv", "st_odesa"]
     kyiv = table[0]
     assert {a["source"] for a in kyiv["articles"]} == {"wire", "courier", "ledger"}
-    killed = [(f["source"], f["number"], f["value"]) for f in kyiv["figures"] if f["kind"] == "killed"]
-    assert ("ledger", 2, "2") in killed
+    killed = [
+        (f["source"], f["number"], f["value"], f["source_claim"])
+        for f in kyiv["figures"]
+        if f["kind"] == "killed"
+    ]
+    assert ("ledger", 2, "2", "city military administration") in killed and ("wire", 1, "1", None) in killed
     [place] = [f for f in kyiv["figures"] if f["kind"] == "place"]
     assert place["number"] is None and place["value"] == "Shevchenkivskyi"
     assert kyiv["first_seen"].isoformat() == "2026-11-19T01:48:00+00:00"

@@ -192,6 +192,27 @@ def test_a_place_longer_than_the_figure_column_is_cut_and_dedup_is_stable(store:
     assert sorted(len(f.value) for f in stored.figures) == [21, 256]
 
 
+def test_a_claim_longer_than_its_column_is_cut_alike_on_both_databases_and_stays(store: Store) -> None:
+    url = "https://example.com/claim"
+    store.discover([Discovered(url, "s")])
+    art = _article(url, NOW)
+    with store.begin() as conn:
+        store.upsert_articles(conn, [art])
+    claim = "the regional military administration\x00 " + "of a very long name " * 20
+    figs = [(art.article_id, Figure("killed", "2", "s", url, NOW, claim))]
+    story = Story("st_c", "t", "s", NOW, NOW, (StoryArticle(art.article_id, url, "s", "Title", NOW, None),))
+    for expected in ("new", "unchanged"):  # the stored value is the cut one: a rerun must match it
+        with store.begin() as conn:
+            store.assign(conn, {art.article_id: ("st_c", None, "sig")})
+            assert store.save_story(conn, story, art.article_id, figs) == expected
+    [stored] = store.stories()
+    [fig] = stored.figures
+    limit = length(metadata.tables["figures"].c.source_claim)
+    assert limit == 128
+    assert fig.source_claim == claim.replace("\x00", "")[:limit]
+    assert store.bounds.cut["figures.source_claim"] >= 1
+
+
 def test_parquet_export_of_a_twenty_digit_count(store: Store, tmp_path: Path) -> None:
     from pipeline.serve.export import export
 

@@ -99,7 +99,15 @@ def test_stories_are_the_objects_of_newsagg_stories_json(
         "source": "ledger",
         "url": KYIV[2].url,
         "reported_at": "2026-11-19T06:05:00Z",
+        "source_claim": "city military administration",
     } in one["figures"]
+    assert {
+        (f["source"], f["value"], f["source_claim"]) for f in one["figures"] if f["kind"] == "killed"
+    } == {
+        ("wire", 1, None),
+        ("courier", 1, None),
+        ("ledger", 2, "city military administration"),
+    }
 
 
 def test_stories_page_through(client: TestClient, token: str) -> None:

@@ -218,6 +218,8 @@ def test_story_list_and_story_page_in_chromium(server: str, filled_store: Store)
             for fig in story.figures:
                 if fig.kind in ("killed", "injured"):
                     assert fig.value in table and fig.source in table
+                    if fig.source_claim:  # who gives each figure, where the report says
+                        assert f"{fig.value} ({fig.source_claim})" in table
             assert {int(f.value) for f in story.figures if f.kind == "killed"} >= {1, 2}
             reports = page.locator("ol.reports > li")
             assert reports.count() == len(story.articles)
@@ -380,6 +382,30 @@ def test_story_page_renders_copies_evidence_and_a_table_row_per_report() -> None
     )
     assert '<ul class="evidence"></ul>' in story_page(odd), "a malformed record shows nothing, not a 500"
     assert "3 reports from 3 outlets" in html
+
+
+def test_story_page_labels_disagreeing_figures_with_who_claims_them() -> None:
+    url = "https://monitor.example/1"
+    when = T0 + timedelta(hours=7)
+    figs = (
+        Figure("killed", "2", "monitor", url, when, "city military administration"),
+        Figure("killed", "3", "monitor", url, when, "State Emergency Service"),
+        Figure("injured", "16", "monitor", url, when),
+        Figure("killed", "1", "wire", "https://wire.example/1", T0),
+    )
+    members = (
+        StoryArticle("a1", "https://wire.example/1", "wire", "Strike", T0),
+        StoryArticle("a2", url, "monitor", "Toll rises", when),
+    )
+    html = story_page(Story("st-c", "Toll rises", "s", T0, when, members, figs))
+    cell = (
+        '2 <span class="claim">(city military administration)</span> · '
+        '3 <span class="claim">(State Emergency Service)</span>'
+    )
+    assert f'<td class="num moved claimed">{cell}</td>' in html  # side by side; moved from 1
+    assert '<td class="num">16</td>' in html  # unattributed: the number alone
+    assert "monitor: 3 killed according to State Emergency Service" in html  # the chart's marker
+    assert html.count("<tr><td><time") == 2
 
 
 def test_filters_parse_leniently() -> None:

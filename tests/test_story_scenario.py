@@ -83,8 +83,14 @@ def test_strike_story_has_every_outlet_and_a_figures_timeline(
     injured = {(f["value"], f["source"]) for f in story["figures"] if f["kind"] == "injured"}
     assert (14, "ledger") in injured and (16, "monitor") in injured  # outlets disagree: both kept
     for figure in story["figures"]:
-        assert set(figure) == {"kind", "value", "source", "url", "reported_at"}
+        assert set(figure) == {"kind", "value", "source", "url", "reported_at", "source_claim"}
         assert figure["reported_at"]
+    # the monitor quotes two sources that disagree: both counts stay, each with who gives it
+    monitor = {(f["value"], f["source_claim"]) for f in story["figures"] if f["source"] == "monitor"}
+    assert {(16, "State Emergency Service"), (14, "city military administration")} <= monitor
+    assert ("missiles", 12, "air force") in {
+        (f["kind"], f["value"], f["source_claim"]) for f in story["figures"] if f["source"] == "ledger"
+    }
     copies = [a for a in story["articles"] if a["copy_of"]]
     assert [a["source"] for a in copies] == ["herald"]  # the syndicated wire report
 
@@ -127,3 +133,48 @@ def test_updated_article_updates_its_story_and_rerun_changes_nothing(
     [sid] = changed
     assert after[sid]["figures"] != before[sid]["figures"]
     assert after[sid]["last_updated"] > before[sid]["last_updated"]
+
+
+# Stated in the reports though the manifest lists less: the city administration's count beside
+# the emergency service's, and "destroyed four of the six missiles and 55 drones"; places: the
+# event's own city and the neighbourhood a resident stood in.
+ALSO_STATED = {
+    ("kyiv-strike-2026-11-19", "monitor", "injured", 14),
+    ("kyiv-strike-2026-11-20", "monitor", "intercepted", 59),
+}
+EVENT_PLACES = {"kyiv": {"Kyiv", "Obolon"}, "odesa": {"Odesa", "Odesa region"}}
+
+
+def test_strike_stories_hold_their_own_events_figures_only(
+    demo_store: tuple[str, str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every figure of every strike story is one its report gives of that strike (manifest):
+    none from the night before, another city or the war so far; no league or launch site."""
+    store, base, _ = demo_store
+    truth = {canonicalize(base + e["url_path"]): e for e in load_manifest()}
+    everything = stories(store, capsys)
+    wrong = []
+    for story in everything:
+        for f in story["figures"]:
+            entry = truth[f["url"]]
+            if "strike" not in entry["event"]:
+                continue
+            if f["kind"] == "place":
+                name = f["value"].removesuffix(" district")
+                ok = (
+                    name in entry["figures"].get("place", [])
+                    or name in EVENT_PLACES[entry["event"].split("-")[0]]
+                )
+            else:
+                ok = entry["figures"].get(f["kind"]) == f["value"] or (
+                    (entry["event"], f["source"], f["kind"], f["value"]) in ALSO_STATED
+                )
+            if not ok:
+                wrong.append((entry["event"], f["source"], f["kind"], f["value"]))
+    assert wrong == []
+    urls = by_event(base)["kyiv-strike-2026-11-20"]
+    [second] = [s for s in everything if {a["url"] for a in s["articles"]} & urls]
+    # "less than 24 hours after a strike that killed two": the second night's toll is one, throughout
+    assert {f["value"] for f in second["figures"] if f["kind"] == "killed"} == {1}
+    places = {f["value"] for s in everything for f in s["figures"] if f["kind"] == "place"}
+    assert "Conference League" not in places and not any("Bryansk" in p for p in places)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +69,7 @@ V1_COLUMNS = {
         "url",
         "reported_at",
         "change_seq",
+        "source_claim",  # appended by migration 0007: the columns before it keep their places
     ],
     "newsagg_v1_changes": ["change_seq", "kind", "id", "op", "changed_at"],
 }
@@ -128,14 +130,14 @@ ODESA = [
         "Odesa port struck in overnight drone attack",
     )
 ]
-KYIV_FIGURES = [
+KYIV_FIGURES: list[tuple[Article, str, str] | tuple[Article, str, str, str]] = [
     (KYIV[0], "killed", "1"),
     (KYIV[0], "injured", "8"),
     (KYIV[0], "place", "Shevchenkivskyi"),
     (KYIV[1], "killed", "1"),
     (KYIV[1], "injured", "9"),
-    (KYIV[2], "killed", "2"),
-    (KYIV[2], "injured", "14"),
+    (KYIV[2], "killed", "2", "city military administration"),
+    (KYIV[2], "injured", "14", "State Emergency Service"),
 ]
 
 
@@ -143,10 +145,11 @@ def save_story(
     store: Store,
     story_id: str,
     members: list[Article],
-    figs: list[tuple[Article, str, str]],
+    figs: Sequence[tuple[Article, str, str] | tuple[Article, str, str, str]],
     copies: dict[str, str] | None = None,
 ) -> str:
-    """What dedup does for one story, with the figures given instead of extracted."""
+    """What dedup does for one story, with the figures given instead of extracted (a fourth
+    item is who the report says gives the figure)."""
     copies = copies or {}
     with store.begin() as conn:
         store.assign(conn, {a.article_id: (story_id, copies.get(a.article_id), "sig") for a in members})
@@ -166,7 +169,13 @@ def save_story(
             conn,
             story,
             members[-1].article_id,
-            [(a.article_id, Figure(kind, value, a.source, a.url, a.published_at)) for a, kind, value in figs],
+            [
+                (
+                    a.article_id,
+                    Figure(kind, value, a.source, a.url, a.published_at, claim[0] if claim else None),
+                )
+                for a, kind, value, *claim in figs
+            ],
         )
 
 
@@ -253,11 +262,11 @@ def test_views_show_stories_articles_and_figures(store: Store) -> None:
 
     figures = rows(
         store,
-        "SELECT kind, value, number, source FROM newsagg_v1_story_figures "
+        "SELECT kind, value, number, source, source_claim FROM newsagg_v1_story_figures "
         "WHERE story_id = 'st_kyiv' ORDER BY reported_at, kind",
     )
-    killed = [(f["source"], f["number"]) for f in figures if f["kind"] == "killed"]
-    assert killed == [("wire", 1), ("courier", 1), ("ledger", 2)]
+    killed = [(f["source"], f["number"], f["source_claim"]) for f in figures if f["kind"] == "killed"]
+    assert killed == [("wire", 1, None), ("courier", 1, None), ("ledger", 2, "city military administration")]
     [place] = [f for f in figures if f["kind"] == "place"]
     assert place["value"] == "Shevchenkivskyi" and place["number"] is None
 
@@ -477,6 +486,112 @@ def test_views_file_documents_every_column() -> None:
             assert f"| `{column}` |" in section, (view, column)
 
 
+# -- figure claims: the migration that added source_claim ---------------------------------------
+
+CLAIMS_DOC = "figure claims: who a report says gives each figure"
+
+
+def _claims_revision(url: str) -> tuple[str, str]:
+    """(the revision that adds figures.source_claim, the one before it), found by its title so
+    the tests hold whatever number it has after a merge."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic(url))
+    [rev] = [r for r in script.walk_revisions() if (r.doc or "").startswith(CLAIMS_DOC)]
+    assert isinstance(rev.down_revision, str)
+    return rev.revision, rev.down_revision
+
+
+def _old_store_with_a_figure(url: str) -> str:
+    """A store at the revision before the claims migration, with one story and one figure."""
+    Store(url).close()  # creates the SQLite file's directory
+    _, before = _claims_revision(url)
+    command.upgrade(_alembic(url), before)
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO stories (story_id, title, first_seen, last_updated, article_count, change_seq) "
+                "VALUES ('st_old', 'Old', :at, :at, 1, 7)"
+            ),
+            {"at": T0},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO figures (article_id, kind, value, story_id, source, url, reported_at) "
+                "VALUES ('a_old', 'killed', '2', 'st_old', 'wire', 'https://wire.example/old', :at)"
+            ),
+            {"at": T0},
+        )
+    engine.dispose()
+    return before
+
+
+def _figure_columns(store: Store) -> list[str]:
+    with store.engine.connect() as conn:
+        return list(conn.execute(text("SELECT * FROM newsagg_v1_story_figures WHERE 1 = 0")).keys())
+
+
+def test_claims_migration_keeps_stored_figures_and_goes_back(store_url: str) -> None:
+    before = _old_store_with_a_figure(store_url)
+    store = Store(store_url)
+    try:
+        assert _figure_columns(store) == V1_COLUMNS["newsagg_v1_story_figures"][:-1]
+        store.migrate()
+        assert _figure_columns(store) == V1_COLUMNS["newsagg_v1_story_figures"]
+        assert rows(store, "SELECT kind, number, source_claim, change_seq FROM newsagg_v1_story_figures") == [
+            {"kind": "killed", "number": 2, "source_claim": None, "change_seq": 7}
+        ]
+        command.downgrade(_alembic(store_url), before)
+        assert _figure_columns(store) == V1_COLUMNS["newsagg_v1_story_figures"][:-1]
+        assert rows(store, "SELECT value, number FROM newsagg_v1_story_figures") == [
+            {"value": "2", "number": 2}
+        ]
+        store.migrate()
+        assert _figure_columns(store) == V1_COLUMNS["newsagg_v1_story_figures"]
+    finally:
+        store.close()
+
+
+def test_a_store_not_yet_migrated_reads_its_figures_as_unattributed(sqlite_url: str) -> None:
+    _old_store_with_a_figure(sqlite_url)
+    store = Store(sqlite_url, read_only=True)  # a reader cannot migrate it
+    try:
+        store.check_readable()
+        [story] = store.stories()
+        assert [(f.kind, f.value, f.source_claim) for f in story.figures] == [("killed", "2", None)]
+    finally:
+        store.close()
+
+
+def test_a_claim_that_changes_updates_its_figure_and_a_rerun_changes_nothing(store: Store) -> None:
+    fill(store)
+    ledger = [f for f in KYIV_FIGURES if f[0] is KYIV[2]]
+    assert save_story(store, "st_kyiv", KYIV, KYIV_FIGURES) == "unchanged"
+    feed_before = rows(store, "SELECT COUNT(*) AS n FROM newsagg_v1_changes")
+    moved = [
+        *(f for f in KYIV_FIGURES if f[0] is not KYIV[2]),
+        *((a, k, v, "air force") for a, k, v, *_ in ledger),
+    ]
+    assert save_story(store, "st_kyiv", KYIV, moved) == "updated"
+    claims = rows(
+        store,
+        "SELECT kind, value, source_claim FROM newsagg_v1_story_figures "
+        "WHERE source = 'ledger' ORDER BY kind",
+    )
+    assert claims == [
+        {"kind": "injured", "value": "14", "source_claim": "air force"},
+        {"kind": "killed", "value": "2", "source_claim": "air force"},
+    ]
+    assert rows(store, "SELECT COUNT(*) AS n FROM newsagg_v1_changes")[0]["n"] == feed_before[0]["n"] + 1
+    assert save_story(store, "st_kyiv", KYIV, moved) == "unchanged"
+    [kyiv] = store.stories(story_ids=["st_kyiv"])
+    assert {(f.source, f.kind, f.source_claim) for f in kyiv.figures if f.source == "ledger"} == {
+        ("ledger", "killed", "air force"),
+        ("ledger", "injured", "air force"),
+    }
+
+
 # -- the reader role (PostgreSQL) ---------------------------------------------------------------
 
 
@@ -616,3 +731,18 @@ def test_the_reader_role_reads_the_evidence_through_the_view_after_an_upgrade(
 
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         _as_role(pg_url, reader_role, "SELECT evidence FROM stories")
+
+
+def test_claims_migration_keeps_the_reader_roles_grant(pg_url: str, reader_role: str) -> None:
+    from pipeline.store.roles import grant_reader_role
+
+    _old_store_with_a_figure(pg_url)
+    store = Store(pg_url)
+    try:
+        grant_reader_role(store, reader_role)  # granted on the view as it was before the column
+        store.migrate()
+    finally:
+        store.close()
+    assert _as_role(pg_url, reader_role, "SELECT value, source_claim FROM newsagg_v1_story_figures") == [
+        ("2", None)
+    ]

@@ -171,6 +171,7 @@ def _parquet_schema(kind: Kind) -> Any:
             ("source", pa.string()),
             ("url", pa.string()),
             ("reported_at", ts),
+            ("source_claim", pa.string()),
         ]
     )
     return pa.schema(

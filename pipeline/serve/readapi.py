@@ -57,6 +57,10 @@ class FigureOut(BaseModel):
     source: str
     url: str
     reported_at: Stamp | None
+    source_claim: str | None = Field(
+        description='who the report says gives the figure ("air force", "Russian defence ministry"); '
+        "null when it does not say. Disagreeing figures are all listed, each with its own claim"
+    )
 
 
 class SpanOut(BaseModel):

@@ -23,7 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import zstandard
-from sqlalchemy import Connection, Engine, and_, bindparam, create_engine, event, func, or_, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    null,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -180,6 +192,7 @@ class Store:
         self.run_lock_wait_s = RUN_LOCK_WAIT_S
         self.bounds = Bounds()  # every value written is made to fit its column (pipeline.store.limits)
         self._view_has_evidence = False  # see _stories_view_has_evidence
+        self._view_has_claims = False  # newsagg_v1_story_figures.source_claim seen (migration 0007)
         if self.dialect == "sqlite":
             database = parsed.database or ""
             uri = str(parsed.query.get("uri", "")).lower() in ("true", "1")
@@ -1144,12 +1157,15 @@ class Store:
                         StoryArticle(a.article_id, a.url, a.source, a.title, utc(a.published_at), a.copy_of)
                     )
                 f = v1_story_figures.c
+                claim = f.source_claim if self._claims_readable(conn) else null().label("source_claim")
                 for r in conn.execute(
-                    select(f.story_id, f.kind, f.value, f.source, f.url, f.reported_at)
+                    select(f.story_id, f.kind, f.value, f.source, f.url, f.reported_at, claim)
                     .where(f.story_id.in_(chunk))
                     .order_by(f.reported_at, f.kind, f.source, f.value)
                 ):
-                    figs[r.story_id].append(Figure(r.kind, r.value, r.source, r.url, utc(r.reported_at)))
+                    figs[r.story_id].append(
+                        Figure(r.kind, r.value, r.source, r.url, utc(r.reported_at), r.source_claim)
+                    )
         return [
             Story(
                 r.story_id,
@@ -1163,6 +1179,14 @@ class Store:
             )
             for r in rows
         ]
+
+    def _claims_readable(self, conn: Connection) -> bool:
+        """Whether the figures view has ``source_claim``: a reader may open a store its owner has
+        not migrated yet (:meth:`check_readable`), whose figures then read as unattributed."""
+        if not self._view_has_claims:
+            columns = sa_inspect(conn).get_columns(v1_story_figures.name)
+            self._view_has_claims = any(c["name"] == "source_claim" for c in columns)
+        return self._view_has_claims
 
     def story_ids(self, limit: int, offset: int = 0, since: datetime | None = None) -> list[str]:
         """One page of story ids, most recently updated first."""
@@ -1341,10 +1365,12 @@ class Store:
             self.rows: dict[str, dict[str, Any]] = {}  # story_id -> stored column values
             self.owner: dict[tuple[str, str, str], str] = {}  # figure key -> its story_id
             self.have: dict[str, set[tuple[str, str, str]]] = {}  # story_id -> its figure keys
+            self.claims: dict[tuple[str, str, str], str | None] = {}  # figure key -> stored source_claim
             self.story_inserts: dict[str, dict[str, Any]] = {}
             self.story_updates: dict[str, dict[str, Any]] = {}
             self.figure_deletes: dict[tuple[str, str, str], None] = {}
             self.figure_inserts: dict[tuple[str, str, str], dict[str, Any]] = {}
+            self.claim_updates: dict[tuple[str, str, str], str | None] = {}
 
     def _read_stories(
         self, conn: Connection, items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]]
@@ -1369,13 +1395,20 @@ class Store:
                     "evidence": r.evidence,
                     "evidence_key": r.evidence_key,
                 }
-        keyed = (figures.c.article_id, figures.c.kind, figures.c.value, figures.c.story_id)
+        keyed = (
+            figures.c.article_id,
+            figures.c.kind,
+            figures.c.value,
+            figures.c.story_id,
+            figures.c.source_claim,
+        )
         for column, values in ((figures.c.story_id, ids), (figures.c.article_id, article_ids)):
             for chunk in _chunks(values, 500):
                 for r in conn.execute(select(*keyed).where(column.in_(chunk))):
                     key = (r.article_id, r.kind, r.value)
                     batch.owner[key] = r.story_id
                     batch.have.setdefault(r.story_id, set()).add(key)
+                    batch.claims[key] = r.source_claim
         return batch
 
     def _write_stories(self, conn: Connection, batch: Store._StoryWrites) -> None:
@@ -1415,8 +1448,22 @@ class Store:
             )
         if batch.figure_inserts:
             conn.execute(figures.insert(), list(batch.figure_inserts.values()))
+        if batch.claim_updates:
+            conn.execute(
+                figures.update()
+                .where(
+                    figures.c.article_id == bindparam("b_article_id"),
+                    figures.c.kind == bindparam("b_kind"),
+                    figures.c.value == bindparam("b_value"),
+                )
+                .values(source_claim=bindparam("b_claim")),
+                [
+                    {"b_article_id": a, "b_kind": k, "b_value": v, "b_claim": claim}
+                    for (a, k, v), claim in batch.claim_updates.items()
+                ],
+            )
         batch.story_inserts, batch.story_updates = {}, {}
-        batch.figure_deletes, batch.figure_inserts = {}, {}
+        batch.figure_deletes, batch.figure_inserts, batch.claim_updates = {}, {}, {}
 
     def save_stories(
         self,
@@ -1451,9 +1498,10 @@ class Store:
         """Write a story and its figures if they differ. Returns 'new', 'updated' or 'unchanged'.
 
         Figures are compared by key (article, kind, value): a key the story has and still wants
-        is left as it is. With ``batch`` (:meth:`save_stories`) the stored state comes from it
-        and the writes are queued in it. ``evidence_key``: what ``story.evidence`` was worked out
-        from (:meth:`stored_evidence` gives it back); None when the caller does not say.
+        is left as it is, unless its ``source_claim`` changed (then only that is updated). With
+        ``batch`` (:meth:`save_stories`) the stored state comes from it and the writes are
+        queued in it. ``evidence_key``: what ``story.evidence`` was worked out from
+        (:meth:`stored_evidence` gives it back); None when the caller does not say.
         """
         if batch is None:
             batch = self._read_stories(conn, [(story, best_article_id, story_figures)])
@@ -1504,8 +1552,19 @@ class Store:
         for key in have - wanted.keys():
             batch.figure_deletes[key] = None
             batch.figure_inserts.pop(key, None)
+            batch.claim_updates.pop(key, None)
             del batch.owner[key]
             batch.have[sid].discard(key)
+        reclaimed = False
+        for key in wanted.keys() & have:
+            claim = self.bounds.value(figures.c.source_claim, wanted[key].source_claim)
+            if batch.claims.get(key) != claim:
+                batch.claims[key] = claim
+                if key in batch.figure_inserts:
+                    batch.figure_inserts[key]["source_claim"] = claim
+                else:
+                    batch.claim_updates[key] = claim
+                reclaimed = True
         for key in wanted.keys() - have:
             f = wanted[key]
             previous = batch.owner.get(key)
@@ -1522,11 +1581,14 @@ class Store:
                     "source": f.source,
                     "url": f.url,
                     "reported_at": f.reported_at,
+                    "source_claim": f.source_claim,
                 },
             )
+            batch.claim_updates.pop(key, None)
+            batch.claims[key] = batch.figure_inserts[key]["source_claim"]
             batch.owner[key] = sid
             batch.have.setdefault(sid, set()).add(key)
-        if (wanted.keys() ^ have) and status == "unchanged":
+        if ((wanted.keys() ^ have) or reclaimed) and status == "unchanged":
             status = "updated"
         if status != "unchanged":  # change feed
             from pipeline.store.changes import note_change

@@ -153,6 +153,8 @@ figures = Table(
     Column("source", String(64), nullable=False),
     Column("url", String(2048), nullable=False),
     Column("reported_at", TS),
+    # who the report says gives the figure (migration 0007): "air force", "mayor"; NULL: unsaid
+    Column("source_claim", String(128)),
     Index("ix_figures_story_id", "story_id"),
 )
 

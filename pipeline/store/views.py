@@ -53,6 +53,7 @@ v1_story_figures = table(
     column("url", String),
     column("reported_at", TS),
     column("change_seq", BigInteger),
+    column("source_claim", String),  # added at the end by migration 0007
 )
 
 v1_changes = table(

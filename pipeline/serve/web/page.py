@@ -51,6 +51,8 @@ table.figs th, table.figs td { border-bottom: 1px solid var(--line); padding: 4p
                                text-align: left; vertical-align: top; white-space: nowrap; }
 table.figs td.num, table.figs th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.figs tr.changed td.num.moved { font-weight: 700; }
+table.figs td.claimed { white-space: normal; min-width: 9em; }
+.claim { color: var(--muted); font-size: 12px; }
 svg.chart { width: 100%; max-width: 520px; height: auto; display: block; margin: 8px 0; }
 svg.chart text { font: 11px system-ui, sans-serif; fill: #39424c; }
 ol.reports { padding-left: 20px; margin: 6px 0; } ol.reports li { margin: 0 0 6px; }
@@ -206,6 +208,7 @@ def figures_chart(story: Story, colours: dict[str, str], width: int = 360) -> st
         labels: list[tuple[float, float, int]] = []
         for source, series in sorted(points[kind].items()):
             series.sort()
+            claims = _claims(story, kind, source)
             colour = colours.get(source, outlet_colour(source))
             coords: list[tuple[float, float, datetime, int]] = []
             for t, v in series:
@@ -222,7 +225,8 @@ def figures_chart(story: Story, colours: dict[str, str], width: int = 360) -> st
                     'stroke-width="1.6" opacity="0.8"/>'
                 )
             for px, py, t, v in coords:
-                label = f"{source}: {v} {kind} ({_short(t)} UTC)"
+                claim = claims.get((t, v))
+                label = f"{source}: {v} {kind}{f' according to {claim}' if claim else ''} ({_short(t)} UTC)"
                 out.append(
                     f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="{colour}" stroke="#fff" '
                     f'stroke-width="1"><title>{escape(label)}</title></circle>'
@@ -246,6 +250,15 @@ def figures_chart(story: Story, colours: dict[str, str], width: int = 360) -> st
     return "".join(out)
 
 
+def _claims(story: Story, kind: str, source: str) -> dict[tuple[datetime, int], str]:
+    """Who each of an outlet's counts of ``kind`` is claimed by, where the report says."""
+    return {
+        (f.reported_at, int(f.value)): f.source_claim
+        for f in story.figures
+        if f.kind == kind and f.source == source and f.source_claim and f.value.isdigit() and f.reported_at
+    }
+
+
 def _value_labels(points: list[tuple[float, float, int]]) -> list[str]:
     """One label per distinct value and place: every point's value is readable, and a label is
     never drawn twice on the same spot (the table below has every report)."""
@@ -260,14 +273,28 @@ def _value_labels(points: list[tuple[float, float, int]]) -> list[str]:
     return labels
 
 
+def _cell(values: list[tuple[str, str | None]]) -> tuple[str, str]:
+    """A table cell's values, each with who claims it ("2 (city military administration) · 3
+    (State Emergency Service)"), and the values alone, to tell a moved value by."""
+    ordered = sorted(set(values), key=lambda vc: (int(vc[0]) if vc[0].isdigit() else -1, vc[0], vc[1] or ""))
+    shown = " · ".join(
+        escape(v) + (f' <span class="claim">({escape(claim)})</span>' if claim else "")
+        for v, claim in ordered
+    )
+    return shown, " / ".join(sorted({v for v, _ in ordered}))
+
+
 def figures_table(story: Story, colours: dict[str, str]) -> str:
-    """The timeline as a table: one row per report (time, outlet), one column per kind; a
-    value that differs from the outlet before it is bold."""
-    rows: dict[tuple[datetime, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    """The timeline as a table: one row per report (time, outlet), one column per kind, each
+    value labelled with who the report says gives it; a value that differs from the outlet
+    before it is bold."""
+    rows: dict[tuple[datetime, str], dict[str, list[tuple[str, str | None]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     never = datetime.min.replace(tzinfo=UTC)
     for fig in story.figures:
         if fig.kind in NUMERIC_KINDS:
-            rows[(fig.reported_at or never, fig.source)][fig.kind].append(fig.value)
+            rows[(fig.reported_at or never, fig.source)][fig.kind].append((fig.value, fig.source_claim))
     kinds = [k for k in NUMERIC_KINDS if any(k in r for r in rows.values())]
     if not kinds:
         return ""
@@ -277,11 +304,13 @@ def figures_table(story: Story, colours: dict[str, str]) -> str:
     for (when, source), values in sorted(rows.items()):
         cells = []
         for k in kinds:
-            value = " / ".join(escape(v) for v in sorted(set(values.get(k, [])))) if k in values else ""
+            shown, value = _cell(values[k]) if k in values else ("", "")
             moved = bool(value) and k in last and last[k] != value
             if value:
                 last[k] = value
-            cells.append(f'<td class="num{" moved" if moved else ""}">{value or "–"}</td>')
+            claimed = any(claim for _, claim in values.get(k, []))
+            classes = "num" + (" moved" if moved else "") + (" claimed" if claimed else "")
+            cells.append(f'<td class="{classes}">{shown or "–"}</td>')
         shown = escape(_short(when)) if when != never else "undated"
         body.append(
             f'<tr><td><time datetime="{_iso(when) if when != never else ""}">{shown}</time></td>'
