@@ -21,8 +21,8 @@ The evidence, and why each piece is there:
   of the two reports' neighbour vectors (their 5 nearest, or all at least 0.4 similar, so big
   events keep their recall; near-copies count as one neighbour, or syndication would split an
   event along its wire stories). This lifts ECB+ dev to 0.96, 0.94 on held-out topics. Only a pair
-  that would link on its own may gain from its neighbours: in a small batch every report has
-  the same few neighbours, and context alone joined a storm and a strike of one day.
+  whose own text already agrees (0.08, before the names check) may gain from its neighbours:
+  in a small batch every report has the same few neighbours.
 * time, when ``published_at`` is known: reports up to a day apart are not penalised, then the
   similarity falls to zero at three days unless the texts are at least 0.8 similar; beyond
   three days only (near-)identical texts, i.e. republications, link. "Last night",
@@ -137,9 +137,8 @@ class ClusterParams:
     word_min: float = 0.12  # words cosine below this (names and numbers aside) ...
     word_penalty: float = 0.5  # ... scales the similarity by this
     threshold: float = 0.16
-    agree_min: float = 0.16  # below this direct similarity the neighbours cannot lift a pair: only
-    # a pair that would link on its own gains from shared neighbours, so a small batch, whose
-    # contexts all look alike, never joins two events
+    agree_min: float = 0.08  # below this direct similarity (before the names check) the
+    # neighbours cannot lift a pair
     edge_min: float = 0.08  # candidate pairs weaker than this cannot matter to a merge
     candidates: int = 20  # candidate neighbours kept per report (and per direction)
     prune_terms: int = 60  # terms per report used to find candidates ...
