@@ -19,11 +19,11 @@ from sqlalchemy import Boolean, DateTime, Float, Integer, LargeBinary, Table, se
 
 from pipeline.cli import main
 from pipeline.models import Article, Figure, Story, StoryArticle
+from pipeline.sampleweb.sites import Page, Site, article_html
 from pipeline.store.core import Discovered, Store, url_hints
 from pipeline.store.limits import TEXT_LIMIT, TS_MAX, TS_MIN, Bounds, bound, length, plausible
 from pipeline.store.schema import metadata
 from tests.conftest import fresh_pg_database
-from tests.sites import Page, Site, article_html
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
