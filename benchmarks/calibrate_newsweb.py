@@ -31,16 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-for extra in (REPO, REPO / "benchmarks"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
+import lxml.html
+from newsweb import NewsWeb
 
-import lxml.html  # noqa: E402
-from newsweb import NewsWeb  # noqa: E402
-
-from pipeline.extract import extract  # noqa: E402
-from pipeline.extract.result import CLOCK  # noqa: E402
+from pipeline.extract import extract
+from pipeline.extract.result import CLOCK
 
 DEFAULT_SHARED = Path("/work/shared/data")
 COUNTED = ("a", "div", "p", "li", "span", "path")

@@ -29,7 +29,6 @@ import itertools
 import json
 import random
 import re
-import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -37,13 +36,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.cluster.core import DEFAULT_PARAMS, ClusterParams, Doc, cluster_docs, cluster_file
+from pipeline.cluster.score import b_cubed, pairwise_f1
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from pipeline.cluster.core import DEFAULT_PARAMS, ClusterParams, Doc, cluster_docs, cluster_file  # noqa: E402
-from pipeline.cluster.score import b_cubed, pairwise_f1  # noqa: E402
-
 DEV_REL = Path("data/events/ecbplus-dev.jsonl")
 THRESHOLDS = tuple(round(0.10 + 0.01 * i, 2) for i in range(13))  # 0.10 .. 0.22
 

@@ -37,13 +37,10 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline.cluster.core import Doc, cluster_docs
+from pipeline.cluster.score import b_cubed
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from pipeline.cluster.core import Doc, cluster_docs  # noqa: E402
-from pipeline.cluster.score import b_cubed  # noqa: E402
-
 DEV_REL = Path("data/events/ecbplus-dev.jsonl")
 RATE_PER_DAY = 10_000
 START = datetime(2024, 3, 1, tzinfo=UTC)

@@ -31,14 +31,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the loopback sites the crawl tests use
-
-from sites import Site, url_entry, urlset  # noqa: E402
-
-from pipeline.config import load_settings  # noqa: E402
-from pipeline.crawl import run_crawl  # noqa: E402
-from pipeline.models import Source  # noqa: E402
+from pipeline.config import load_settings
+from pipeline.crawl import run_crawl
+from pipeline.models import Source
+from pipeline.sampleweb.sites import Site, url_entry, urlset  # the loopback sites the crawl tests use
 
 POLITENESS_OFF = {
     "ROBOTSTXT_OBEY": False,

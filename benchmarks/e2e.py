@@ -63,23 +63,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from newsweb import NewsWebProcess
 from sqlalchemy import create_engine, select
 
+import pipeline.run as run_mod
+from pipeline.config import load_settings
+from pipeline.context import open_context
+from pipeline.run import run_pipeline
+from pipeline.sources import load_registry
+from pipeline.store.core import Store, normalise_url
+from pipeline.store.schema import RUN_LOGS, metadata
+
 REPO = Path(__file__).resolve().parents[1]
-for extra in (REPO, REPO / "tests", REPO / "benchmarks"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
-from newsweb import NewsWebProcess  # noqa: E402
-
-import pipeline.run as run_mod  # noqa: E402
-from pipeline.config import load_settings  # noqa: E402
-from pipeline.context import open_context  # noqa: E402
-from pipeline.run import run_pipeline  # noqa: E402
-from pipeline.sources import load_registry  # noqa: E402
-from pipeline.store.core import Store, normalise_url  # noqa: E402
-from pipeline.store.schema import RUN_LOGS, metadata  # noqa: E402
-
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
 
 

@@ -70,8 +70,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 DEFAULT_SHARED = REPO.parent / "shared"
 FUNDUS = Path("data") / "extraction" / "fundus"

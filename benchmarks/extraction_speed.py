@@ -27,12 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import extraction_quality as quality  # noqa: E402
+import extraction_quality as quality
 
 
 def _time(fn) -> float:
@@ -76,10 +71,7 @@ def measure(shared: Path | None = None, rounds: int = 1, workers: int = 0) -> di
         command = [sys.executable, "-m", "pipeline.cli", "extract", *files]
         if workers:
             command += ["--workers", str(workers)]
-        env = os.environ | {
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        }
-        subprocess.run(command, stdout=subprocess.DEVNULL, check=False, env=env)
+        subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
 
     best = dict.fromkeys(("trafilatura", "trafilatura+meta", "newsagg", "newsagg extract"), float("inf"))
     for _ in range(rounds):

@@ -2,8 +2,8 @@
 
 ``NewsWeb(articles=N, outlets=M, days=D)`` builds, in memory and deterministically (seeded):
 
-* ``M`` outlets, each its own threaded stdlib HTTP server on 127.0.0.1 (its own port, so its own
-  host to the fetcher), ``request_queue_size`` 128;
+* ``M`` outlets, each its own loopback server (``pipeline.sampleweb.loopback``) on 127.0.0.1 (its
+  own port, so its own host to the fetcher), all writing to one request log;
 * one of 4 HTML layouts per outlet, each with boilerplate (navigation, cookie banner, related
   links, newsletter box, footer) around the article, a byline, and the date in meta tags or
   JSON-LD, inside the outlet's heavy chrome (see "Page weight" and "Page structure" below);
@@ -61,8 +61,8 @@ request from its item's few fields and the outlet's shared chrome strings, the s
 time; its ETag is a hash of those inputs, fixed at build time.
 
 Every response carries an ETag and a Last-Modified; ``If-None-Match`` / ``If-Modified-Since``
-get a 304. The request log records, per request, the outlet, the kind of resource (feed,
-sitemap, robots, article, other), whether it was conditional and the status.
+get a 304. The request log records, per request, the outlet (``server``), the kind of resource
+(feed, sitemap, robots, article, other), whether it was conditional and the status.
 """
 
 from __future__ import annotations
@@ -74,29 +74,20 @@ import hashlib
 import json
 import math
 import random
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from pipeline.sampleweb.loopback import Exchange, LoopbackServer, RequestLog, RequestRecord
 
 DEFAULT_ECB = Path("/work/shared/data/events/ecbplus-dev.jsonl")
 SITEMAP_EVERY = 4  # every fourth outlet publishes a news sitemap instead of a feed
 WIRE_SHARE = 0.125
-
-
-@dataclass(frozen=True)
-class Hit:
-    outlet: str
-    path: str
-    kind: str  # feed | sitemap | robots | article | other
-    conditional: bool
-    status: int
 
 
 @dataclass
@@ -119,12 +110,12 @@ class Outlet:
     name: str
     kind: str  # rss | atom | sitemap
     layout: int
-    server: ThreadingHTTPServer | None = None
+    server: LoopbackServer | None = None
 
     @property
     def base(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.base_url
 
     @property
     def registry_kind(self) -> str:
@@ -139,11 +130,6 @@ class Outlet:
             if self.kind == "rss"
             else "/atom.xml"
         )
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128
-    daemon_threads = True
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -1738,17 +1724,15 @@ class NewsWeb:
         self.chrome: dict[str, Chrome] = {}
         self._weights: dict[str, Any] | None = None
         self.items: dict[str, list[dict[str, Any]]] = {o.name: [] for o in self.outlets}
-        self.hits: list[Hit] = []
-        self._lock = threading.Lock()
+        self.log = RequestLog()  # every outlet's requests, in one order
         self.wire_copies = 0
         self.events = 0
 
     # building needs the ports (absolute URLs in feeds), so servers start first
     def __enter__(self) -> NewsWeb:
         for outlet in self.outlets:
-            outlet.server = _Server(("127.0.0.1", 0), self._handler(outlet.name))
-            threading.Thread(
-                target=outlet.server.serve_forever, daemon=True, name=f"newsweb-{outlet.name}"
+            outlet.server = LoopbackServer(
+                functools.partial(self._answer, outlet.name), name=outlet.name, log=self.log
             ).start()
         self._build()
         return self
@@ -1756,8 +1740,12 @@ class NewsWeb:
     def __exit__(self, *exc: object) -> None:
         for outlet in self.outlets:
             if outlet.server is not None:
-                outlet.server.shutdown()
-                outlet.server.server_close()
+                outlet.server.stop()
+
+    @property
+    def hits(self) -> list[RequestRecord]:
+        """Every request to every outlet, oldest first (``server`` is the outlet)."""
+        return self.log.records()
 
     def _add(self, outlet: str, path: str, body: bytes, ctype: str, when: datetime) -> None:
         etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
@@ -1910,68 +1898,40 @@ class NewsWeb:
         }
         return self._weights
 
-    def _handler(self, outlet_name: str) -> type[BaseHTTPRequestHandler]:
-        web = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # header and body go out without waiting for an ACK
-
-            def log_message(self, *args: Any) -> None:
+    def _answer(self, outlet_name: str, ex: Exchange) -> None:
+        path = ex.url_path
+        res = self.resources[outlet_name].get(path)
+        ex.record.kind = (
+            "feed"
+            if path in ("/feed.xml", "/atom.xml")
+            else "sitemap"
+            if path.endswith("sitemap.xml")
+            else "robots"
+            if path == "/robots.txt"
+            else "article"
+            if path.startswith("/news/")
+            else "other"
+        )
+        if res is None:
+            ex.respond(404, b"not found", content_type="text/plain")
+            return
+        inm = ex.headers.get("If-None-Match")
+        ims = ex.headers.get("If-Modified-Since")
+        status = 200
+        if inm is not None:
+            if res.etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
+                status = 304
+        elif ims is not None:
+            try:
+                if res.last_modified <= parsedate_to_datetime(ims):
+                    status = 304
+            except (TypeError, ValueError):
                 pass
-
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                res = web.resources[outlet_name].get(path)
-                inm = self.headers.get("If-None-Match")
-                ims = self.headers.get("If-Modified-Since")
-                kind = (
-                    "feed"
-                    if path in ("/feed.xml", "/atom.xml")
-                    else "sitemap"
-                    if path.endswith("sitemap.xml")
-                    else "robots"
-                    if path == "/robots.txt"
-                    else "article"
-                    if path.startswith("/news/")
-                    else "other"
-                )
-                status = 200
-                if res is None:
-                    status = 404
-                elif inm is not None:
-                    if res.etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
-                        status = 304
-                elif ims is not None:
-                    try:
-                        if res.last_modified <= parsedate_to_datetime(ims):
-                            status = 304
-                    except (TypeError, ValueError):
-                        pass
-                with web._lock:
-                    web.hits.append(Hit(outlet_name, path, kind, inm is not None or ims is not None, status))
-                if res is None:
-                    body = b"not found"
-                    self.send_response(404)
-                    self.send_header("Content-Type", "text/plain")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                    return
-                self.send_response(status)
-                self.send_header("ETag", res.etag)
-                self.send_header("Last-Modified", format_datetime(res.last_modified, usegmt=True))
-                if status == 304:
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = res.content()
-                self.send_header("Content-Type", res.content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        return Handler
+        validators = {"ETag": res.etag, "Last-Modified": format_datetime(res.last_modified, usegmt=True)}
+        if status == 304:
+            ex.head(304, validators, length=0)
+        else:
+            ex.respond(200, res.content(), content_type=res.content_type, headers=validators)
 
     # -- what the benchmark needs --------------------------------------------------------------
 
@@ -1988,13 +1948,12 @@ class NewsWeb:
         return "\n".join(lines) + "\n"
 
     def request_counts(self, since: int = 0) -> dict[str, Any]:
-        with self._lock:
-            hits = self.hits[since:]
+        hits = self.log.records(since)
         by_kind = Counter(h.kind for h in hits)
         cond_by_kind = Counter(h.kind for h in hits if h.conditional)
         return {
             "requests": len(hits),
-            "by_outlet": dict(Counter(h.outlet for h in hits)),
+            "by_outlet": dict(Counter(h.server for h in hits)),
             "conditional": sum(cond_by_kind.values()),
             "not_modified": sum(1 for h in hits if h.status == 304),
             "by_kind": dict(by_kind),
@@ -2039,8 +1998,7 @@ class NewsWebProcess:
                     conn.send(None)
                     return
                 if cmd == "hits":
-                    with web._lock:
-                        conn.send(len(web.hits))
+                    conn.send(len(web.log))
                 elif cmd == "counts":
                     conn.send(web.request_counts(arg))
 

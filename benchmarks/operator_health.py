@@ -24,17 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from sqlalchemy import func, select
 
-from sqlalchemy import func, select  # noqa: E402
-
-from pipeline.health import crawl_progress, drops_since, record_run  # noqa: E402
-from pipeline.models import Article, Source, content_hash_for  # noqa: E402
-from pipeline.store.core import Discovered, Store, now  # noqa: E402
-from pipeline.store.schema import drops  # noqa: E402
-from pipeline.summary import format_drops  # noqa: E402
+from pipeline.health import crawl_progress, drops_since, record_run
+from pipeline.models import Article, Source, content_hash_for
+from pipeline.store.core import Discovered, Store, now
+from pipeline.store.schema import drops
+from pipeline.summary import format_drops
 
 CHALLENGE = (
     b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"

@@ -1,5 +1,8 @@
 """A loopback HTTP server that misbehaves on request, in the spirit of Scrapy's mock server.
 
+It is :class:`pipeline.sampleweb.loopback.LoopbackServer` with the routes below; the hostile ones
+write to the connection themselves (:meth:`~pipeline.sampleweb.loopback.Exchange.raw`).
+
 HTTP client tests need servers that hang, trickle, lie about lengths, bomb, redirect in
 circles or rate-limit, and they need to see what the client did: every request is logged
 (time, headers, connection) and every accepted connection counted, so a test can prove that
@@ -47,18 +50,16 @@ import gzip
 import ssl
 import struct
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from socket import IPPROTO_TCP, TCP_NODELAY, socket
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import brotli
 import pytest
+
+from pipeline.sampleweb.loopback import Exchange, LoopbackServer, RequestRecord
 
 ETAG = '"v1"'
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
@@ -111,136 +112,36 @@ def encode(body: bytes, enc: str) -> bytes:
     return body
 
 
-@dataclass
-class RequestRecord:
-    """One request as the server saw it; times are ``time.monotonic()``."""
-
-    start: float  # headers parsed: never before the client sent them
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-cased names
-    client_port: int  # the same port twice means the same (kept-alive) connection
-    end: float | None = None  # just before the last write: never after the client read it
-    status: int | None = None
-
-    @property
-    def host(self) -> str:
-        return self.headers.get("host", "")
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    owner: FaultServer
-
-    def get_request(self) -> tuple[socket, Any]:
-        sock, addr = super().get_request()
-        with self.owner.lock:
-            self.owner.accepts += 1
-        return sock, addr
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
-        if self.owner.tls is None:
-            super().finish_request(request, client_address)
-            return
-        request.settimeout(5)
-        with self.owner.tls.wrap_socket(request, server_side=True) as wrapped:
-            super().finish_request(wrapped, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients that hang up, time out or reject our certificate are the point
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-    timeout = 5.0
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        owner = self.server.owner
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        record = owner._begin(self)
-        try:
-            owner._route(parts.path)(self, parts.path, query, record)
-        except OSError:
-            self.close_connection = True  # the client hung up: often the expected outcome
-        finally:
-            owner._finish(record)
-
-    # helpers for routes
-
-    def send(
-        self,
-        status: int,
-        body: bytes = b"",
-        *,
-        record: RequestRecord,
-        headers: dict[str, str] | None = None,
-        content_type: str | None = "text/html; charset=utf-8",
-    ) -> None:
-        record.status = status
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.server.owner._finish(record)  # before the client can have it all: a lower bound
-        self.wfile.write(body)
-        self.wfile.flush()
-
-    def raw(self, data: bytes) -> None:
-        self.wfile.write(data)
-        self.wfile.flush()
-
-
-Route = Callable[[_Handler, str, dict[str, str], RequestRecord], None]
+Route = Callable[["FaultServer", Exchange], None]
 
 
 class FaultServer:
-    """A threaded loopback server; see the module docstring for its routes."""
+    """A loopback server that misbehaves on request; see the module docstring for its routes."""
 
     def __init__(
         self, *, tls: ssl.SSLContext | None = None, keepalive_timeout: float = 5.0, host: str = "127.0.0.1"
     ) -> None:
         self.tls = tls
+        self.host = host
         self.lock = threading.Lock()
-        self.accepts = 0
-        self.stopping = threading.Event()
         self.sni_names: list[str | None] = []
-        self._records: list[RequestRecord] = []
-        self._inflight: dict[str, int] = {}
-        self._max_inflight: dict[str, int] = {}
         self._flaky: dict[str, int] = {}
         self._barriers: dict[int, threading.Barrier] = {}
-        handler = type("Handler", (_Handler,), {"timeout": keepalive_timeout})
-        self._httpd = _Server((host, 0), handler)
-        self._httpd.owner = self
-        self.host = host
-        self.port: int = self._httpd.server_address[1]
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(
+            self._answer, host=host, name="fault", timeout=keepalive_timeout, tls=tls
+        ).bind()
+        self.port: int = self._server.port
         if tls is not None:
             tls.sni_callback = self._sni
 
     # lifecycle
 
     def start(self) -> FaultServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._server.stop()
 
     def __enter__(self) -> FaultServer:
         return self.start()
@@ -256,18 +157,23 @@ class FaultServer:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        with self.lock:
-            return list(self._records)
+        return self._server.requests
 
     def requests_to(self, path_prefix: str) -> list[RequestRecord]:
         return [r for r in self.requests if r.path.startswith(path_prefix)]
 
+    @property
+    def accepts(self) -> int:
+        """TCP connections accepted so far."""
+        return self._server.accepts
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self._server.stopping
+
     def max_inflight(self, host: str | None = None) -> int:
         """Most requests handled at once, for one Host header or over all."""
-        with self.lock:
-            if host is not None:
-                return self._max_inflight.get(host, 0)
-            return max(self._max_inflight.values(), default=0)
+        return self._server.max_inflight(host)
 
     # bookkeeping
 
@@ -275,32 +181,12 @@ class FaultServer:
         with self.lock:
             self.sni_names.append(name)
 
-    def _begin(self, handler: _Handler) -> RequestRecord:
-        headers = {k.lower(): v for k, v in handler.headers.items()}
-        record = RequestRecord(
-            time.monotonic(), handler.command, handler.path, headers, handler.client_address[1]
-        )
-        host = record.host
-        with self.lock:
-            self._records.append(record)
-            self._inflight[host] = self._inflight.get(host, 0) + 1
-            self._max_inflight[host] = max(self._max_inflight.get(host, 0), self._inflight[host])
-        return record
-
-    def _finish(self, record: RequestRecord) -> None:
-        """Mark ``record`` answered (idempotent): ends its time in flight."""
-        with self.lock:
-            if record.end is None:
-                record.end = time.monotonic()
-                self._inflight[record.host] -= 1
-
-    def _route(self, path: str) -> Route:
-        if path in _ROUTES:
-            return _ROUTES[path]
-        for prefix, route in _PREFIX_ROUTES:
-            if path.startswith(prefix):
-                return route
-        return _not_found
+    def _answer(self, ex: Exchange) -> None:
+        path = ex.url_path
+        route = _ROUTES.get(path)
+        if route is None:
+            route = next((r for prefix, r in _PREFIX_ROUTES if path.startswith(prefix)), _not_found)
+        route(self, ex)
 
     def _rendezvous(self, n: int, wait: float) -> bool:
         with self.lock:
@@ -320,163 +206,157 @@ class FaultServer:
 # ----------------------------------------------------------------------------- routes
 
 
-def _not_found(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    h.send(404, b"not found", record=rec)
+def _not_found(fs: FaultServer, ex: Exchange) -> None:
+    ex.respond(404, b"not found")
 
 
-def _ok(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
+def _ok(fs: FaultServer, ex: Exchange) -> None:
+    q = ex.query
     if "sleep" in q:
-        h.server.owner.stopping.wait(float(q["sleep"]))
+        ex.stall(float(q["sleep"]))
     body = b"x" * int(q["size"]) if "size" in q else TEXT
     headers = {"Connection": "close"} if q.get("close") else None
     if headers:
-        h.close_connection = True
-    h.send(200, body, record=rec, headers=headers, content_type=q.get("ctype", "text/html; charset=utf-8"))
+        ex.close_connection = True
+    ex.respond(200, body, headers=headers, content_type=q.get("ctype", "text/html; charset=utf-8"))
 
 
-def _rendezvous(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    met = h.server.owner._rendezvous(int(q.get("n", "2")), float(q.get("wait", "5")))
-    h.send(200, b"met" if met else b"alone", record=rec, content_type="text/plain")
+def _rendezvous(fs: FaultServer, ex: Exchange) -> None:
+    met = fs._rendezvous(int(ex.query.get("n", "2")), float(ex.query.get("wait", "5")))
+    ex.respond(200, b"met" if met else b"alone", content_type="text/plain")
 
 
-def _hang(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    h.server.owner.stopping.wait(60)
-    h.close_connection = True
+def _hang(fs: FaultServer, ex: Exchange) -> None:
+    ex.stall(60)
+    ex.close_connection = True
 
 
-def _slow(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    n, interval = int(q.get("n", "100")), float(q.get("interval", "1"))
-    rec.status = 200
-    h.raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + f"Content-Length: {n}\r\n\r\n".encode())
+def _slow(fs: FaultServer, ex: Exchange) -> None:
+    n, interval = int(ex.query.get("n", "100")), float(ex.query.get("interval", "1"))
+    ex.record.status = 200
+    ex.raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + f"Content-Length: {n}\r\n\r\n".encode())
     for _ in range(n):
-        h.raw(b"x")
-        if h.server.owner.stopping.wait(interval):
+        ex.raw(b"x")
+        if ex.stall(interval):
             break
-    h.close_connection = True
+    ex.close_connection = True
 
 
-def _slow_headers(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    interval = float(q.get("interval", "0.5"))
+def _slow_headers(fs: FaultServer, ex: Exchange) -> None:
+    interval = float(ex.query.get("interval", "0.5"))
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Padding: " + b"p" * 200
-    rec.status = 200
+    ex.record.status = 200
     for byte in head:
-        h.raw(bytes([byte]))
-        if h.server.owner.stopping.wait(interval):
+        ex.raw(bytes([byte]))
+        if ex.stall(interval):
             break
-    h.close_connection = True
+    ex.close_connection = True
 
 
-def _big(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
+def _big(fs: FaultServer, ex: Exchange) -> None:
+    q = ex.query
     size = int(q["bytes"]) if "bytes" in q else int(float(q.get("mb", "50")) * (1 << 20))
-    rec.status = 200
-    h.send_response(200)
-    h.send_header("Content-Type", "text/html")
     if q.get("cl", "1") == "1":
-        h.send_header("Content-Length", str(size))
+        ex.head(200, content_type="text/html", length=size)
     else:
-        h.send_header("Connection", "close")  # close-delimited body
-        h.close_connection = True
-    h.end_headers()
+        ex.close_connection = True  # close-delimited body
+        ex.head(200, {"Connection": "close"}, content_type="text/html")
     chunk = b"y" * (64 * 1024)
     sent = 0
     while sent < size:
         piece = chunk[: size - sent]
-        h.wfile.write(piece)
+        ex.wfile.write(piece)
         sent += len(piece)
-    h.wfile.flush()
+    ex.wfile.flush()
 
 
-def _bomb(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    kind = path.rsplit("/", 1)[-1]
+def _bomb(fs: FaultServer, ex: Exchange) -> None:
+    kind = ex.url_path.rsplit("/", 1)[-1]
     body = gzip_bomb() if kind == "gzip" else brotli_bomb()
-    if q.get("cl", "1") == "1":
-        h.send(200, body, record=rec, headers={"Content-Encoding": kind})
+    if ex.query.get("cl", "1") == "1":
+        ex.respond(200, body, headers={"Content-Encoding": kind})
         return
-    rec.status = 200
-    h.close_connection = True  # close-delimited: the client cannot refuse by Content-Length
-    h.raw(f"HTTP/1.1 200 OK\r\nContent-Encoding: {kind}\r\nConnection: close\r\n\r\n".encode())
+    ex.record.status = 200
+    ex.close_connection = True  # close-delimited: the client cannot refuse by Content-Length
+    ex.raw(f"HTTP/1.1 200 OK\r\nContent-Encoding: {kind}\r\nConnection: close\r\n\r\n".encode())
     for start in range(0, len(body), 64 * 1024):
-        h.raw(body[start : start + 64 * 1024])
+        ex.raw(body[start : start + 64 * 1024])
 
 
-def _encoded(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    enc = q.get("enc", "gzip")
+def _encoded(fs: FaultServer, ex: Exchange) -> None:
+    enc = ex.query.get("enc", "gzip")
     body = encode(TEXT, enc)
-    if q.get("truncate"):
+    if ex.query.get("truncate"):
         body = body[: len(body) // 2]
     header = "deflate" if enc == "deflate-raw" else enc
-    h.send(200, body, record=rec, headers={"Content-Encoding": header})
+    ex.respond(200, body, headers={"Content-Encoding": header})
 
 
-def _broken_length(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    rec.status = 200
-    h.raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n" + b"z" * 100)
-    h.close_connection = True
+def _broken_length(fs: FaultServer, ex: Exchange) -> None:
+    ex.record.status = 200
+    ex.raw(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n" + b"z" * 100)
+    ex.close_connection = True
 
 
-def _close_mid_body(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    rec.status = 200
-    h.raw(
+def _close_mid_body(fs: FaultServer, ex: Exchange) -> None:
+    ex.record.status = 200
+    ex.raw(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"a\r\n0123456789\r\n"
         b"a\r\n01234"
     )
-    h.close_connection = True
+    ex.close_connection = True
 
 
-def _redirect(h: _Handler, location: str, rec: RequestRecord, status: int = 302) -> None:
-    h.send(status, b"moved", record=rec, headers={"Location": location})
+def _redirect(ex: Exchange, location: str, status: int = 302) -> None:
+    ex.respond(status, b"moved", headers={"Location": location})
 
 
-def _redirect_loop(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    _redirect(h, "/redirect/loop2" if path == "/redirect/loop" else "/redirect/loop", rec)
+def _redirect_loop(fs: FaultServer, ex: Exchange) -> None:
+    _redirect(ex, "/redirect/loop2" if ex.url_path == "/redirect/loop" else "/redirect/loop")
 
 
-def _redirect_chain(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    left = int(path.rsplit("/", 1)[-1])
+def _redirect_chain(fs: FaultServer, ex: Exchange) -> None:
+    left = int(ex.url_path.rsplit("/", 1)[-1])
     if left <= 0:
-        h.send(200, TEXT, record=rec)
+        ex.respond(200, TEXT)
     else:
-        _redirect(h, f"/redirect/chain/{left - 1}", rec)
+        _redirect(ex, f"/redirect/chain/{left - 1}")
 
 
-def _redirect_to(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    _redirect(h, q["url"], rec, int(q.get("status", "302")))
+def _redirect_to(fs: FaultServer, ex: Exchange) -> None:
+    _redirect(ex, ex.query["url"], int(ex.query.get("status", "302")))
 
 
 def _fixed_redirect(location: str) -> Route:
-    def route(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-        _redirect(h, location, rec)
+    def route(fs: FaultServer, ex: Exchange) -> None:
+        _redirect(ex, location)
 
     return route
 
 
-def _status(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    status = int(path.rsplit("/", 1)[-1])
-    headers = {"Retry-After": q["retry_after"]} if "retry_after" in q else {}
-    h.send(status, f"status {status}".encode(), record=rec, headers=headers)
+def _status(fs: FaultServer, ex: Exchange) -> None:
+    status = int(ex.url_path.rsplit("/", 1)[-1])
+    headers = {"Retry-After": ex.query["retry_after"]} if "retry_after" in ex.query else {}
+    ex.respond(status, f"status {status}".encode(), headers=headers)
 
 
-def _flaky(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
-    seen = h.server.owner._flaky_count(q.get("key", "default"))
+def _flaky(fs: FaultServer, ex: Exchange) -> None:
+    q = ex.query
+    seen = fs._flaky_count(q.get("key", "default"))
     if seen <= int(q.get("fail", "1")):
         headers = {"Retry-After": q["retry_after"]} if "retry_after" in q else {}
-        h.send(int(q.get("status", "500")), b"not yet", record=rec, headers=headers)
+        ex.respond(int(q.get("status", "500")), b"not yet", headers=headers)
     else:
-        h.send(200, TEXT, record=rec)
+        ex.respond(200, TEXT)
 
 
-def _etag(h: _Handler, path: str, q: dict[str, str], rec: RequestRecord) -> None:
+def _etag(fs: FaultServer, ex: Exchange) -> None:
     headers = {"ETag": ETAG, "Last-Modified": LAST_MODIFIED}
-    if h.headers.get("If-None-Match") == ETAG or h.headers.get("If-Modified-Since") == LAST_MODIFIED:
-        rec.status = 304
-        h.send_response(304)
-        for name, value in headers.items():
-            h.send_header(name, value)
-        h.end_headers()
-        h.wfile.flush()
+    if ex.headers.get("If-None-Match") == ETAG or ex.headers.get("If-Modified-Since") == LAST_MODIFIED:
+        ex.head(304, headers)
     else:
-        h.send(200, TEXT, record=rec, headers=headers)
+        ex.respond(200, TEXT, headers=headers)
 
 
 _ROUTES: dict[str, Route] = {

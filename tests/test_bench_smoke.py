@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _e2e():
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_e2e", BENCH / "e2e.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import e2e
 
 
 def test_e2e_smoke(tmp_path: Path) -> None:
-    out = _e2e().main(
+    out = e2e.main(
         [
             "--articles",
             "300",

@@ -20,9 +20,9 @@ import pytest
 from pipeline import __version__
 from pipeline.cli import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, build_parser, main
 from pipeline.progress import Progress
+from pipeline.sampleweb.sites import Page, Site, article_html
 from pipeline.sources import parse_registry
 from pipeline.store.core import Store
-from tests.sites import Page, Site, article_html
 from tests.test_views import fill
 
 ROOT = Path(__file__).resolve().parent.parent

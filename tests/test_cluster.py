@@ -4,7 +4,6 @@ CLI contract, and the ECB+ dev-set quality gate."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import random
 from datetime import UTC, datetime, timedelta, timezone
@@ -499,12 +498,8 @@ GATE_B3_F1 = 0.945  # reached: 0.957 (see benchmarks/cluster_quality.py)
 
 @pytest.mark.skipif(not DEV.exists(), reason=f"ECB+ dev set not found at {DEV}")
 def test_dev_set_quality_gate() -> None:
-    spec = importlib.util.spec_from_file_location(
-        "cluster_quality", REPO / "benchmarks" / "cluster_quality.py"
-    )
-    assert spec is not None and spec.loader is not None
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
+    import cluster_quality as quality
+
     res = quality.evaluate(REPO.parent / "shared", cv=False)
     assert res["docs"] == 772
     assert res["b3_f1"] >= GATE_B3_F1, res

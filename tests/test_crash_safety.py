@@ -274,7 +274,7 @@ import sys, time
 from pipeline.config import load_settings
 from pipeline.crawl import run_crawl
 from pipeline.models import Source
-from tests.sites import Page, Site
+from pipeline.sampleweb.sites import Page, Site
 
 def slow(_count):
     time.sleep(120)

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 from helpers import dump_store
-from sites import article_html, gz, listing_html, sitemap_index, url_entry, urlset
 from sqlalchemy import select
 
 from pipeline.config import load_settings
 from pipeline.crawl import CrawlResult, run_crawl
 from pipeline.models import Source
+from pipeline.sampleweb.sites import article_html, gz, listing_html, sitemap_index, url_entry, urlset
 from pipeline.store.core import Store
 from pipeline.store.schema import feed_state, urls
 

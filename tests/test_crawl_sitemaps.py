@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import shared_path
-from sites import billion_laughs, sitemap_index, url_entry, urlset
 
 from pipeline.crawl import (
     SitemapError,
@@ -20,6 +19,7 @@ from pipeline.crawl import (
     sitemap_discoveries,
     worth_fetching,
 )
+from pipeline.sampleweb.sites import billion_laughs, sitemap_index, url_entry, urlset
 from pipeline.store.core import Discovered
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 import os
 import random
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -424,14 +422,9 @@ GATE = {"body_f1": 0.95, "title": 0.87, "date": 0.97, "authors": 0.86}
 
 
 def _quality_module():
-    spec = importlib.util.spec_from_file_location(
-        "extraction_quality", REPO / "benchmarks" / "extraction_quality.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["extraction_quality"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    import extraction_quality
+
+    return extraction_quality
 
 
 def test_quality_gate_on_fundus_pages() -> None:

@@ -1,8 +1,9 @@
 """Source health: each silent failure served on loopback must raise its flag, and a quiet but
 healthy source must raise none.
 
-Runs go through ``run_pipeline`` (what ``newsagg run`` calls) against ``tests.sites.Site``; the
-routes change between runs the way an outlet's site changes between nights.
+Runs go through ``run_pipeline`` (what ``newsagg run`` calls) against
+``pipeline.sampleweb.sites.Site``; the routes change between runs the way an outlet's site changes
+between nights.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ from pipeline.health import (
 from pipeline.models import Source
 from pipeline.progress import Progress
 from pipeline.run import RunSummary, run_pipeline
+from pipeline.sampleweb.sites import Site, article_html, listing_html
 from pipeline.store.core import Store
 from pipeline.store.health import JSON_MAX, HealthRepo, SourceRun, bounded_json
 from pipeline.store.schema import source_runs
 from pipeline.summary import format_summary
-from tests.sites import Site, article_html, listing_html
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 

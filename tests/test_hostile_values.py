@@ -19,6 +19,7 @@ from sqlalchemy import Boolean, DateTime, Float, Integer, LargeBinary, Table, se
 
 from pipeline.cli import main
 from pipeline.models import Article, Figure, Story, StoryArticle
+from pipeline.sampleweb.sites import Page, Site, article_html
 from pipeline.store.core import Discovered, Store, url_hints
 from pipeline.store.limits import (
     EVIDENCE_CHARS,
@@ -35,7 +36,6 @@ from pipeline.store.limits import (
 )
 from pipeline.store.schema import metadata, stories
 from tests.conftest import fresh_pg_database
-from tests.sites import Page, Site, article_html
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

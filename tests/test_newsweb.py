@@ -4,15 +4,10 @@ article pages rendered on request, stable bytes and validators, and chrome that 
 from __future__ import annotations
 
 import re
-import sys
 import urllib.request
 from html import unescape as html_unescape
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
 from newsweb import NewsWeb
 
 from pipeline.extract import extract

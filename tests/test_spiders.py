@@ -1,5 +1,5 @@
 """The Scrapy crawl end to end: ``run_crawl`` starts the real subprocess against sites served
-on 127.0.0.1 (``tests/sites.py``), and the tests read the servers' request logs and the store."""
+on 127.0.0.1 (``pipeline/sampleweb/sites.py``), and the tests read the servers' request logs and the store."""
 
 from __future__ import annotations
 
@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 from conftest import shared_path
-from sites import (
+from sqlalchemy import select
+
+from pipeline import crawl as crawl_module
+from pipeline.cli import main as newsagg
+from pipeline.config import load_settings
+from pipeline.crawl import CrawlResult, run_crawl
+from pipeline.errors import NewsaggError
+from pipeline.models import Source
+from pipeline.sampleweb.sites import (
     Page,
     Site,
     billion_laughs,
@@ -24,14 +32,6 @@ from sites import (
     url_entry,
     urlset,
 )
-from sqlalchemy import select
-
-from pipeline import crawl as crawl_module
-from pipeline.cli import main as newsagg
-from pipeline.config import load_settings
-from pipeline.crawl import CrawlResult, run_crawl
-from pipeline.errors import NewsaggError
-from pipeline.models import Source
 from pipeline.store.core import Store
 from pipeline.store.schema import drops, pages, urls
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from pipeline.cli import main
+from pipeline.sampleweb.sites import Site, url_entry, urlset
 from pipeline.store.core import Store
 from pipeline.store.schema import drops
 from pipeline.summary import EXAMPLES, format_drops, group_drops, plural, reason_key
-from tests.sites import Site, url_entry, urlset
 
 
 def test_reasons_group_without_their_urls() -> None:

@@ -19,7 +19,10 @@ Serving rules:
   ``/faults/not-html`` (200, ``application/pdf``) and the feed ``/faults/feed.xml`` that links to
   one good article, the 500 and the PDF.
 * ``/robots.txt`` disallows ``/private/`` (one page exists there, linked from the gazette section).
-* Anything else is 404. Nothing is logged.
+* Anything else is 404. Nothing is printed; :attr:`SampleWeb.requests` is the request log.
+
+The server itself is :class:`pipeline.sampleweb.loopback.LoopbackServer`; this module only decides
+what to answer.
 """
 
 from __future__ import annotations
@@ -29,16 +32,16 @@ import hashlib
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from pipeline.sampleweb.loopback import Exchange, LoopbackServer, RequestRecord
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 SITE_DIR = PACKAGE_DIR / "site"
@@ -110,17 +113,6 @@ def _parse_iso(value: str) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestRecord:
-    """One request the server answered."""
-
-    method: str
-    path: str  # as sent, query string included
-    headers: dict[str, str]
-    status: int
-    time: float  # time.monotonic() when the answer was decided
-
-
-@dataclass(frozen=True, slots=True)
 class _Response:
     status: int
     body: bytes = b""
@@ -142,10 +134,16 @@ class SampleWeb:
         self.site_dir = (site_dir or SITE_DIR).resolve()
         self._edition = 1
         self._base_url: str | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._requests: list[RequestRecord] = []
+        self._server = LoopbackServer(
+            self._answer,
+            host=host,
+            port=port,
+            name="sampleweb",
+            methods=("GET", "HEAD"),
+            timeout=30,
+            server_version="newsagg-sampleweb/1.0",
+        )
         self._last_modified = self._article_dates()
 
     # ------------------------------------------------------------------ public API
@@ -176,41 +174,19 @@ class SampleWeb:
     @property
     def requests(self) -> list[RequestRecord]:
         """A snapshot of the request log, oldest first."""
-        with self._lock:
-            return list(self._requests)
+        return self._server.requests
 
     def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
+        self._server.clear_requests()
 
     def start(self) -> SampleWeb:
-        if self._server is not None:
-            return self
-        web = self
-
-        class Handler(_Handler):
-            sample_web = web
-
-        server = _Server((self.host, self.port), Handler)
-        self._server = server
-        port = server.server_address[1]
-        host = self.host if ":" not in self.host else f"[{self.host}]"
-        self._base_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sampleweb-{port}", daemon=True
-        )
-        self._thread.start()
+        if not self._server.running:
+            self._server.start()
+            self._base_url = self._server.base_url
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+        self._server.stop()
 
     def __enter__(self) -> SampleWeb:
         return self.start()
@@ -233,10 +209,6 @@ class SampleWeb:
             for edition in entry.get("editions", []):
                 dates[edition["path"]] = _parse_iso(edition["modified_at"])
         return dates
-
-    def _record(self, record: RequestRecord) -> None:
-        with self._lock:
-            self._requests.append(record)
 
     def _variants(self, rel: str) -> Iterator[tuple[str, int]]:
         """Candidate files for ``rel`` under the current edition, best first."""
@@ -312,6 +284,36 @@ class SampleWeb:
                 return _Response(200, body, GZIP_TYPE, self._last_modified_for(file, edition))
         return _Response(404)
 
+    def _answer(self, ex: Exchange) -> None:
+        try:
+            response = self._resolve(ex.path)
+        except Exception:
+            response = _Response(500, b"Internal Server Error\n", "text/plain; charset=utf-8")
+        status = response.status
+        headers: dict[str, str] = {}
+        if status == 200:
+            headers["ETag"] = etag = _etag(response.body)
+            if _not_modified(ex.headers, etag, response.last_modified):
+                status = 304
+        if response.last_modified is not None and status in (200, 304):
+            headers["Last-Modified"] = format_datetime(response.last_modified, usegmt=True)
+        if response.location is not None:
+            headers["Location"] = response.location
+        body = response.body
+        if status == 404:
+            body = b"Not Found\n"
+        elif status in (301, 304):
+            body = b""
+        if status == 304:
+            ex.respond(304, content_type=None, headers=headers, length=False)
+        else:
+            ex.respond(
+                status,
+                body,
+                content_type=response.content_type or "text/plain; charset=utf-8",
+                headers=headers,
+            )
+
 
 def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
@@ -332,65 +334,3 @@ def _not_modified(headers: Any, etag: str, last_modified: datetime | None) -> bo
             since = since.replace(tzinfo=UTC)
         return since >= last_modified
     return False
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default backlog of 5 stalls concurrent clients for a second
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # quiet: a client hanging up is not worth a traceback on stderr
-
-
-class _Handler(BaseHTTPRequestHandler):
-    sample_web: SampleWeb
-    protocol_version = "HTTP/1.1"
-    server_version = "newsagg-sampleweb/1.0"
-    sys_version = ""
-    timeout = 30
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._answer(send_body=True)
-
-    def do_HEAD(self) -> None:
-        self._answer(send_body=False)
-
-    def _answer(self, send_body: bool) -> None:
-        web = self.sample_web
-        try:
-            response = web._resolve(self.path)
-        except Exception:
-            response = _Response(500, b"Internal Server Error\n", "text/plain; charset=utf-8")
-        status = response.status
-        etag = None
-        if status == 200:
-            etag = _etag(response.body)
-            if _not_modified(self.headers, etag, response.last_modified):
-                status = 304
-        web._record(
-            RequestRecord(self.command, self.path, dict(self.headers.items()), status, time.monotonic())
-        )
-        body = response.body
-        if status == 404:
-            body = b"Not Found\n"
-        elif status in (301, 304):
-            body = b""
-        try:
-            self.send_response(status)
-            if etag is not None:
-                self.send_header("ETag", etag)
-            if response.last_modified is not None and status in (200, 304):
-                self.send_header("Last-Modified", format_datetime(response.last_modified, usegmt=True))
-            if response.location is not None:
-                self.send_header("Location", response.location)
-            if status != 304:
-                self.send_header("Content-Type", response.content_type or "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if send_body and body:
-                self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True

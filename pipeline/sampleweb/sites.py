@@ -1,6 +1,7 @@
 """Loopback web sites for the crawl tests and the crawl benchmark, in the spirit of Scrapy's
 mock server: routes are plain data a test can change between crawls, and every request is
 logged with its arrival time so a test can prove what was (never) asked for, and how spaced.
+Here, in the package, because benchmarks/crawl_speed.py serves the same sites as the tests.
 
     with Site() as site:
         site.add("/robots.txt", "User-agent: *\\nDisallow: /private/\\n", "text/plain")
@@ -12,15 +13,13 @@ logged with its arrival time so a test can prove what was (never) asked for, and
 from __future__ import annotations
 
 import gzip
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
 from xml.sax.saxutils import escape
+
+from pipeline.sampleweb.loopback import Exchange, LoopbackServer, RequestRecord
 
 
 @dataclass
@@ -35,29 +34,15 @@ class Page:
 Route = Page | Callable[[int], Page]  # a callable gets the how-many-th request this is (1, 2, ...)
 
 
-@dataclass(frozen=True)
-class Hit:
-    path: str
-    time: float  # time.monotonic()
-    status: int
-    headers: dict[str, str]
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128  # the default listen backlog of 5 drops a crawler's burst of
-    # connections, and a dropped SYN costs a one-second retransmit
-
-
 class Site:
-    """A threaded HTTP server on ``host`` (any 127.x.y.z address is loopback on Linux)."""
+    """A loopback web site on ``host`` (any 127.x.y.z address is loopback on Linux)."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
         self.routes: dict[str, Route] = {}
-        self.hits: list[Hit] = []
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server = LoopbackServer(self._answer, host=host, name=host)
 
     # -- content -------------------------------------------------------------------------------
 
@@ -86,76 +71,47 @@ class Site:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start the site first"
-        return f"http://{self.host}:{self._server.server_address[1]}"
+        assert self._server.running, "start the site first"
+        return self._server.base_url
 
     # -- what happened -------------------------------------------------------------------------
 
+    @property
+    def hits(self) -> list[RequestRecord]:
+        """Every request so far, oldest first."""
+        return self._server.requests
+
     def paths(self) -> list[str]:
-        with self._lock:
-            return [hit.path for hit in self.hits]
+        return [hit.path for hit in self.hits]
 
     def times(self, predicate: Callable[[str], bool] = lambda _: True) -> list[float]:
-        with self._lock:
-            return [hit.time for hit in self.hits if predicate(hit.path)]
+        return [hit.time for hit in self.hits if predicate(hit.path)]
 
     def clear(self) -> None:
-        with self._lock:
-            self.hits.clear()
+        self._server.clear_requests()
 
     # -- server --------------------------------------------------------------------------------
 
-    def _answer(self, path: str) -> Page:
+    def _answer(self, ex: Exchange) -> None:
         with self._lock:
-            count = self._counts[path] = self._counts.get(path, 0) + 1
-        route = self.routes.get(path)
+            count = self._counts[ex.path] = self._counts.get(ex.path, 0) + 1
+        route = self.routes.get(ex.path)
         if route is None:
-            return Page(404, b"Not Found\n", "text/plain")
-        return route(count) if callable(route) else route
+            page = Page(404, b"Not Found\n", "text/plain")
+        else:
+            page = route(count) if callable(route) else route
+        if page.hang_up:
+            ex.record.status = page.status
+            ex.close_connection = True
+            return
+        ex.respond(page.status, page.body, content_type=page.content_type, headers=page.headers)
 
     def start(self) -> Site:
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def setup(self) -> None:
-                super().setup()  # headers and body go out as separate writes: without this,
-                # Nagle and delayed ACKs add ~40 ms to every keep-alive response
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def do_GET(self) -> None:
-                page = site._answer(self.path)
-                with site._lock:
-                    site.hits.append(
-                        Hit(self.path, time.monotonic(), page.status, dict(self.headers.items()))
-                    )
-                if page.hang_up:
-                    self.close_connection = True
-                    return
-                self.send_response(page.status)
-                self.send_header("Content-Type", page.content_type)
-                self.send_header("Content-Length", str(len(page.body)))
-                for name, value in page.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(page.body)
-
-        self._server = _Server((self.host, 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server.stop()
 
     def __enter__(self) -> Site:
         return self.start()
