@@ -57,3 +57,10 @@ def test_event_window_falls_back_to_other_languages() -> None:
 def test_dates_are_not_counts() -> None:
     assert "4" not in without_dates("у ніч на 4 березня загинули 2 людини").split()
     assert without_dates("on march 4 two died").split() == ["on", "two", "died"]
+
+
+def test_a_night_attack_in_an_english_headline_is_last_night() -> None:
+    # a headline alone ("Night attack on Kyiv: ...") must still tell this night's strike from the next
+    assert event_window(PUB, "The capital is under attack.", "Night attack on Kyiv: one dead") == NIGHT
+    assert event_window(PUB, "Strikes again.", "Kyiv after a night-time raid") == NIGHT
+    assert event_window(PUB, "The knight attacked.", "Chess: a knight attack wins") is None
