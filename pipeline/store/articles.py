@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, select
 
-from pipeline.models import Article
+from pipeline.models import Article, StoredArticle, UpsertResult
 from pipeline.store.common import chunks
 from pipeline.store.limits import aware, fits, plausible
 from pipeline.store.schema import articles
@@ -31,11 +32,11 @@ class Articles:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def upsert_article(self, conn: Connection, article: Article) -> str:
+    def upsert_article(self, conn: Connection, article: Article) -> UpsertResult:
         """Insert or update by canonical URL. Returns 'new', 'updated' or 'unchanged'."""
         return self.upsert_articles(conn, [article])[0]
 
-    def upsert_articles(self, conn: Connection, batch: Sequence[Article]) -> list[str]:
+    def upsert_articles(self, conn: Connection, batch: Sequence[Article]) -> list[UpsertResult]:
         """Insert or update a batch by canonical URL, in order, with a few statements.
 
         Returns 'new', 'updated' or 'unchanged' per article. An article whose text equals an
@@ -63,7 +64,7 @@ class Articles:
                 ).where(articles.c.content_hash.in_(chunk), articles.c.duplicate_of.is_(None))
             ):
                 originals.setdefault(r.content_hash, {})[r.url] = (utc(r.fetched_at) or now(), r.article_id)
-        results: list[str] = []
+        results: list[UpsertResult] = []
         inserts: list[dict[str, Any]] = []
         for article in batch:
             if not fits(articles.c.url, article.url):  # never from the frontier, which refuses them
@@ -129,7 +130,7 @@ class Articles:
             conn.execute(articles.insert(), inserts)
         return results
 
-    def articles_between(self, start: datetime | None, end: datetime | None) -> list[dict[str, Any]]:
+    def articles_between(self, start: datetime | None, end: datetime | None) -> list[StoredArticle]:
         """Articles whose publication (or fetch) time lies in [start, end]; all when open-ended."""
         when = func.coalesce(articles.c.published_at, articles.c.fetched_at)
         query = select(articles).order_by(articles.c.article_id)
@@ -140,7 +141,7 @@ class Articles:
         with self._store.begin() as conn:
             return [_article_row(r) for r in conn.execute(query)]
 
-    def articles_to_dedup(self) -> list[dict[str, Any]]:
+    def articles_to_dedup(self) -> list[StoredArticle]:
         """Articles new or changed since the last dedup (an upsert clears ``dedup_sig``)."""
         with self._store.begin() as conn:
             return [
@@ -151,8 +152,8 @@ class Articles:
             ]
 
     def articles_of_stories(
-        self, story_ids: Iterable[str], known: dict[str, dict[str, Any]] | None = None
-    ) -> list[dict[str, Any]]:
+        self, story_ids: Iterable[str], known: Mapping[str, StoredArticle] | None = None
+    ) -> list[StoredArticle]:
         """The articles of these stories (one query per 500 stories), in no particular order.
 
         ``known``: rows (as :meth:`articles_between` gives them) the caller already holds, by
@@ -161,7 +162,7 @@ class Articles:
         is a copy of the known one with them; the others are read whole.
         """
         ids = sorted(set(story_ids))
-        result: list[dict[str, Any]] = []
+        result: list[StoredArticle] = []
         with self._store.begin() as conn:
             if known is None:
                 for chunk in chunks(ids, 500):
@@ -186,13 +187,13 @@ class Articles:
                         unknown.append(r.article_id)
                     else:
                         result.append(
-                            {
-                                **row,
-                                "story_id": r.story_id,
-                                "copy_of": r.copy_of,
-                                "dedup_sig": r.dedup_sig,
-                                "change_seq": r.change_seq,
-                            }
+                            replace(
+                                row,
+                                story_id=r.story_id,
+                                copy_of=r.copy_of,
+                                dedup_sig=r.dedup_sig,
+                                change_seq=r.change_seq,
+                            )
                         )
             for chunk in chunks(sorted(unknown), 500):
                 result.extend(
@@ -201,19 +202,19 @@ class Articles:
                 )
         return result
 
-    def story_member_rows(self, story_ids: Sequence[str]) -> list[dict[str, Any]]:
+    def story_member_rows(self, story_ids: Sequence[str]) -> list[StoredArticle]:
         """The members of these stories with their text, read through the v1 articles view (the
         reader role can): what it takes to say why they are together when dedup has not yet."""
         return self._text_rows(v1_articles.c.story_id, story_ids)
 
-    def article_text_rows(self, article_ids: Sequence[str]) -> list[dict[str, Any]]:
+    def article_text_rows(self, article_ids: Sequence[str]) -> list[StoredArticle]:
         """These articles with their text and story, through the v1 articles view (for
         ``newsagg explain``, which the reader role may run)."""
         return self._text_rows(v1_articles.c.article_id, article_ids)
 
-    def _text_rows(self, key: Any, values: Sequence[str]) -> list[dict[str, Any]]:
+    def _text_rows(self, key: Any, values: Sequence[str]) -> list[StoredArticle]:
         a = v1_articles.c
-        rows: list[dict[str, Any]] = []
+        rows: list[StoredArticle] = []
         with self._store.begin() as conn:
             for chunk in chunks(sorted(set(values)), 500):
                 query = select(
@@ -228,10 +229,20 @@ class Articles:
                     a.story_id,
                 ).where(key.in_(list(chunk)))
                 for r in conn.execute(query.order_by(a.article_id)):
-                    row = dict(r._mapping)
                     # as dedup reads them (_article_row), so both give a story the same evidence
-                    row["published_at"], row["fetched_at"] = plausible(r.published_at), utc(r.fetched_at)
-                    rows.append(row)
+                    rows.append(
+                        StoredArticle(
+                            article_id=r.article_id,
+                            url=r.url,
+                            source=r.source,
+                            title=r.title,
+                            published_at=plausible(r.published_at),
+                            fetched_at=utc(r.fetched_at),
+                            language=r.language,
+                            text=r.text,
+                            story_id=r.story_id,
+                        )
+                    )
         return rows
 
     def assign(self, conn: Connection, assignments: dict[str, tuple[str, str | None, str | None]]) -> int:
@@ -282,17 +293,29 @@ class Articles:
         return changed
 
 
-def dedup_signature(row: dict[str, Any]) -> str:
+def dedup_signature(row: StoredArticle) -> str:
     """What dedup saw of an article; kept so a reader can tell which version was clustered."""
-    published = row["published_at"].isoformat() if row["published_at"] else ""
-    key = "\x1f".join([row["title"] or "", row["content_hash"], published, row["language"] or ""])
+    published = row.published_at.isoformat() if row.published_at else ""
+    key = "\x1f".join([row.title or "", row.content_hash, published, row.language or ""])
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _article_row(row: Any) -> dict[str, Any]:
-    data = dict(row._mapping)
-    data["authors"] = tuple(json.loads(data["authors"] or "[]"))
-    for key in ("fetched_at", "updated_at"):
-        data[key] = utc(data[key])
-    data["published_at"] = plausible(data["published_at"])  # a store written before the bounds
-    return data
+def _article_row(r: Any) -> StoredArticle:
+    return StoredArticle(
+        article_id=r.article_id,
+        url=r.url,
+        source=r.source,
+        title=r.title,
+        published_at=plausible(r.published_at),  # a store written before the bounds
+        fetched_at=utc(r.fetched_at),
+        language=r.language,
+        text=r.text,
+        story_id=r.story_id,
+        authors=tuple(json.loads(r.authors or "[]")),
+        content_hash=r.content_hash,
+        updated_at=utc(r.updated_at),
+        duplicate_of=r.duplicate_of,
+        copy_of=r.copy_of,
+        dedup_sig=r.dedup_sig,
+        change_seq=r.change_seq,
+    )

@@ -36,7 +36,15 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import ConfigError, RunLockLost, StoreError
-from pipeline.models import Article, Figure, Story
+from pipeline.models import (
+    Article,
+    DropStage,
+    SaveResult,
+    StoredArticle,
+    Story,
+    UpsertResult,
+    UrlStatus,
+)
 from pipeline.store.articles import Articles, dedup_signature
 from pipeline.store.changes import Change, ChangeFeed
 from pipeline.store.frontier import Discovered, Frontier, PendingUrl
@@ -478,10 +486,12 @@ class Store:
     ) -> list[PendingUrl]:
         return self.repos.frontier.pending(sources, limit, max_attempts)
 
-    def mark_url(self, conn: Connection, url: str, status: str, error: str | None = None) -> None:
+    def mark_url(self, conn: Connection, url: str, status: UrlStatus, error: str | None = None) -> None:
         self.repos.frontier.mark_url(conn, url, status, error)
 
-    def fail_url(self, conn: Connection, url: str, error: str, *, retryable: bool, max_attempts: int) -> str:
+    def fail_url(
+        self, conn: Connection, url: str, error: str, *, retryable: bool, max_attempts: int
+    ) -> UrlStatus:
         return self.repos.frontier.fail_url(conn, url, error, retryable=retryable, max_attempts=max_attempts)
 
     # -- pages and drops ---------------------------------------------------------------------------
@@ -534,7 +544,7 @@ class Store:
     def mark_cleaned(self, conn: Connection, done: Sequence[tuple[str, str]]) -> None:
         self.repos.pages.mark_cleaned(conn, done)
 
-    def record_drop(self, conn: Connection, url: str, source: str, stage: str, reason: str) -> None:
+    def record_drop(self, conn: Connection, url: str, source: str, stage: DropStage, reason: str) -> None:
         self.repos.pages.record_drop(conn, url, source, stage, reason)
 
     def clear_drop(self, conn: Connection, url: str) -> None:
@@ -548,27 +558,27 @@ class Store:
 
     # -- articles ----------------------------------------------------------------------------------
 
-    def upsert_article(self, conn: Connection, article: Article) -> str:
+    def upsert_article(self, conn: Connection, article: Article) -> UpsertResult:
         return self.repos.articles.upsert_article(conn, article)
 
-    def upsert_articles(self, conn: Connection, batch: Sequence[Article]) -> list[str]:
+    def upsert_articles(self, conn: Connection, batch: Sequence[Article]) -> list[UpsertResult]:
         return self.repos.articles.upsert_articles(conn, batch)
 
-    def articles_between(self, start: datetime | None, end: datetime | None) -> list[dict[str, Any]]:
+    def articles_between(self, start: datetime | None, end: datetime | None) -> list[StoredArticle]:
         return self.repos.articles.articles_between(start, end)
 
-    def articles_to_dedup(self) -> list[dict[str, Any]]:
+    def articles_to_dedup(self) -> list[StoredArticle]:
         return self.repos.articles.articles_to_dedup()
 
     def articles_of_stories(
-        self, story_ids: Iterable[str], known: dict[str, dict[str, Any]] | None = None
-    ) -> list[dict[str, Any]]:
+        self, story_ids: Iterable[str], known: Mapping[str, StoredArticle] | None = None
+    ) -> list[StoredArticle]:
         return self.repos.articles.articles_of_stories(story_ids, known)
 
-    def story_member_rows(self, story_ids: Sequence[str]) -> list[dict[str, Any]]:
+    def story_member_rows(self, story_ids: Sequence[str]) -> list[StoredArticle]:
         return self.repos.articles.story_member_rows(story_ids)
 
-    def article_text_rows(self, article_ids: Sequence[str]) -> list[dict[str, Any]]:
+    def article_text_rows(self, article_ids: Sequence[str]) -> list[StoredArticle]:
         return self.repos.articles.article_text_rows(article_ids)
 
     def assign(self, conn: Connection, assignments: dict[str, tuple[str, str | None, str | None]]) -> int:
@@ -591,21 +601,19 @@ class Store:
     def save_stories(
         self,
         conn: Connection,
-        items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]],
+        items: Sequence[Story],
         evidence_keys: Mapping[str, str] | None = None,
-    ) -> list[str]:
+    ) -> list[SaveResult]:
         return self.repos.stories.save_stories(conn, items, evidence_keys)
 
     def save_story(
         self,
         conn: Connection,
         story: Story,
-        best_article_id: str | None,
-        story_figures: Sequence[tuple[str, Figure]],
         batch: StoryBatch | None = None,
         evidence_key: str | None = None,
-    ) -> str:
-        return self.repos.stories.save_story(conn, story, best_article_id, story_figures, batch, evidence_key)
+    ) -> SaveResult:
+        return self.repos.stories.save_story(conn, story, batch, evidence_key)
 
     def stored_evidence(self, story_ids: Iterable[str]) -> dict[str, tuple[str | None, dict[str, Any]]]:
         return self.repos.stories.stored_evidence(story_ids)

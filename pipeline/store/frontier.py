@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, or_, select
 
 from pipeline.errors import StoreError
+from pipeline.models import UrlStatus
 from pipeline.store.common import chunks
 from pipeline.store.limits import fits, plausible
 from pipeline.store.packing import pack, unpack
@@ -278,19 +279,21 @@ class Frontier:
                 PendingUrl(r.url, r.source, r.attempts, r.etag, r.last_modified) for r in conn.execute(query)
             ]
 
-    def mark_url(self, conn: Connection, url: str, status: str, error: str | None = None) -> None:
+    def mark_url(self, conn: Connection, url: str, status: UrlStatus, error: str | None = None) -> None:
         values: dict[str, Any] = self._store.bounds.row(urls, {"status": status, "error": error})
         if status == "failed":
             values["attempts"] = urls.c.attempts + 1
         conn.execute(urls.update().where(urls.c.url == url).values(**values))
 
-    def fail_url(self, conn: Connection, url: str, error: str, *, retryable: bool, max_attempts: int) -> str:
+    def fail_url(
+        self, conn: Connection, url: str, error: str, *, retryable: bool, max_attempts: int
+    ) -> UrlStatus:
         """Count one failed fetch of ``url``: ``failed`` (asked again by a later run) until it has
         failed ``max_attempts`` times, then ``dropped``; a failure no retry can fix drops it at
         once. Returns the new status."""
         attempts = conn.execute(select(urls.c.attempts).where(urls.c.url == url)).scalar()
         tried = int(attempts or 0) + 1
-        status = "failed" if retryable and tried < max_attempts else "dropped"
+        status: UrlStatus = "failed" if retryable and tried < max_attempts else "dropped"
         conn.execute(
             urls.update().where(urls.c.url == url).values(status=status, error=error, attempts=tried)
         )

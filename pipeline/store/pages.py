@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, or_, select
 
+from pipeline.models import DropStage
 from pipeline.store.common import chunks
 from pipeline.store.limits import fits
 from pipeline.store.packing import PackedBody, pack, unpack
@@ -154,7 +155,7 @@ class Pages:
 
     # -- drops ---------------------------------------------------------------------------------
 
-    def record_drop(self, conn: Connection, url: str, source: str, stage: str, reason: str) -> None:
+    def record_drop(self, conn: Connection, url: str, source: str, stage: DropStage, reason: str) -> None:
         reason = self._store.bounds.value(drops.c.reason, reason[:2000])
         source = self._store.bounds.value(drops.c.source, source)
         if not fits(drops.c.url, url):

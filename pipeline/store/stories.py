@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, bindparam, func, null, select
 from sqlalchemy import inspect as sa_inspect
 
-from pipeline.models import Figure, Story, StoryArticle
+from pipeline.models import Figure, SaveResult, Story, StoryArticle
 from pipeline.store.common import chunks, json_object
 from pipeline.store.limits import aware
 from pipeline.store.schema import articles, figures, stories
@@ -147,16 +147,14 @@ class Stories:
         with self._store.begin() as conn:
             return [str(i) for i in conn.execute(query).scalars()]
 
-    def _read_stories(
-        self, conn: Connection, items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]]
-    ) -> StoryBatch:
+    def _read_stories(self, conn: Connection, items: Sequence[Story]) -> StoryBatch:
         """The stored rows ``items`` may touch: their stories, the figures of those stories and
         every figure of their articles (a figure moves with its article between stories)."""
         batch = StoryBatch()
-        ids = sorted({story.story_id for story, _, _ in items})
+        ids = sorted({story.story_id for story in items})
         article_ids = sorted(
-            {a.article_id for story, _, _ in items for a in story.articles}
-            | {aid for _, _, figs in items for aid, _ in figs}
+            {a.article_id for story in items for a in story.articles}
+            | {f.article_id for story in items for f in story.figures}
         )
         for chunk in chunks(ids, 500):
             for r in conn.execute(select(stories).where(stories.c.story_id.in_(chunk))):
@@ -243,20 +241,20 @@ class Stories:
     def save_stories(
         self,
         conn: Connection,
-        items: Sequence[tuple[Story, str | None, Sequence[tuple[str, Figure]]]],
+        items: Sequence[Story],
         evidence_keys: Mapping[str, str] | None = None,
-    ) -> list[str]:
-        """:meth:`save_story` for each ``(story, best_article_id, figures)`` in turn, with the
+    ) -> list[SaveResult]:
+        """:meth:`save_story` for each story in turn, with the
         same rows written and the same change-feed entries, but reading per 500 stories and
         writing with a few executemany statements. Returns the statuses in order.
         ``evidence_keys``: per story id, what its evidence was worked out from."""
-        statuses: list[str] = []
+        statuses: list[SaveResult] = []
         keys = evidence_keys or {}
         for part in chunks(items, 500):
             batch = self._read_stories(conn, part)
             statuses.extend(
-                self.save_story(conn, story, best, figs, batch=batch, evidence_key=keys.get(story.story_id))
-                for story, best, figs in part
+                self.save_story(conn, story, batch=batch, evidence_key=keys.get(story.story_id))
+                for story in part
             )
             self._write_stories(conn, batch)
         return statuses
@@ -265,42 +263,40 @@ class Stories:
         self,
         conn: Connection,
         story: Story,
-        best_article_id: str | None,
-        story_figures: Sequence[tuple[str, Figure]],
         batch: StoryBatch | None = None,
         evidence_key: str | None = None,
-    ) -> str:
+    ) -> SaveResult:
         """Write a story and its figures if they differ. Returns 'new', 'updated' or 'unchanged'.
 
-        Figures are compared by key (article, kind, value): a key the story has and still wants
-        is left as it is, unless its ``source_claim`` changed (then only that is updated). With
+        ``story.best_article_id`` is the report it shows; each of ``story.figures`` names the
+        report that gives it (``Figure.article_id``). Figures are compared by key (article,
+        kind, value): a key the story has and still wants is left as it is, unless its
+        ``source_claim`` changed (then only that is updated). With
         ``batch`` (:meth:`save_stories`) the stored state comes from it and the writes are
         queued in it. ``evidence_key``: what ``story.evidence`` was worked out from
         (:meth:`stored_evidence` gives it back); None when the caller does not say.
         """
         if batch is None:
-            batch = self._read_stories(conn, [(story, best_article_id, story_figures)])
-            status = self._stage_story(conn, batch, story, best_article_id, story_figures, evidence_key)
+            batch = self._read_stories(conn, [story])
+            status = self._stage_story(conn, batch, story, evidence_key)
             self._write_stories(conn, batch)
             return status
-        return self._stage_story(conn, batch, story, best_article_id, story_figures, evidence_key)
+        return self._stage_story(conn, batch, story, evidence_key)
 
     def _stage_story(
         self,
         conn: Connection,
         batch: StoryBatch,
         story: Story,
-        best_article_id: str | None,
-        story_figures: Sequence[tuple[str, Figure]],
         evidence_key: str | None = None,
-    ) -> str:
+    ) -> SaveResult:
         sid = story.story_id
         values = self._store.bounds.row(
             stories,
             {
                 "title": story.title,
                 "summary": story.summary,
-                "best_article_id": best_article_id,
+                "best_article_id": story.best_article_id,
                 "first_seen": story.first_seen,
                 "last_updated": story.last_updated,
                 "article_count": len(story.articles),
@@ -309,7 +305,7 @@ class Stories:
             },
         )
         old = batch.rows.get(sid)
-        status = "unchanged"
+        status: SaveResult = "unchanged"
         if old is None:
             batch.story_inserts[sid] = values
             status = "new"
@@ -321,8 +317,8 @@ class Stories:
             status = "updated"
         batch.rows[sid] = values
         wanted: dict[tuple[str, str, str], Figure] = {}
-        for aid, f in story_figures:  # a cut value is the key, so two values cut alike are one figure
-            wanted.setdefault((aid, f.kind, self._store.bounds.value(figures.c.value, f.value)), f)
+        for f in story.figures:  # a cut value is the key, so two values cut alike are one figure
+            wanted.setdefault((f.article_id, f.kind, self._store.bounds.value(figures.c.value, f.value)), f)
         have = set(batch.have.get(sid, ()))
         for key in have - wanted.keys():
             batch.figure_deletes[key] = None
