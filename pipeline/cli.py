@@ -335,7 +335,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     store = _open_store(args, read_only=True)
     try:
-        rows = {r["article_id"]: r for r in store.article_text_rows(args.ids)}
+        rows = {r.article_id: r for r in store.article_text_rows(args.ids)}
     finally:
         store.close()
     missing = [i for i in args.ids if i not in rows]
@@ -343,8 +343,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         raise ConfigError(f"no stored article with id {', '.join(missing)}")
     a, b = (rows[i] for i in args.ids)
     result = explain_pair(to_doc(a), to_doc(b))
-    result["same_story"] = bool(a["story_id"]) and a["story_id"] == b["story_id"]
-    result["story_ids"] = [a["story_id"], b["story_id"]]
+    result["same_story"] = bool(a.story_id) and a.story_id == b.story_id
+    result["story_ids"] = [a.story_id, b.story_id]
     json.dump(result, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
     return EXIT_OK

@@ -30,7 +30,7 @@ from pipeline.cluster.explain import stories_evidence
 from pipeline.cluster.figures import extract_claims
 from pipeline.cluster.neardup import find_copies
 from pipeline.context import Context
-from pipeline.models import Figure, Story, StoryArticle
+from pipeline.models import Figure, StoredArticle, Story, StoryArticle
 from pipeline.parse.titles import TitleCleaner, clean_title, learn_cleaners
 from pipeline.store.core import Store, dedup_signature
 from pipeline.store.limits import as_stored
@@ -51,23 +51,23 @@ class DedupOutcome:
     stories: Counter[str] = field(default_factory=Counter)  # new / updated / unchanged
 
 
-def _when(row: dict[str, Any]) -> datetime:
-    value = row["published_at"] or row["fetched_at"]
+def _when(row: StoredArticle) -> datetime:
+    value = row.published_at or row.fetched_at
     assert isinstance(value, datetime)
     return value
 
 
-def to_doc(row: dict[str, Any]) -> Doc:
+def to_doc(row: StoredArticle) -> Doc:
     # An undated report is placed at its fetch time: close to publication for a nightly run,
     # and far better than no time evidence at all.
     return Doc(
-        id=row["article_id"],
-        text=row["text"],
-        title=row["title"],
-        url=row["url"],
+        id=row.article_id,
+        text=row.text,
+        title=row.title,
+        url=row.url,
         published_at=_when(row),
-        source=row["source"],
-        language=row["language"],
+        source=row.source,
+        language=row.language,
     )
 
 
@@ -89,24 +89,22 @@ def _dedup_changed(ctx: Context, recluster: bool, outcome: DedupOutcome) -> None
     if not changed:
         return
     times = [_when(r) for r in changed]
-    context = {r["article_id"]: r for r in store.articles_between(min(times) - window, max(times) + window)}
+    context = {r.article_id: r for r in store.articles_between(min(times) - window, max(times) + window)}
     for row in changed:
-        context[row["article_id"]] = row
-    rows = sorted(context.values(), key=lambda r: r["article_id"])
-    changed_ids = {r["article_id"] for r in changed}
+        context[row.article_id] = row
+    rows = sorted(context.values(), key=lambda r: r.article_id)
+    changed_ids = {r.article_id for r in changed}
     # The whole open window is clustered again, not only what changed: the partition is then a
     # function of the window's articles, whatever order they arrived in. Stored articles may move
     # between stories; story ids stay (see assign_story_ids).
-    existing = {r["article_id"]: r["story_id"] for r in rows if r["story_id"]}
+    existing = {r.article_id: r.story_id for r in rows if r.story_id}
     docs = [to_doc(r) for r in rows]
     # one window setting: the linker's time limit is the story window
     params = dataclasses.replace(DEFAULT_PARAMS, max_gap_hours=ctx.settings.story_window_hours)
     partition = cluster_docs(docs, params)
-    cleaners = learn_cleaners((r["source"], r["title"]) for r in rows)
+    cleaners = learn_cleaners((r.source, r.title) for r in rows)
     copies = find_copies(docs)
-    exact = {
-        r["article_id"]: r["duplicate_of"] for r in rows if r["duplicate_of"] and r["duplicate_of"] in context
-    }
+    exact = {r.article_id: r.duplicate_of for r in rows if r.duplicate_of and r.duplicate_of in context}
     # An exact duplicate or a wire copy belongs wherever its original is, however late it ran.
     for dup, original in {**copies, **exact}.items():
         if original in partition:
@@ -114,14 +112,14 @@ def _dedup_changed(ctx: Context, recluster: bool, outcome: DedupOutcome) -> None
     story_ids = assign_story_ids(partition, existing)
     assignments: dict[str, tuple[str, str | None, str | None]] = {}
     for row in rows:
-        article_id = row["article_id"]
+        article_id = row.article_id
         copy_of = exact.get(article_id) or copies.get(article_id)
-        signature = dedup_signature(row) if article_id in changed_ids else row["dedup_sig"]
+        signature = dedup_signature(row) if article_id in changed_ids else row.dedup_sig
         assignments[article_id] = (story_ids[article_id], copy_of, signature)
-    previous = {r["story_id"] for r in rows if r["story_id"]}
+    previous = {r.story_id for r in rows if r.story_id}
     # Memberships first, with the old signatures: a crash before the stories are written leaves
     # these articles still marked as to-do, so the next run rebuilds their stories.
-    old_sigs = {r["article_id"]: r["dedup_sig"] for r in rows}
+    old_sigs = {r.article_id: r.dedup_sig for r in rows}
     with store.begin() as conn:
         outcome.articles = store.assign(
             conn, {a: (sid, copy, old_sigs[a]) for a, (sid, copy, _) in assignments.items()}
@@ -131,9 +129,9 @@ def _dedup_changed(ctx: Context, recluster: bool, outcome: DedupOutcome) -> None
     # these transactions is repaired by the next run like one before them: the changed articles
     # are still to do, and every story of their window is rebuilt and compared again.
     touched = sorted({a[0] for a in assignments.values()} | previous)
-    members: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    members: dict[str | None, list[StoredArticle]] = defaultdict(list)
     for member in store.articles_of_stories(touched, known=context):
-        members[member["story_id"]].append(member)
+        members[member.story_id].append(member)
     # The evidence depends on the member texts alone: a story whose members are the texts its
     # evidence was worked out from keeps it; only the others are worked out again.
     keys = {s: members_key(members[s]) for s in touched if members.get(s)}
@@ -152,7 +150,7 @@ def _dedup_changed(ctx: Context, recluster: bool, outcome: DedupOutcome) -> None
         store.assign(conn, assignments)  # only now are the changed articles done
 
 
-def members_key(members: Sequence[dict[str, Any]]) -> str:
+def members_key(members: Sequence[StoredArticle]) -> str:
     """What a story's evidence is worked out from: each member's text, headline, time, outlet
     and language (all :func:`to_doc` takes), hashed. Equal keys, equal evidence."""
     digest = hashlib.sha256()
@@ -179,9 +177,9 @@ def fill_evidence(store: Store, limit: int = EVIDENCE_FILLS_PER_RUN) -> int:
     while filled < limit and (
         ids := store.stories_without_evidence(after, min(STORIES_PER_TRANSACTION, limit - filled))
     ):
-        rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        rows: dict[str | None, list[StoredArticle]] = defaultdict(list)
         for row in store.articles_of_stories(ids):
-            rows[row["story_id"]].append(row)
+            rows[row.story_id].append(row)
         found = evidence_of([[to_doc(r) for r in rows[i]] for i in ids])
         evidence = {i: (members_key(rows[i]), e) for i, e in zip(ids, found, strict=True)}
         with store.begin() as conn:
@@ -197,22 +195,22 @@ def with_evidence(store: Store, stories: Sequence[Story]) -> list[Story]:
     missing = [s.story_id for s in stories if s.evidence is None]
     if not missing:
         return list(stories)
-    docs: dict[str, list[Doc]] = defaultdict(list)
+    docs: dict[str | None, list[Doc]] = defaultdict(list)
     for row in store.story_member_rows(missing):
-        docs[row["story_id"]].append(to_doc(row))
+        docs[row.story_id].append(to_doc(row))
     found = dict(zip(missing, evidence_of([docs[i] for i in missing]), strict=True))
     return [dataclasses.replace(s, evidence=found[s.story_id]) if s.evidence is None else s for s in stories]
 
 
-def _best(members: list[dict[str, Any]], figures: dict[str, list[Figure]]) -> dict[str, Any]:
-    originals = [m for m in members if not m["copy_of"] and not m["duplicate_of"]] or members
+def _best(members: list[StoredArticle], figures: dict[str, list[Figure]]) -> StoredArticle:
+    originals = [m for m in members if not m.copy_of and not m.duplicate_of] or members
     return max(
         originals,
         key=lambda m: (
-            len({f.kind for f in figures[m["article_id"]]}),
+            len({f.kind for f in figures[m.article_id]}),
             _when(m),
-            len(m["text"]),
-            m["article_id"],
+            len(m.text),
+            m.article_id,
         ),
     )
 
@@ -237,61 +235,64 @@ def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
 
 def build_story(
     story_id: str,
-    members: list[dict[str, Any]],
+    members: list[StoredArticle],
     cleaners: Mapping[str | None, TitleCleaner] | None = None,
     evidence: dict[str, Any] | None = None,
-) -> tuple[Story, str, list[tuple[str, Figure]]]:
+) -> Story:
     """The story of these member rows; its title is the best report's headline without the
     outlet's boilerplate (``cleaners``: learnt per source from the window's titles). Its evidence
     is ``evidence`` (what is stored, when the members did not change), else worked out."""
-    members = sorted(members, key=lambda m: (_when(m), m["article_id"]))
+    members = sorted(members, key=lambda m: (_when(m), m.article_id))
     per_article: dict[str, list[Figure]] = defaultdict(list)
-    all_figures: list[tuple[str, Figure]] = []
+    all_figures: list[Figure] = []
     for m in members:
         seen: set[tuple[str, str]] = set()
-        for kind, value, claim in extract_claims(m["text"], m["title"], _when(m)):
+        for kind, value, claim in extract_claims(m.text, m.title, _when(m)):
             if (kind, value) in seen:
                 continue
             seen.add((kind, value))
             fig = Figure(
                 kind=kind,
                 value=value,
-                source=m["source"],
-                url=m["url"],
+                source=m.source,
+                url=m.url,
                 reported_at=_reported_at(m),
                 source_claim=claim,
+                article_id=m.article_id,
             )
-            per_article[m["article_id"]].append(fig)
-            all_figures.append((m["article_id"], fig))
+            per_article[m.article_id].append(fig)
+            all_figures.append(fig)
     best = _best(members, per_article)
     first_seen = min(_when(m) for m in members)
     last_updated = max(_reported_at(m) for m in members)
-    story = Story(
+    return Story(
         story_id=story_id,
-        title=clean_title(best["title"], (cleaners or {}).get(best["source"])),
-        summary=summarise(best["text"]),
+        title=clean_title(best.title, (cleaners or {}).get(best.source)),
+        summary=summarise(best.text),
         first_seen=first_seen,
         last_updated=last_updated,
         articles=tuple(
             StoryArticle(
-                m["article_id"],
-                m["url"],
-                m["source"],
-                m["title"],
-                m["published_at"],
-                m["copy_of"] or m["duplicate_of"],
+                m.article_id,
+                m.url,
+                m.source,
+                m.title,
+                m.published_at,
+                m.copy_of or m.duplicate_of,
             )
             for m in members
         ),
+        figures=tuple(all_figures),
         evidence=evidence if evidence is not None else evidence_of([[to_doc(m) for m in members]])[0],
+        best_article_id=best.article_id,
     )
-    return story, best["article_id"], all_figures
 
 
-def _reported_at(row: dict[str, Any]) -> datetime:
+def _reported_at(row: StoredArticle) -> datetime:
     """When this version of a report was out: its revision time if it was revised after the
     first fetch, else its publication time."""
-    revised = row["updated_at"] if row["updated_at"] and row["updated_at"] > row["fetched_at"] else None
+    fetched = row.fetched_at
+    revised = row.updated_at if row.updated_at and fetched and row.updated_at > fetched else None
     return max(x for x in (_when(row), revised) if x is not None)
 
 

@@ -32,7 +32,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.errors import StoreError
-from pipeline.models import Source
+from pipeline.models import HealthState, Source
 from pipeline.store.core import Store
 from pipeline.store.health import PAGE_SAMPLE, HealthRepo, PageSample, SourceRun, median
 from pipeline.summary import reason_key
@@ -202,7 +202,7 @@ def evaluate(current: SourceRun, earlier: Sequence[SourceRun], failed: str | Non
     return flags
 
 
-def state_of(run: SourceRun, flags: Sequence[Flag]) -> str:
+def state_of(run: SourceRun, flags: Sequence[Flag]) -> HealthState:
     if any(f.rule == "failed" for f in flags):
         return "failed"
     if flags:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 
 from pipeline.context import Context
 from pipeline.errors import FetchError, NewsaggError
-from pipeline.models import Source
+from pipeline.models import PageResult, Source, UrlStatus
 from pipeline.net.client import OutOfDescriptorsError, Response, fetch_concurrency
 from pipeline.parse.feeds import parse_feed
 from pipeline.store.core import Discovered, PackedBody, PendingUrl
@@ -145,7 +145,7 @@ def ingest_page(
     etag: str | None,
     last_modified: str | None,
     packed: PackedBody | None = None,
-) -> str:
+) -> PageResult:
     """Store one fetched article response. Returns 'stored', 'unchanged', 'not_modified' or
     'dropped'. The one entry point for pages, whoever fetched them."""
     store = ctx.store
@@ -176,7 +176,7 @@ def ingest_page(
 
 def record_fetch_failure(
     ctx: Context, conn: Connection, url: str, source: str, reason: str, retryable: bool
-) -> str:
+) -> UrlStatus:
     """The one rule for a failed article fetch, whoever fetched it (feed path or crawl).
 
     A retryable failure leaves the URL ``failed``, asked again by later runs, until it has

@@ -21,6 +21,15 @@ FIGURE_KINDS: tuple[str, ...] = ("killed", "injured", "missiles", "drones", "int
 # "_.-", at most 64 characters. A plain string too, for JSON schemas (the DAG's trigger form).
 SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
+# The words the stages and the store exchange, as types: a misspelt status is a type error, not a
+# row no query ever finds.
+UrlStatus = Literal["pending", "fetched", "failed", "dropped"]  # urls.status
+DropStage = Literal["feed", "fetch", "clean", "crawl"]  # drops.stage: where a URL gave no article
+PageResult = Literal["stored", "unchanged", "not_modified", "dropped"]  # ingest of one response
+UpsertResult = Literal["new", "updated", "unchanged", "dropped"]  # an article, by canonical URL
+SaveResult = Literal["new", "updated", "unchanged"]  # a story and its figures
+HealthState = Literal["ok", "quiet", "warning", "failed", "unknown"]  # a source's last run
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -80,6 +89,9 @@ class Figure:
     # who the report says gives the number ("air force", "Russian defence ministry"); None when
     # the report does not say: outlets quote sources that disagree, and a reader must see whose
     source_claim: str | None = None
+    # the report that gives it: set when dedup hands a story's figures to the store (the key of
+    # a figure is article, kind, value); reads through the v1 views leave it empty
+    article_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +120,31 @@ class Story:
     # Why the reports are together (pipeline.cluster.explain.story_evidence), as dedup stored it;
     # None where it has not. Left out of the hash: a dict has none.
     evidence: dict[str, Any] | None = field(default=None, hash=False)
+    # the report whose headline and summary the story shows, when dedup writes it; reads leave
+    # it None
+    best_article_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArticle:
+    """An article as the store reads it back for dedup, explain and the CLI.
+
+    Reads through the v1 articles view (which the reader role may use) fill only the columns it
+    has; the others keep their defaults."""
+
+    article_id: str
+    url: str
+    source: str
+    title: str | None
+    published_at: datetime | None
+    fetched_at: datetime | None
+    language: str | None
+    text: str
+    story_id: str | None = None
+    authors: tuple[str, ...] = ()
+    content_hash: str = ""
+    updated_at: datetime | None = None
+    duplicate_of: str | None = None
+    copy_of: str | None = None
+    dedup_sig: str | None = None
+    change_seq: int | None = None

@@ -10,6 +10,7 @@ from scrapy.utils.defer import deferred_from_coro
 
 from pipeline.errors import RunLockLost
 from pipeline.ingest import ingest_page, record_fetch_failure
+from pipeline.models import PageResult, UrlStatus
 from spiders.items import FetchedPage, FetchFailed
 from spiders.news import SourceSpider
 
@@ -44,7 +45,7 @@ class StorePipeline:
     def _store(self, ctx: Any, item: Any, stats: Any) -> None:
         with ctx.store.begin() as conn:
             if isinstance(item, FetchedPage):
-                result = ingest_page(
+                result: PageResult = ingest_page(
                     ctx,
                     conn,
                     url=item.url,
@@ -59,5 +60,7 @@ class StorePipeline:
                 )
                 stats.inc_value(f"newsagg/pages/{result}")
             elif isinstance(item, FetchFailed):
-                status = record_fetch_failure(ctx, conn, item.url, item.source, item.reason, item.retryable)
+                status: UrlStatus = record_fetch_failure(
+                    ctx, conn, item.url, item.source, item.reason, item.retryable
+                )
                 stats.inc_value(f"newsagg/pages/{status}")

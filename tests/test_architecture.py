@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -35,3 +36,53 @@ def test_every_subpackage_says_why_it_exists() -> None:
     for init in sorted((ROOT / "pipeline").glob("*/__init__.py")):
         text = init.read_text(encoding="utf-8").strip()
         assert text.startswith('"""') and len(text) > 20, f"{init} has no docstring"
+
+
+# What builds SQL: a module that imports one of these writes queries, which only pipeline/store may.
+_QUERY_CONSTRUCTS = {"select", "insert", "update", "delete", "text", "func", "and_", "or_", "bindparam"}
+
+
+def sql_builders(root: Path) -> list[str]:
+    """``path: name`` for every import of a sqlalchemy query construct outside ``pipeline/store``
+    (``from sqlalchemy import select``, ``import sqlalchemy`` used as ``sqlalchemy.select``)."""
+    found: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).as_posix()
+        if rel.startswith("pipeline/store/"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        aliases: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sqlalchemy":
+                found += [f"{rel}: {a.name}" for a in node.names if a.name in _QUERY_CONSTRUCTS]
+                found += [f"{rel}: {a.name}" for a in node.names if a.name in ("sql", "*")]
+            elif isinstance(node, ast.Import):
+                aliases |= {a.asname or a.name for a in node.names if a.name.split(".")[0] == "sqlalchemy"}
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in _QUERY_CONSTRUCTS
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+            ):
+                found.append(f"{rel}: {node.value.id}.{node.attr}")
+    return found
+
+
+def test_only_the_store_builds_sql() -> None:
+    for package in ("pipeline", "spiders", "dags"):
+        assert sql_builders(ROOT / package) == [], f"SQL built outside pipeline/store in {package}"
+
+
+def test_the_sql_check_sees_a_query_built_elsewhere(tmp_path: Path) -> None:
+    package = tmp_path / "pipeline"
+    (package / "store").mkdir(parents=True)
+    (package / "store" / "ok.py").write_text("from sqlalchemy import select\n", encoding="utf-8")
+    (package / "types.py").write_text("from sqlalchemy import Connection\n", encoding="utf-8")
+    (package / "bad.py").write_text("from sqlalchemy import func, select\n", encoding="utf-8")
+    (package / "worse.py").write_text("import sqlalchemy as sa\nq = sa.text('x')\n", encoding="utf-8")
+    assert sql_builders(package) == [
+        "pipeline/bad.py: func",
+        "pipeline/bad.py: select",
+        "pipeline/worse.py: sa.text",
+    ]

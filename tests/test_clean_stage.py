@@ -96,8 +96,8 @@ def _view(url: str) -> dict[str, tuple[str | None, str, str]]:
     s = Store(url)
     rows = s.articles_between(None, None)
     s.close()
-    by_id = {r["article_id"]: r["url"] for r in rows}
-    return {r["url"]: (by_id.get(r["duplicate_of"]), r["content_hash"], r["text"]) for r in rows}
+    by_id = {r.article_id: r.url for r in rows}
+    return {r.url: (by_id.get(r.duplicate_of), r.content_hash, r.text) for r in rows}
 
 
 def test_the_same_url_twice_in_a_batch_sees_its_first_write(store: Store) -> None:
@@ -107,7 +107,7 @@ def test_the_same_url_twice_in_a_batch_sees_its_first_write(store: Store) -> Non
         )
     assert got == ["new", "updated"]
     (row,) = store.articles_between(None, None)
-    assert row["text"] == "one, revised"
+    assert row.text == "one, revised"
 
 
 def test_one_pool_serves_the_whole_stage(
@@ -138,7 +138,7 @@ def test_one_pool_serves_the_whole_stage(
             (
                 outcome,
                 {
-                    r["url"]: (r["title"], r["text"], r["duplicate_of"] is not None)
+                    r.url: (r.title, r.text, r.duplicate_of is not None)
                     for r in store.articles_between(None, None)
                 },
             )
@@ -194,5 +194,5 @@ def test_pages_stored_gzipped_by_older_versions_still_clean(store: Store, tmp_pa
         outcome = clean_pending(ctx)
     assert outcome.counts == {"new": 9, "dropped": 1}
     assert "stored page is unreadable" in outcome.drops["https://site.example/n/2"]
-    titles = {r["url"]: r["title"] for r in store.articles_between(None, None)}
+    titles = {r.url: r.title for r in store.articles_between(None, None)}
     assert titles["https://site.example/n/1"] == "Bridge report 1"

@@ -13,7 +13,7 @@ would): killing only the main process leaves its extraction workers (a ``Process
 on a forkserver) orphaned, holding the run's stdout/stderr open.
 
 A crash inside dedup is also tested exactly, in-process (a BaseException from
-``Store.save_story``): dedup writes the articles' new signatures only in its last transaction, so
+``Stories.save_story``): dedup writes the articles' new signatures only in its last transaction, so
 a run that dies between story writes leaves those articles to do again.
 
 Compared with :func:`tests.helpers.dump_store` minus what is volatile by nature: the columns
@@ -238,7 +238,7 @@ def test_crash_between_story_writes_then_rerun_equals_one_clean_run(
     Before ``dedup()`` wrote the new signatures last, the rerun found every ``dedup_sig``
     current, did nothing, and the store stayed without 8 of its 9 stories."""
     from pipeline.cli import main
-    from pipeline.store.core import Store
+    from pipeline.store.stories import Stories
 
     registry = _registry(tmp_path, web)
     args = ["run", "--sources", str(registry), "--allow-private-network", "--only", *FEED_OUTLETS]
@@ -246,17 +246,17 @@ def test_crash_between_story_writes_then_rerun_equals_one_clean_run(
     assert main([*args, "--store", reference]) == 0
 
     crashed = f"sqlite:///{tmp_path / 'crashed' / 'newsagg.db'}"
-    real_save = Store.save_story
+    real_save = Stories.save_story
     saved = [0]
 
-    def save_then_die(self: Store, *a: Any, **k: Any) -> str:
+    def save_then_die(self: Stories, *a: Any, **k: Any) -> str:
         if saved[0] == 1:
             raise _Crash
         saved[0] += 1
         return real_save(self, *a, **k)
 
     with monkeypatch.context() as patch:
-        patch.setattr(Store, "save_story", save_then_die)
+        patch.setattr(Stories, "save_story", save_then_die)
         # stories are written in transactions of many; one per transaction makes the first
         # story commit before the crash, the case this test is about
         patch.setattr("pipeline.dedup.STORIES_PER_TRANSACTION", 1)

@@ -88,7 +88,7 @@ def ingest(store_url: str, batches: list[list[str]]) -> dict[str, str]:
                     ctx.store.upsert_article(conn, article(key))
             dedup(ctx)
         rows = ctx.store.articles_between(None, None)
-    return {r["url"].rsplit("/", 1)[1]: r["story_id"] for r in rows}
+    return {r.url.rsplit("/", 1)[1]: r.story_id for r in rows}
 
 
 def partition(assigned: dict[str, str]) -> set[frozenset[str]]:
@@ -168,7 +168,7 @@ def test_evidence_is_worked_out_again_only_for_stories_whose_reports_changed(tmp
     with open_context(settings) as ctx:
         docs: dict[str, list] = {}
         for row in ctx.store.articles_between(None, None):
-            docs.setdefault(row["story_id"], []).append(to_doc(row))
+            docs.setdefault(row.story_id, []).append(to_doc(row))
         for story in ctx.store.stories():
             assert story.evidence == evidence_of([docs[story.story_id]])[0], story.story_id
 

@@ -160,7 +160,7 @@ def test_feed_dates_outside_1990_to_next_year_are_not_kept(store: Store, year: i
     with store.begin() as conn:
         assert store.upsert_articles(conn, [_article(url, datetime(year, 6, 1, tzinfo=UTC))]) == ["new"]
     [row] = store.articles_to_dedup()
-    assert row["published_at"] is None
+    assert row.published_at is None
 
 
 def test_a_place_longer_than_the_figure_column_is_cut_and_dedup_is_stable(store: Store) -> None:
@@ -170,11 +170,11 @@ def test_a_place_longer_than_the_figure_column_is_cut_and_dedup_is_stable(store:
     with store.begin() as conn:
         store.upsert_articles(conn, [art])
     place = "P" * 314
-    figs = [
-        (art.article_id, Figure("place", place, "s", url, NOW)),
-        (art.article_id, Figure("place", place + "Q", "s", url, NOW)),  # cut alike: one figure
-        (art.article_id, Figure("injured", str(10**20), "s", url, NOW)),
-    ]
+    figs = (
+        Figure("place", place, "s", url, NOW, article_id=art.article_id),
+        Figure("place", place + "Q", "s", url, NOW, article_id=art.article_id),  # cut alike: one figure
+        Figure("injured", str(10**20), "s", url, NOW, article_id=art.article_id),
+    )
     story = Story(
         "st_1",
         "t\x00itle",
@@ -182,11 +182,13 @@ def test_a_place_longer_than_the_figure_column_is_cut_and_dedup_is_stable(store:
         NOW,
         NOW,
         (StoryArticle(art.article_id, url, "s", "Title", NOW, None),),
+        figs,
+        best_article_id=art.article_id,
     )
     for expected in ("new", "unchanged"):
         with store.begin() as conn:
             store.assign(conn, {art.article_id: ("st_1", None, "sig")})
-            assert store.save_story(conn, story, art.article_id, figs) == expected
+            assert store.save_story(conn, story) == expected
     [stored] = store.stories()
     assert stored.title == "title"
     assert sorted(len(f.value) for f in stored.figures) == [21, 256]
@@ -199,12 +201,13 @@ def test_a_claim_longer_than_its_column_is_cut_alike_on_both_databases_and_stays
     with store.begin() as conn:
         store.upsert_articles(conn, [art])
     claim = "the regional military administration\x00 " + "of a very long name " * 20
-    figs = [(art.article_id, Figure("killed", "2", "s", url, NOW, claim))]
-    story = Story("st_c", "t", "s", NOW, NOW, (StoryArticle(art.article_id, url, "s", "Title", NOW, None),))
+    figs = (Figure("killed", "2", "s", url, NOW, claim, article_id=art.article_id),)
+    members = (StoryArticle(art.article_id, url, "s", "Title", NOW, None),)
+    story = Story("st_c", "t", "s", NOW, NOW, members, figs, best_article_id=art.article_id)
     for expected in ("new", "unchanged"):  # the stored value is the cut one: a rerun must match it
         with store.begin() as conn:
             store.assign(conn, {art.article_id: ("st_c", None, "sig")})
-            assert store.save_story(conn, story, art.article_id, figs) == expected
+            assert store.save_story(conn, story) == expected
     [stored] = store.stories()
     [fig] = stored.figures
     limit = length(metadata.tables["figures"].c.source_claim)
@@ -498,10 +501,16 @@ def test_hostile_evidence_is_kept_within_its_bound_as_json_and_a_rewrite_changes
         "event_window": {"from": "9999-99-99", "nested": [[["deep"] * 100] * 100]},
     }
     story = Story("st_ev", "t", "s", NOW, NOW, (StoryArticle(art.article_id, url, "s", "Title", NOW),))
-    story = Story(**{**{k: getattr(story, k) for k in Story.__slots__}, "evidence": hostile})
+    story = Story(
+        **{
+            **{k: getattr(story, k) for k in Story.__slots__},
+            "evidence": hostile,
+            "best_article_id": art.article_id,
+        }
+    )
     for expected in ("new", "unchanged"):
         with store.begin() as conn:
-            assert store.save_story(conn, story, art.article_id, []) == expected
+            assert store.save_story(conn, story) == expected
     assert store.bounds.cut["stories.evidence"] == 2
     with store.engine.connect() as conn:
         text = conn.execute(select(stories.c.evidence)).scalar_one()

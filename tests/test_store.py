@@ -47,19 +47,19 @@ def test_upsert_new_unchanged_updated(store: Store) -> None:
     with store.begin() as conn:
         assert store.upsert_article(conn, make_article(text="Two killed, not one.")) == "updated"
     rows = store.articles_between(None, None)
-    assert len(rows) == 1 and rows[0]["text"] == "Two killed, not one."
-    assert rows[0]["fetched_at"] == datetime(2026, 11, 19, 4, 0, tzinfo=UTC)
-    assert rows[0]["authors"] == ("A. Writer",)
+    assert len(rows) == 1 and rows[0].text == "Two killed, not one."
+    assert rows[0].fetched_at == datetime(2026, 11, 19, 4, 0, tzinfo=UTC)
+    assert rows[0].authors == ("A. Writer",)
 
 
 def test_exact_duplicate_by_content_hash(store: Store) -> None:
     with store.begin() as conn:
         store.upsert_article(conn, make_article("https://a.example/1"))
         store.upsert_article(conn, make_article("https://b.example/2"))
-    rows = {r["url"]: r for r in store.articles_between(None, None)}
+    rows = {r.url: r for r in store.articles_between(None, None)}
     original = rows["https://a.example/1"]
-    assert original["duplicate_of"] is None
-    assert rows["https://b.example/2"]["duplicate_of"] == original["article_id"]
+    assert original.duplicate_of is None
+    assert rows["https://b.example/2"].duplicate_of == original.article_id
 
 
 def test_discover_is_idempotent_and_requeues_on_lastmod(store: Store) -> None:

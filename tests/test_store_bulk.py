@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.models import Article, Figure, Story, StoryArticle, content_hash_for
+from pipeline.models import Article, Figure, StoredArticle, Story, StoryArticle, content_hash_for
 from pipeline.store.core import Store
 from tests.helpers import dump_store
 
@@ -49,9 +49,7 @@ def _article(key: str, hours: int) -> Article:
 ARTICLES = {k: _article(k, i) for i, k in enumerate(["a1", "a2", "b1", "c1", "d1", "e1"])}
 
 
-def _story(
-    story_id: str, keys: list[str], figs: list[tuple[str, str, str]], title: str = ""
-) -> tuple[Story, str | None, list[tuple[str, Figure]]]:
+def _story(story_id: str, keys: list[str], figs: list[tuple[str, str, str]], title: str = "") -> Story:
     members = [ARTICLES[k] for k in keys]
     story = Story(
         story_id,
@@ -60,15 +58,20 @@ def _story(
         members[0].published_at or T0,
         members[-1].published_at or T0,
         tuple(StoryArticle(a.article_id, a.url, a.source, a.title, a.published_at, None) for a in members),
+        tuple(
+            Figure(
+                kind,
+                value,
+                ARTICLES[k].source,
+                ARTICLES[k].url,
+                ARTICLES[k].published_at,
+                article_id=ARTICLES[k].article_id,
+            )
+            for k, kind, value in figs
+        ),
+        best_article_id=members[-1].article_id,
     )
-    figures = [
-        (
-            ARTICLES[k].article_id,
-            Figure(kind, value, ARTICLES[k].source, ARTICLES[k].url, ARTICLES[k].published_at),
-        )
-        for k, kind, value in figs
-    ]
-    return story, members[-1].article_id, figures
+    return story
 
 
 # Each round: memberships, then the stories saved in this order.
@@ -137,7 +140,7 @@ def test_save_stories_equals_save_story_one_by_one(two_stores: tuple[Store, Stor
                 if s is bulk:
                     statuses.append(s.save_stories(conn, items))
                 else:
-                    statuses.append([s.save_story(conn, *item) for item in items])
+                    statuses.append([s.save_story(conn, item) for item in items])
         assert statuses[0] == statuses[1]
         assert _comparable(one.url) == _comparable(bulk.url)
     assert statuses[0] == ["unchanged", "unchanged"]
@@ -153,7 +156,7 @@ def test_articles_of_stories_with_known_rows(two_stores: tuple[Store, Store]) ->
     with store.begin() as conn:
         for a in ARTICLES.values():
             store.upsert_article(conn, a)
-    known = {r["article_id"]: r for r in store.articles_between(None, None) if r["url"] != ARTICLES["b1"].url}
+    known = {r.article_id: r for r in store.articles_between(None, None) if r.url != ARTICLES["b1"].url}
     with store.begin() as conn:
         store.assign(
             conn,
@@ -164,10 +167,10 @@ def test_articles_of_stories_with_known_rows(two_stores: tuple[Store, Store]) ->
             },
         )
 
-    def by_id(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        return {r["article_id"]: r for r in rows}
+    def by_id(rows: list[StoredArticle]) -> dict[str, StoredArticle]:
+        return {r.article_id: r for r in rows}
 
     plain = by_id(store.articles_of_stories(["st_a", "st_c", "st_none"]))
     assert by_id(store.articles_of_stories(["st_a", "st_c", "st_none"], known=known)) == plain
-    assert plain[ARTICLES["b1"].article_id]["copy_of"] == ARTICLES["a1"].article_id
+    assert plain[ARTICLES["b1"].article_id].copy_of == ARTICLES["a1"].article_id
     assert set(plain) == {ARTICLES[k].article_id for k in ("a1", "b1", "c1")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -164,19 +165,16 @@ def save_story(
             for a in members
         ),
     )
+    story = dataclasses.replace(
+        story,
+        best_article_id=members[-1].article_id,
+        figures=tuple(
+            Figure(kind, value, a.source, a.url, a.published_at, claim[0] if claim else None, a.article_id)
+            for a, kind, value, *claim in figs
+        ),
+    )
     with store.begin() as conn:
-        return store.save_story(
-            conn,
-            story,
-            members[-1].article_id,
-            [
-                (
-                    a.article_id,
-                    Figure(kind, value, a.source, a.url, a.published_at, claim[0] if claim else None),
-                )
-                for a, kind, value, *claim in figs
-            ],
-        )
+        return store.save_story(conn, story)
 
 
 def fill(store: Store) -> None:

@@ -11,7 +11,7 @@ readers only after every smaller number is: a cursor never passes a change still
 SQLite a write transaction already holds the database's single write lock, which gives the same
 order. A rolled-back transaction also rolls back its counter update, so numbers stay dense.
 
-The write methods of :class:`pipeline.store.core.Store` call :func:`note_change`; nothing else is
+The write methods of the store's repositories call :func:`note_change`; nothing else is
 needed from them.
 """
 
@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, bindparam, event, select
+from sqlalchemy import Connection, Engine, bindparam, event, func, select
 
 from pipeline.store.schema import articles, change_counter, changes, stories
+from pipeline.store.views import v1_articles, v1_changes, v1_stories
 from pipeline.timeutil import utc
+
+if TYPE_CHECKING:
+    from pipeline.store.core import Store
 
 _PENDING = "newsagg_pending_changes"
 KINDS = ("story", "article")
@@ -128,4 +132,65 @@ def last_seq(conn: Connection) -> int:
     return int(value or 0)
 
 
-__all__ = ["Change", "changes_after", "install", "last_seq", "note_change", "stamp"]
+class ChangeFeed:
+    """The change feed as consumers read it, through the v1 views."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def changes_after(self, after: int, limit: int = 100) -> list[Change]:
+        """One page of the change feed after cursor ``after``."""
+        c = v1_changes.c
+        with self._store.begin() as conn:
+            rows = conn.execute(
+                select(v1_changes).where(c.change_seq > after).order_by(c.change_seq).limit(limit)
+            )
+            return [Change(r.change_seq, r.kind, r.id, r.op, utc(r.changed_at)) for r in rows]
+
+    def last_change_seq(self) -> int:
+        """The newest committed change number (numbers are dense and never reused)."""
+        with self._store.begin() as conn:
+            return int(conn.execute(select(func.max(v1_changes.c.change_seq))).scalar() or 0)
+
+    def count_changed(self, kind: str, after: int, upto: int) -> int:
+        """How many stories (or articles) carry a change number in ``(after, upto]``."""
+        view = v1_stories if kind == "stories" else v1_articles
+        with self._store.begin() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(view)
+                    .where(view.c.change_seq > after, view.c.change_seq <= upto)
+                ).scalar_one()
+            )
+
+    def changed_stories(self, after: int, upto: int, limit: int) -> list[tuple[str, int]]:
+        """``(story_id, change_seq)`` of the next ``limit`` stories changed in ``(after, upto]``."""
+        c = v1_stories.c
+        with self._store.begin() as conn:
+            return [
+                (r.story_id, int(r.change_seq))
+                for r in conn.execute(
+                    select(c.story_id, c.change_seq)
+                    .where(c.change_seq > after, c.change_seq <= upto)
+                    .order_by(c.change_seq)
+                    .limit(limit)
+                )
+            ]
+
+    def changed_articles(self, after: int, upto: int, limit: int) -> list[dict[str, Any]]:
+        """The next ``limit`` articles changed in ``(after, upto]`` as the v1 view has them."""
+        c = v1_articles.c
+        with self._store.begin() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(v1_articles)
+                    .where(c.change_seq > after, c.change_seq <= upto)
+                    .order_by(c.change_seq)
+                    .limit(limit)
+                )
+            ]
+
+
+__all__ = ["Change", "ChangeFeed", "changes_after", "install", "last_seq", "note_change", "stamp"]

@@ -1,4 +1,4 @@
-"""The list page's filters (date, place, outlet, text) as one read query over the store's tables.
+"""The list page's filters (date, place, outlet, text), parsed for the store's story-list query.
 
 Filters arrive as free text from a form; they are parsed here, never trusted: a date that does
 not parse is reported back to the reader and ignored, and text is matched as a literal.
@@ -7,11 +7,13 @@ not parse is reported back to the reader and ignored, and text is matched as a l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, func, or_, select
+from pipeline.store.storylist import filter_choices, filtered_story_ids
 
-from pipeline.store.schema import articles, figures, stories
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 MAX_TEXT = 200  # characters of a filter value that are used
 
@@ -73,62 +75,19 @@ def parse_filters(
 
 def story_ids(engine: Engine, filters: Filters, limit: int, offset: int = 0) -> tuple[list[str], bool]:
     """Ids of the stories matching ``filters``, most recently updated first, and whether more
-    follow. A story matches the dates when it was reported within them (first seen to last
-    updated overlaps the range)."""
-    query = select(stories.c.story_id).order_by(stories.c.last_updated.desc(), stories.c.story_id)
-    if filters.date_from:
-        query = query.where(stories.c.last_updated >= datetime.combine(filters.date_from, time(), UTC))
-    if filters.date_to:
-        end = datetime.combine(filters.date_to + timedelta(days=1), time(), UTC)
-        query = query.where(stories.c.first_seen < end)
-    if filters.outlet:
-        query = query.where(
-            stories.c.story_id.in_(
-                select(articles.c.story_id).where(
-                    articles.c.source == filters.outlet, articles.c.story_id.is_not(None)
-                )
-            )
-        )
-    if filters.place:
-        query = query.where(
-            stories.c.story_id.in_(
-                select(figures.c.story_id).where(
-                    figures.c.kind == "place",
-                    func.lower(figures.c.value).contains(filters.place.lower(), autoescape=True),
-                )
-            )
-        )
-    if filters.text:
-        needle = filters.text.lower()
-        query = query.where(
-            or_(
-                func.lower(stories.c.title).contains(needle, autoescape=True),
-                func.lower(stories.c.summary).contains(needle, autoescape=True),
-            )
-        )
-    with engine.connect() as conn:
-        ids = list(conn.execute(query.limit(limit + 1).offset(offset)).scalars())
-    return ids[:limit], len(ids) > limit
+    follow (the query is the store's: :func:`pipeline.store.storylist.filtered_story_ids`)."""
+    return filtered_story_ids(
+        engine,
+        text=filters.text,
+        outlet=filters.outlet,
+        place=filters.place,
+        date_from=filters.date_from,
+        date_to=filters.date_to,
+        limit=limit,
+        offset=offset,
+    )
 
 
 def choices(engine: Engine) -> tuple[list[str], list[str]]:
     """The outlets and places a reader can pick from (places: the most reported 200)."""
-    with engine.connect() as conn:
-        outlets = list(
-            conn.execute(
-                select(articles.c.source)
-                .where(articles.c.story_id.is_not(None))
-                .distinct()
-                .order_by(articles.c.source)
-            ).scalars()
-        )
-        places = list(
-            conn.execute(
-                select(figures.c.value)
-                .where(figures.c.kind == "place")
-                .group_by(figures.c.value)
-                .order_by(func.count().desc(), figures.c.value)
-                .limit(200)
-            ).scalars()
-        )
-    return outlets, sorted(places)
+    return filter_choices(engine)
