@@ -171,7 +171,7 @@ def build_story(
     all_figures: list[tuple[str, Figure]] = []
     for m in members:
         seen: set[tuple[str, str]] = set()
-        for kind, value in extract_figures(m["text"], m["title"]):
+        for kind, value in extract_figures(m["text"], m["title"], m.get("language")):
             if (kind, value) in seen:
                 continue
             seen.add((kind, value))
@@ -197,6 +197,7 @@ def build_story(
                 m["title"],
                 m["published_at"],
                 m["copy_of"] or m["duplicate_of"],
+                m.get("language"),
             )
             for m in members
         ),

@@ -237,7 +237,7 @@ def test_story_list_and_story_page_in_chromium(server: str, filled_store: Store)
 
 
 def test_outlet_colours_are_stable_and_distinct() -> None:
-    outlets = ["wire", "ledger", "herald", "courier", "gazette", "monitor"]
+    outlets = ["wire", "ledger", "herald", "courier", "vestnik", "tagesblatt", "gazette", "monitor"]
     palette = outlet_palette(outlets)
     assert len(set(palette.values())) == len(outlets), "a small registry never shares a colour"
     assert outlet_palette(list(reversed(outlets))) == palette, "the order outlets arrive in is irrelevant"

@@ -311,8 +311,15 @@ def extract_places(text: str, title: str | None = None) -> list[str]:
     return out
 
 
-def extract_figures(text: str, title: str | None = None) -> list[tuple[str, str]]:
-    """(kind, value) pairs, kinds from FIGURE_KINDS, counts as decimal strings."""
+def extract_figures(
+    text: str, title: str | None = None, language: str | None = None
+) -> list[tuple[str, str]]:
+    """(kind, value) pairs, kinds from FIGURE_KINDS, counts as decimal strings.
+
+    The rules read English: a report in another ``language`` gives none, or its words would be
+    read as English ("in Brand", a German fire, would be a place called Brand)."""
+    if language and language.strip().lower().replace("_", "-").split("-")[0] not in ("en", "und"):
+        return []
     hits: list[tuple[int, str, str]] = []
     full = (title + "\n" if title else "") + text
     pos = 0

@@ -1100,6 +1100,7 @@ class Store:
                         v1_articles.c.published_at,
                         v1_articles.c.story_id,
                         v1_articles.c.copy_of,
+                        v1_articles.c.language,
                     )
                     .where(v1_articles.c.story_id.in_(chunk))
                     .order_by(
@@ -1108,7 +1109,9 @@ class Store:
                     )
                 ):
                     members[a.story_id].append(
-                        StoryArticle(a.article_id, a.url, a.source, a.title, utc(a.published_at), a.copy_of)
+                        StoryArticle(
+                            a.article_id, a.url, a.source, a.title, utc(a.published_at), a.copy_of, a.language
+                        )
                     )
                 f = v1_story_figures.c
                 for r in conn.execute(
