@@ -247,7 +247,7 @@ def build_story(
     all_figures: list[Figure] = []
     for m in members:
         seen: set[tuple[str, str]] = set()
-        for kind, value, claim in extract_claims(m.text, m.title, _when(m)):
+        for kind, value, claim in extract_claims(m.text, m.title, _when(m), m.language):
             if (kind, value) in seen:
                 continue
             seen.add((kind, value))
@@ -279,6 +279,7 @@ def build_story(
                 m.title,
                 m.published_at,
                 m.copy_of or m.duplicate_of,
+                m.language,
             )
             for m in members
         ),

@@ -104,6 +104,7 @@ class StoryArticle:
     title: str | None
     published_at: datetime | None
     copy_of: str | None = None  # article_id of the report this one is a copy of
+    language: str | None = None  # the report's language: a story may be told in several
 
 
 @dataclass(frozen=True, slots=True)

@@ -270,6 +270,18 @@ def test_same_language_reports_of_other_languages_still_cluster() -> None:
     assert part["de-1"] == part["de-2"]
 
 
+def test_reports_in_other_languages_leave_the_term_weights_of_one_language_alone() -> None:
+    # reports are compared only within their language: German and Ukrainian reports in the batch
+    # must not reweigh the English words (they once joined a council vote and a strike on one city)
+    n = len(STRIKES)
+    Z_alone, _, _ = C._features(C._prepare(STRIKES, DEFAULT_PARAMS), DEFAULT_PARAMS)
+    mixed = C._prepare([*STRIKES, GERMAN, UKRAINIAN], DEFAULT_PARAMS)
+    Z_mixed, _, _ = C._features(mixed, DEFAULT_PARAMS, [(0, n), (n, n + 1), (n + 1, n + 2)])
+    np.testing.assert_allclose(
+        (Z_alone @ Z_alone.T).toarray(), (Z_mixed[:n] @ Z_mixed[:n].T).toarray(), atol=1e-6
+    )
+
+
 # --- determinism ---------------------------------------------------------------------------
 
 

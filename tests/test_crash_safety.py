@@ -1,7 +1,7 @@
 """Crash safety: a run killed with SIGKILL and re-run ends where one clean run ends.
 
 ``newsagg run`` runs as a real subprocess (``python -m pipeline.cli run ...
---allow-private-network``) against the sample news web (its four feed outlets) into a SQLite
+--allow-private-network``) against four feed outlets of the sample news web into a SQLite
 file. It is killed with ``kill -9`` at four points: a delay drawn from a fixed seed after the
 run logs that its feeds, fetch, clean or dedup stage started (so the kill lands inside that stage
 whatever the machine's speed), then run again to completion. The store must then hold

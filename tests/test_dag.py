@@ -29,7 +29,7 @@ from tests.helpers import dump_store
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "dags"
 DAG_ID = "news_aggregation"
-FEEDS = ["wire", "ledger", "herald", "courier"]
+FEEDS = ["wire", "ledger", "herald", "courier", "vestnik", "tagesblatt"]
 CRAWLS = ["monitor", "gazette"]
 HEAVY = (
     "scrapy",

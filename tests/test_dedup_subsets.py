@@ -2,7 +2,8 @@
 its events ever share a story (a user running ``newsagg run --only wire monitor gazette`` must
 not see the Kyiv and Odesa strikes of one night in one story, nor ``--only courier`` the city's
 budget vote in the next night's strike), and with every outlet each event is one story, in
-English and Ukrainian."""
+English, Ukrainian, Russian and German. All 255 subsets of the eight outlets are clustered; each
+page is extracted once."""
 
 from __future__ import annotations
 
@@ -68,4 +69,11 @@ def test_all_outlets_give_one_story_per_event_across_languages(docs: dict[str, t
         stories[event].add(part[path])
     assert {event: len(s) for event, s in stories.items() if len(s) > 1} == {}
     languages = {docs[p][1].language for p in docs if docs[p][0] == "kyiv-strike-2026-11-19"}
-    assert languages == {"en", "uk"}
+    assert languages == {"en", "uk", "ru", "de"}
+    # the next night in Russian and German joins the next night's story, not the first night's
+    [first] = stories["kyiv-strike-2026-11-19"]
+    [second] = stories["kyiv-strike-2026-11-20"]
+    next_night = [p for p, (event, d) in docs.items() if event == "kyiv-strike-2026-11-20"]
+    assert {docs[p][1].language for p in next_night} >= {"ru", "de"}
+    for path in next_night:
+        assert part[path] == second != first, path

@@ -1,12 +1,14 @@
-"""Date phrases beyond English resolve to the same windows as the English ones."""
+"""Date phrases beyond English resolve to the same windows as the English ones; two reports agree
+on when only when their windows are one time, not merely overlapping ones."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.cluster.core import event_window
+from pipeline.cluster.core import Doc, cluster_docs, event_window
+from pipeline.cluster.language import ClusterSummary, same_window
 from pipeline.cluster.when import window_phrase, without_dates
 
 PUB = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)  # a Wednesday morning
@@ -64,3 +66,59 @@ def test_a_night_attack_in_an_english_headline_is_last_night() -> None:
     assert event_window(PUB, "The capital is under attack.", "Night attack on Kyiv: one dead") == NIGHT
     assert event_window(PUB, "Strikes again.", "Kyiv after a night-time raid") == NIGHT
     assert event_window(PUB, "The knight attacked.", "Chess: a knight attack wins") is None
+
+
+@pytest.mark.parametrize(
+    "lead",
+    [
+        "die außenminister einigten sich am mittwoch in brüssel",
+        "в среду министры договорились",
+        "у середу міністри домовилися",
+        "w środę ministrowie uzgodnili",
+        "el miércoles los ministros acordaron",
+    ],
+)
+def test_a_plain_weekday_is_that_day(lead: str) -> None:
+    day = datetime(2026, 3, 4, 0, 0, tzinfo=UTC)
+    assert window_phrase(PUB, lead) == (day, day + timedelta(hours=26))  # as "on Wednesday"
+
+
+def test_a_night_phrase_beats_a_weekday() -> None:
+    assert window_phrase(PUB, "in der nacht zum mittwoch griff russland an, am mittwoch sprach er") == NIGHT
+
+
+def _summary(lo: datetime, hi: datetime) -> ClusterSummary:
+    hours = 3600.0
+    none: frozenset[str] = frozenset()
+    return ClusterSummary("en", frozenset(), none, none, 0.0, lo.timestamp() / hours, hi.timestamp() / hours)
+
+
+def test_a_day_and_the_night_after_it_overlap_but_are_not_one_window() -> None:
+    day = _summary(datetime(2026, 3, 4, 0, 0, tzinfo=UTC), datetime(2026, 3, 5, 2, 0, tzinfo=UTC))
+    night = _summary(datetime(2026, 3, 4, 16, 0, tzinfo=UTC), datetime(2026, 3, 5, 8, 0, tzinfo=UTC))
+    assert not same_window(day, night) and not same_window(night, day)
+    assert same_window(night, night) and same_window(day, day)
+
+
+def test_a_reopening_by_day_does_not_join_the_strike_of_the_night_after() -> None:
+    # the same city, windows that overlap, and five months of repairs against five injured
+    reopening = Doc(
+        "metro-ru",
+        title="Станцию метро «Политехнический институт» открыли после пяти месяцев ремонта",
+        text="В четверг, 19 ноября, в Киеве снова открылась для пассажиров станция метро "
+        "«Политехнический институт». Об этом сообщили в метрополитене.",
+        published_at=datetime(2026, 11, 19, 13, 10, tzinfo=UTC),
+        source="vestnik",
+        language="ru",
+    )
+    strike = Doc(
+        "strike-en",
+        title="Kyiv comes under attack for second night running; one killed",
+        text="Russia attacked Kyiv with drones and ballistic missiles overnight, killing one person and "
+        "injuring five, officials said.",
+        published_at=datetime(2026, 11, 20, 2, 5, tzinfo=UTC),
+        source="wire",
+        language="en",
+    )
+    part = cluster_docs([reopening, strike])
+    assert part["metro-ru"] != part["strike-en"]

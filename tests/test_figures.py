@@ -151,6 +151,14 @@ def test_full_report() -> None:
     assert FIGURE_KINDS == MODEL_KINDS
 
 
+def test_reports_in_other_languages_give_no_figures() -> None:
+    german = "Im Bezirk Darnyzkyj geriet eine Lagerhalle in Brand, 16 Menschen wurden verletzt."
+    assert extract_figures(german, "Zwei Tote in Kiew", language="de") == []
+    english = "A warehouse caught fire in Darnytskyi district; 16 people were injured."
+    assert extract_figures(english, language="en-GB") == extract_figures(english)
+    assert ("injured", "16") in extract_figures(english, language="und")
+
+
 def test_empty() -> None:
     assert extract_figures("") == []
     assert extract_figures("Nothing to count here.", title="Calm night") == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pipeline.sampleweb.server import SampleWeb, sources_yaml
 from pipeline.store.core import Store
 from tests.helpers import dump_store
 
-FEED_OUTLETS = ["wire", "ledger", "herald", "courier"]
+FEED_OUTLETS = ["wire", "ledger", "herald", "courier", "vestnik", "tagesblatt"]
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_run_twice_second_changes_nothing(
     reg = registry(tmp_path, web)
     assert run(reg, store_url, "--only", *FEED_OUTLETS) == 0
     out = capsys.readouterr().out
-    assert "sources: 4 ok, 0 failed" in out
+    assert "sources: 6 ok, 0 failed" in out
     stories = stories_json(store_url, capsys)
     urls = {a["url"] for s in stories for a in s["articles"]}
     manifest = json.loads(
@@ -141,3 +142,9 @@ def test_demo_command_prints_stories(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "stories" in result.stdout
     assert "Kyiv" in result.stdout
+    # the first night's strike: one story of all eight outlets, told in four languages
+    told = re.search(r"10 reports from ([a-z, ]+) in 4 languages \(de, en, ru, uk\)", result.stdout)
+    assert told is not None, result.stdout
+    assert told.group(1).split(", ") == sorted(
+        ["wire", "ledger", "herald", "courier", "vestnik", "tagesblatt", "monitor", "gazette"]
+    )

@@ -313,7 +313,7 @@ def test_the_stored_evidence_on_the_story_page_the_api_and_stories_json(
 
 
 def test_outlet_colours_are_stable_and_distinct() -> None:
-    outlets = ["wire", "ledger", "herald", "courier", "gazette", "monitor"]
+    outlets = ["wire", "ledger", "herald", "courier", "vestnik", "tagesblatt", "gazette", "monitor"]
     palette = outlet_palette(outlets)
     assert len(set(palette.values())) == len(outlets), "a small registry never shares a colour"
     assert outlet_palette(list(reversed(outlets))) == palette, "the order outlets arrive in is irrelevant"

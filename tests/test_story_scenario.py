@@ -1,8 +1,9 @@
 """The sample news web scenario: one story per real-world event.
 
-The Kyiv strike of the night of 18-19 November, reported by all six outlets with different
-headlines and changing figures, is one story; the strike on Kyiv the next night is another, and
-so is the strike on Odesa the same night. Ground truth is the sample web's manifest.
+The Kyiv strike of the night of 18-19 November, reported by all eight outlets in English,
+Ukrainian, Russian and German with different headlines and changing figures, is one story; the
+strike on Kyiv the next night is another in every language, and so is the strike on Odesa the
+same night. Ground truth is the sample web's manifest.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, Path
             assert main(["run", "--sources", str(registry), "--store", store, "--allow-private-network"]) == 0
         summary = out.getvalue()
         # Scrapy's stats of the crawl of the sitemap and section-page outlets are in the summary.
-        assert "sources: 6 ok, 0 failed" in summary
+        assert "sources: 8 ok, 0 failed" in summary
         assert re.search(r"crawl: downloader/request_count=\d+", summary), summary
         assert "robotstxt/forbidden=1" in summary  # the gazette's link into /private/
         yield store, web.base_url, registry
@@ -75,6 +76,8 @@ def test_strike_story_has_every_outlet_and_a_figures_timeline(
         "ledger",
         "herald",
         "courier",
+        "vestnik",
+        "tagesblatt",
         "monitor",
         "gazette",
     }

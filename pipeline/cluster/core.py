@@ -32,10 +32,11 @@ The evidence, and why each piece is there:
   are resolved against ``published_at`` (datelines skipped) and two reports whose resolved
   windows do not overlap never merge: that is what separates the strike on Kyiv the next night.
   A report with no such expression relies on the text alone.
-* language: word similarity only links reports of one language; the clusters of different
-  languages are then joined on what survives translation (cities from a gazetteer, other
-  names by a transliterated key, counts), see :mod:`pipeline.cluster.language`. A missing
-  ``language`` is guessed from script and stop words (``detect_language``).
+* language: word similarity only links reports of one language, with term weights learnt from
+  that language's reports alone (reports in other languages in the batch change nothing); the
+  clusters of different languages are then joined on what survives translation (cities from a
+  gazetteer, other names by a transliterated key, counts), see :mod:`pipeline.cluster.language`.
+  A missing ``language`` is guessed from script and stop words (``detect_language``).
 * hard evidence (see :mod:`pipeline.cluster.linkage`): two dated reports of about the same day
   whose leads name far-apart cities (Kyiv and Odesa the same night), or whose event windows do
   not overlap, never share a cluster, whatever else is in the batch; and the neighbours may
@@ -667,37 +668,52 @@ def _prepare_all(docs: Sequence[Doc], params: ClusterParams, workers: int) -> _P
 
 def _compact(M: sp.csr_matrix) -> sp.csr_matrix:
     """Drop the unused hashed columns, so column-wise work costs the vocabulary, not 2**21."""
-    used = np.bincount(M.indices, minlength=M.shape[1]) > 0
-    new_index = np.cumsum(used, dtype=np.int64) - 1
-    out = sp.csr_matrix(
-        (M.data, new_index[M.indices].astype(np.int32), M.indptr.copy()),
-        shape=(M.shape[0], max(1, int(used.sum()))),
-    )
+    if M.nnz < M.shape[1]:  # a small batch: sort its entries rather than scan every column
+        used, index = np.unique(M.indices, return_inverse=True)
+        width, indices = len(used), index.reshape(-1).astype(np.int32)
+    else:
+        mask = np.bincount(M.indices, minlength=M.shape[1]) > 0
+        width, indices = int(mask.sum()), (np.cumsum(mask, dtype=np.int64) - 1)[M.indices].astype(np.int32)
+    out = sp.csr_matrix((M.data, indices, M.indptr.copy()), shape=(M.shape[0], max(1, width)))
     out.has_sorted_indices = M.has_sorted_indices
     return out
 
 
-def _features(prep: _Prepared, params: ClusterParams) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
+def _tfidf(M: sp.csr_matrix, bounds: Sequence[tuple[int, int]]) -> sp.csr_matrix:
+    """Sublinear TF-IDF with unit rows, the term weights learnt within each language's rows:
+    reports are only compared within their language, so a batch's reports in other languages
+    must not change how two of them compare (Russian reports would otherwise lower the weight
+    of rare English words and join a council vote and a strike on the same city)."""
+    parts = [TfidfTransformer(sublinear_tf=True).fit_transform(M[a:b]) for a, b in bounds if b > a]
+    return normalize(sp.vstack(parts, format="csr") if len(parts) > 1 else parts[0]).astype(np.float32)
+
+
+def _features(
+    prep: _Prepared, params: ClusterParams, bounds: Sequence[tuple[int, int]] | None = None
+) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
     """One row per doc: the L2-normalised TF-IDF blocks scaled so a dot product is the
-    weighted sum of the three cosines; and the names and the words blocks alone (unit rows)."""
+    weighted sum of the three cosines; and the names and the words blocks alone (unit rows).
+    ``bounds`` are the row ranges of the languages (default: one language). The hashed columns
+    no report uses are dropped first: a small batch would otherwise pay for 2**21 of them."""
     blocks = []
     names = words = None
+    spans = list(bounds) if bounds else [(0, prep.words.shape[0])]
     for M, wt in (
         (prep.words, params.word_weight),
         (prep.names, params.name_weight),
         (prep.numbers, params.number_weight),
     ):
-        T = normalize(TfidfTransformer(sublinear_tf=True).fit_transform(M)).astype(np.float32)
+        T = _tfidf(_compact(M), spans)
         if M is prep.names:
-            names = _compact(T.tocsr())
+            names = T
         if M is prep.words:
-            words = _compact(T.tocsr())
+            words = T
         if wt > 0:
             blocks.append(T * np.float32(np.sqrt(wt)))
     Z = sp.hstack(blocks, format="csr", dtype=np.float32)
     Z.sort_indices()
     assert names is not None and words is not None
-    return _compact(Z), names, words
+    return Z, names, words
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1384,7 +1400,7 @@ def cluster_docs(docs: Sequence[Doc], params: ClusterParams = DEFAULT_PARAMS) ->
     workers = _workers(params, n)
     with _PARALLEL:  # the forked workers read module state
         prep = _prepare_all(ordered, params, workers)
-        Z, names, words = _features(prep, params)
+        Z, names, words = _features(prep, params, bounds)
         pub, lo, hi = prep.pub, prep.lo, prep.hi
         places = _places(prep.places)
         lead_cities, lead_keys = prep.places, prep.keys

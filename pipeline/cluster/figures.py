@@ -745,10 +745,17 @@ def _places(
     return out
 
 
-def extract_claims(text: str, title: str | None = None, published: datetime | None = None) -> list[Claim]:
+def extract_claims(
+    text: str, title: str | None = None, published: datetime | None = None, language: str | None = None
+) -> list[Claim]:
     """The report's figures with who it says gives each: counts as decimal strings, kinds from
     FIGURE_KINDS, places last. A (kind, value) is given once, with the first source named for it.
-    ``published`` (the report's time) lets a date before the report's day mark background."""
+    ``published`` (the report's time) lets a date before the report's day mark background.
+
+    The rules read English: a report in another ``language`` gives none, or its words would be
+    read as English ("in Brand", a German fire, would be a place called Brand)."""
+    if language and language.strip().lower().replace("_", "-").split("-")[0] not in ("en", "und"):
+        return []
     hits: list[tuple[int, str, str, str | None]] = []
     full = _full(text, title)
     sentences = _sentences(full)
@@ -797,8 +804,8 @@ def extract_claims(text: str, title: str | None = None, published: datetime | No
 
 
 def extract_figures(
-    text: str, title: str | None = None, published: datetime | None = None
+    text: str, title: str | None = None, published: datetime | None = None, language: str | None = None
 ) -> list[tuple[str, str]]:
     """(kind, value) pairs, kinds from FIGURE_KINDS, counts as decimal strings
     (:func:`extract_claims` without who gives them)."""
-    return [(c.kind, c.value) for c in extract_claims(text, title, published)]
+    return [(c.kind, c.value) for c in extract_claims(text, title, published, language)]

@@ -8,7 +8,10 @@ the cities (one GeoNames id for Київ/Киев/Kyiv/Kiew), other names by a t
 (Зеленський/Selenskyj), counts (digits or number words) and the event window both resolve ("у
 ніч на 4 березня" and "overnight" on 4 March). A join needs a shared city or name plus more (a
 second name, a count of ten or more, or a smaller count and the same night), reports within
-``cross_hours`` of each other, event windows that overlap, and no far-apart cities. Joining
+``cross_hours`` of each other, event windows that overlap, and no far-apart cities (unless a
+report of either side names both: a capital standing for its government). A city is half the
+evidence when a side also names a far one (a club named after its city playing in another),
+and a count of ten or more only some reports of the other side give is half a count. Joining
 two clusters of one language (a local angle: a city outlet's report naming the district and the
 figures, not the city) needs more: one of the two names no city, and they share a name the
 other places in its city (a district, a street), the night, and figures worth 0.75 (two
@@ -39,6 +42,7 @@ class ClusterSummary:
     language: str
     places: frozenset[int]
     keys: frozenset[str]
+    counts: frozenset[str]  # every count of ten or more some member's lead gives ("#48")
     pub: float  # median publication time (POSIX hours; NaN: undated)
     lo: float  # median event window (NaN: none resolved)
     hi: float
@@ -67,10 +71,17 @@ def summarise(
             language=language,
             places=frozenset(int(p) for p in _core([places[i] for i in members], share)),
             keys=frozenset(str(k) for k in _core([keys[i] for i in members], share)),
+            counts=frozenset(k for i in members for k in keys[i] if k[0] == "#" and _count_weight(k) >= 1.0),
             pub=float(np.nanmedian(pub[idx])) if np.any(~np.isnan(pub[idx])) else float("nan"),
             lo=float(np.nanmedian(lo[idx])) if np.any(~np.isnan(lo[idx])) else float("nan"),
             hi=float(np.nanmedian(hi[idx])) if np.any(~np.isnan(hi[idx])) else float("nan"),
         )
+
+
+def spread(places: frozenset[int]) -> bool:
+    """The cities name more than one place: a club from one city playing in another, a
+    capital standing for its government (Moscow, Brussels) beside where it happened."""
+    return any(q not in nearby(p) for p in places for q in places)
 
 
 def places_conflict(a: frozenset[int], b: frozenset[int]) -> bool:
@@ -81,31 +92,55 @@ def places_conflict(a: frozenset[int], b: frozenset[int]) -> bool:
     return not (near & b)
 
 
+def same_window(a: ClusterSummary, b: ClusterSummary) -> bool:
+    """Both resolve an event window and each window's middle lies inside the other."""
+    if np.isnan(a.lo) or np.isnan(b.lo):
+        return False
+    mid_a, mid_b = (a.lo + a.hi) / 2, (b.lo + b.hi) / 2
+    return bool(a.lo <= mid_b <= a.hi and b.lo <= mid_a <= b.hi)
+
+
 def _count_weight(key: str) -> float:
     """One or two of something is in every other report; 64 drones or 14 injured is not."""
     n = int(key[1:]) if key[1:].isdigit() else 0
     return 0.25 if n <= 2 else 0.5 if n < 10 else 1.0
 
 
-def shared_evidence(a: ClusterSummary, b: ClusterSummary, places: bool = True) -> tuple[float, list[str]]:
+def shared_evidence(
+    a: ClusterSummary, b: ClusterSummary, places: bool = True, some: bool = True
+) -> tuple[float, list[str]]:
     """The score of what two clusters share (a city, a name or a count of ten or more 1, a count
     of three to nine 0.5, of one or two 0.25, an event window both state 0.5) and the items.
 
     Two windows count only when both clusters resolve one ("у ніч на 4 березня", "overnight")
-    and they overlap (:func:`compatible` has already refused the pairs whose windows do not):
-    a report that says when it happened agrees on the night, not merely the day it ran."""
+    and they agree, each one's middle inside the other (:func:`compatible` has already refused
+    the pairs whose windows do not overlap): a report that says when it happened agrees on the
+    night, not merely the day it ran, and a day ("19 ноября") overlaps the night after it
+    without being that night.
+
+    A shared city is worth half when either cluster also names a city far from it: which of
+    its places the event is in is not clear (Slavutych Kyiv playing in Krakow). With ``some``,
+    a count of ten or more that one cluster mostly gives and only some reports of the other
+    give is worth half ("some:#48"): a big story's first reports had no figures yet, and its
+    later ones put the count of missiles in the lead only now and then."""
     score = 0.0
     items: list[str] = []
-    if not (np.isnan(a.lo) or np.isnan(b.lo)):
+    if same_window(a, b):
         score += 0.5
         items.append("window")
     if places:
-        for p in sorted(a.places & b.places):
-            score += 1.0
+        shared = a.places & b.places
+        weight = 0.5 if shared and (spread(a.places) or spread(b.places)) else 1.0
+        for p in sorted(shared):
+            score += weight
             items.append(f"place:{p}")
     for k in sorted(a.keys & b.keys):
         score += _count_weight(k) if k.startswith("#") else 1.0
         items.append(k)
+    if some:
+        for k in sorted((a.keys & b.counts | b.keys & a.counts) - (a.keys & b.keys)):
+            score += 0.5
+            items.append("some:" + k)
     return score, items
 
 
@@ -130,18 +165,31 @@ def _docs_apart(
     slack: float,
 ) -> bool:
     """Some report of one and some of the other have windows that do not overlap, or name
-    far-apart cities the same day: the pair-level hard evidence the linkage obeys, kept here."""
+    far-apart cities the same day: the pair-level hard evidence the linkage obeys, kept here.
+
+    Two far-apart cities are no conflict when a report of either side names both (near): that
+    side's reports already hold them together, one naming the capital that stands for its
+    government ("Moscow uses"), another also where it happened ("Brussels")."""
     x, y = np.asarray(xs), np.asarray(ys)
     with np.errstate(invalid="ignore"):
         if np.any((lo[x][:, None] > hi[y][None, :] + slack) | (lo[y][None, :] > hi[x][:, None] + slack)):
             return True
         close = np.abs(pub[x][:, None] - pub[y][None, :]) <= cross_hours
+    near_of = {i: {c for p in places[i] for c in nearby(p)} for i in (*xs, *ys) if places[i]}
+    named = {places[r] for r in near_of}  # most reports name one city: few sets to look through
+    seen: dict[tuple[tuple[int, ...], tuple[int, ...]], bool] = {}
+
+    def bridged(a: int, b: int) -> bool:
+        key = (places[a], places[b])
+        if key not in seen:
+            seen[key] = any(near_of[a] & set(p) and near_of[b] & set(p) for p in named)
+        return seen[key]
+
     for i, a in enumerate(xs):
-        if not places[a]:
+        if a not in near_of:
             continue
-        near = {c for p in places[a] for c in nearby(p)}
         for j, b in enumerate(ys):
-            if places[b] and close[i, j] and not (near & set(places[b])):
+            if b in near_of and close[i, j] and not (near_of[a] & set(places[b])) and not bridged(a, b):
                 return True
     return False
 
@@ -198,7 +246,7 @@ def merge_across_languages(
                 # one language: the text already kept them apart, so only names and counts (a
                 # local angle names the district and the figures) can join them, not the city
                 same = summary[a].language == summary[b].language
-                score, items = shared_evidence(summary[a], summary[b], places=not same)
+                score, items = shared_evidence(summary[a], summary[b], places=not same, some=not same)
                 if same and _local_angle(summary[a], summary[b], items):
                     local.add((a, b))
                 elif same and score < same_language_min:

@@ -152,6 +152,7 @@ def nearby(city: int) -> tuple[int, ...]:
 
 
 _ASCII_STEMS = ("ie", "iu", "owi")
+_BIG_CITY = 500_000
 _STEMS = ("", "i", "e", "u", "a", "y", "om", "oi", "ie", "yi", "ii", "ia", "iu", "ym", "im", "s", "es", "ens")
 
 
@@ -173,6 +174,11 @@ def city_of(word: str) -> int | None:
                 for cand in (stem, stem + "a"):
                     if len(cand) >= _MIN_ALIAS and cand in table:
                         return table[cand][1]
+        # the German genitive of a well-known city (Kiews, Odessas Hafen); of a smaller one the
+        # stem is too often a surname (Roberts, Adams)
+        stem = key[:-1]
+        if key.endswith("s") and len(stem) >= _MIN_ALIAS and table.get(stem, (0, 0))[0] >= _BIG_CITY:
+            return table[stem][1]
         return None
     for ending in _STEMS:
         if ending and not key.endswith(ending):
@@ -221,10 +227,12 @@ def city_name(city: int) -> str:
 def big_city(word: str) -> bool:
     """A city of half a million people or more: too well known to be a person's name."""
     city = city_of(word)
-    return city is not None and _POPULATION.get(city, 0) >= 500_000
+    return city is not None and _POPULATION.get(city, 0) >= _BIG_CITY
 
 
 _SQUASH = (
+    ("tsch", "ch"),  # German spellings of Ч and Ш (Schewtschenko, Shevchenko)
+    ("sch", "sh"),
     ("kh", "h"),
     ("g", "h"),  # Ukrainian Г is h (Голосіївський, Holosiivskyi)
     ("zh", "z"),
@@ -263,16 +271,20 @@ def name_key(word: str) -> str | None:
 
 
 _NUMBER_WORDS: dict[str, str] = {}
+# with the Russian and Ukrainian oblique cases ("после пяти месяцев", "з п'яти станцій") as the
+# Polish ones: a count in a genitive is the same count
 for _digits, _forms in {
-    "2": "two zwei deux dos dois duas dwa dwie dwóch два двое двох двоє дві двух",
-    "3": "three drei trois tres três trzy trzech три троє трьох трое трех",
-    "4": "four vier quatre cuatro quatro cztery czterech четыре чотири четверо",
-    "5": "five fünf cinq cinco pięć пять п'ять пятеро п'ятеро pięciu",
-    "6": "six sechs seis sześć шесть шість шестеро sześciu",
-    "7": "seven sieben sept siete sete siedem семь сім семеро siedmiu",
-    "8": "eight acht huit ocho oito osiem восемь вісім восьмеро ośmiu",
-    "9": "nine neun neuf nueve nove dziewięć девять дев'ять дев'ятеро девятеро dziewięciu",
-    "10": "ten zehn dix diez dez dziesięć десять десятеро dziesięciu",
+    "2": "two zwei deux dos dois duas dwa dwie dwóch два двое двох двоє дві двух двум двумя двом двома",
+    "3": "three drei trois tres três trzy trzech три троє трьох трое трех трёх трем тремя трьом трьома",
+    "4": "four vier quatre cuatro quatro cztery czterech четыре чотири четверо четырех четырёх четырем "
+    "четырьмя чотирьох чотирьом чотирма",
+    "5": "five fünf cinq cinco pięć пять п'ять пятеро п'ятеро pięciu пяти пятью п'яти п'ятьох п'ятьма",
+    "6": "six sechs seis sześć шесть шість шестеро sześciu шести шестью шістьох шістьма",
+    "7": "seven sieben sept siete sete siedem семь сім семеро siedmiu семи сімох сімома",
+    "8": "eight acht huit ocho oito osiem восемь вісім восьмеро ośmiu восьми восемью вісьмох вісьмома",
+    "9": "nine neun neuf nueve nove dziewięć девять дев'ять дев'ятеро девятеро dziewięciu девяти девятью "
+    "дев'яти дев'ятьох",
+    "10": "ten zehn dix diez dez dziesięć десять десятеро dziesięciu десяти десятью десятьох",
 }.items():
     for _w in _forms.split():
         _NUMBER_WORDS[_w] = _digits

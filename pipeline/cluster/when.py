@@ -1,10 +1,10 @@
 """Date phrases beyond English: when a report says its event happened, in uk, ru, de, fr, es, pt, pl.
 
 "в ніч на 4 березня", "в ночь на 7 марта", "in der Nacht zum 4. März", "dans la nuit de mardi à
-mercredi", "w nocy z wtorku na środę", "hier soir", "anoche": the night before a date or a
-weekday, last night, yesterday, today, or a plain date. Resolved against the publication time,
-in its own offset, into the same windows as the English phrases (see ``core.event_window``); the
-next night's strike on one city is apart because its window is.
+mercredi", "w nocy z wtorku na środę", "hier soir", "anoche", "am Mittwoch": the night before a
+date or a weekday, last night, yesterday, today, a weekday, or a plain date. Resolved against the
+publication time, in its own offset, into the same windows as the English phrases (see
+``core.event_window``); the next night's strike on one city is apart because its window is.
 """
 
 from __future__ import annotations
@@ -81,6 +81,9 @@ _YESTERDAY = re.compile(
     r"(?<!\w)(?:вчора|учора|вчера|gestern|ayer|ontem|wczoraj|hier(?=\s+soir))(?:\s+(?P<part>ввечері|вечером|"
     r"abend|soir|por\s+la\s+noche|à\s+noite|wieczorem))?(?!\w)"
 )
+# a plain weekday with its preposition, as English "on Wednesday": "am Mittwoch", "в среду",
+# "у середу", "w środę", "el miércoles", "na quarta-feira", "ce mercredi"
+_ON_WEEKDAY = re.compile(r"(?<!\w)(?:am|в|во|у|w|we|el|na|no|ce|le)\s+(?P<wd>" + _WD + r")(?!\w)")
 _TODAY = re.compile(r"(?<!\w)(?:сьогодні|сегодня|heute|aujourd'hui|hoy|hoje|dzisiaj|dziś)(?!\w)")
 _DATE = re.compile(r"(?<![\d.])(?P<day>\d{1,2})\.?\s+(?:de\s+)?" + _MONTH + r"(?!\w)")
 
@@ -129,6 +132,10 @@ def window_phrase(pub: datetime, lead: str) -> Span | None:
         return start, start + timedelta(hours=26)
     if _TODAY.search(lead) is not None:
         return _day(pub), pub + timedelta(hours=1)
+    m = _ON_WEEKDAY.search(lead)
+    if m is not None:
+        day = _day(pub, (pub.weekday() - _WEEKDAYS[m.group("wd")]) % 7)
+        return day, day + timedelta(hours=26)
     m = _DATE.search(lead)
     if m is not None:
         day = _date(pub, m.group("day"), m.group("month"))

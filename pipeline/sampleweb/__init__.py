@@ -1,4 +1,4 @@
-"""The bundled sample news web: six fictional outlets served from a local port.
+"""The bundled sample news web: eight fictional outlets, in four languages, served from a local port.
 
 Used by ``newsagg demo`` and by the end-to-end tests::
 

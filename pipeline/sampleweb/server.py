@@ -1,9 +1,10 @@
 """A local HTTP server for the bundled sample news web (standard library only).
 
-Six fictional outlets live under ``site/``: ``wire`` (RSS), ``ledger`` (Atom), ``herald`` (RSS with
-``content:encoded``), ``courier`` (RSS, one article in Ukrainian), ``monitor`` (no feed: a gzipped
-Google News sitemap inside a sitemap index) and ``gazette`` (no feed: a paginated HTML section).
-``site/manifest.json`` is the ground truth the tests check against.
+Eight fictional outlets live under ``site/``: ``wire`` (RSS), ``ledger`` (Atom), ``herald`` (RSS with
+``content:encoded``), ``courier`` (RSS, some articles in Ukrainian), ``vestnik`` (RSS, in Russian),
+``tagesblatt`` (RSS, in German), ``monitor`` (no feed: a gzipped Google News sitemap inside a
+sitemap index) and ``gazette`` (no feed: a paginated HTML section). ``site/manifest.json`` is the
+ground truth the tests check against.
 
 Serving rules:
 

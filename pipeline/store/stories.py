@@ -92,6 +92,7 @@ class Stories:
                         v1_articles.c.published_at,
                         v1_articles.c.story_id,
                         v1_articles.c.copy_of,
+                        v1_articles.c.language,
                     )
                     .where(v1_articles.c.story_id.in_(chunk))
                     .order_by(
@@ -100,7 +101,9 @@ class Stories:
                     )
                 ):
                     members[a.story_id].append(
-                        StoryArticle(a.article_id, a.url, a.source, a.title, utc(a.published_at), a.copy_of)
+                        StoryArticle(
+                            a.article_id, a.url, a.source, a.title, utc(a.published_at), a.copy_of, a.language
+                        )
                     )
                 f = v1_story_figures.c
                 claim = f.source_claim if self._claims_readable(conn) else null().label("source_claim")
