@@ -127,9 +127,10 @@ class Pages:
     def page_keys_fetched_since(
         self, since: datetime, sources: Sequence[str] | None = None
     ) -> list[tuple[str, str]]:
-        """(url, body_sha256) of pages stored or changed at ``since`` or later; reads no bodies
-        (the clean stage polls this while pages are still arriving)."""
-        query = select(pages.c.url, pages.c.body_sha256).where(pages.c.fetched_at >= since)
+        """(url, body_sha256) of pages stored or changed at ``since`` or later that need
+        cleaning; reads no bodies (the clean stage polls this while pages are still arriving; a
+        page an earlier run cleaned moments ago is not cleaned again)."""
+        query = select(pages.c.url, pages.c.body_sha256).where(pages.c.fetched_at >= since, _needs_cleaning())
         if sources is not None:
             query = query.where(pages.c.source.in_(list(sources)))
         with self._store.begin() as conn:
