@@ -10,6 +10,24 @@ from datetime import UTC, datetime
 
 from pipeline.errors import ConfigError
 
+# English month and weekday names: the date phrases, the name filter and the figures' place
+# filter all read them
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
 
 def utc(value: datetime | None) -> datetime | None:
     """Aware UTC in, aware UTC out; a naive value is taken to be UTC already (as stored)."""

@@ -87,6 +87,7 @@ from pipeline.cluster.places import city_of, generic_name, name_key, nearby, num
 from pipeline.cluster.when import window_phrase, without_dates
 from pipeline.errors import ConfigError
 from pipeline.parse.titles import learn_cleaners
+from pipeline.timeutil import MONTH_NAMES, WEEKDAY_NAMES
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -186,13 +187,7 @@ _STOP = frozenset(ENGLISH_STOP_WORDS) | {
     "days",
     "including",
     "also",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
+    *(day.lower() for day in WEEKDAY_NAMES),
     "mr",
     "mrs",
     "ms",
@@ -201,18 +196,7 @@ _STOP = frozenset(ENGLISH_STOP_WORDS) | {
 }
 _STOP_LIST = sorted(_STOP)
 _NOT_NAME = _STOP | {
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
+    *(month.lower() for month in MONTH_NAMES),
     "jan",
     "feb",
     "mar",
@@ -791,8 +775,8 @@ def _language(doc: Doc) -> str:
 # ---------------------------------------------------------------------------------------------
 # Time
 
-_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = tuple(day.lower() for day in WEEKDAY_NAMES)
+_MONTHS = tuple(month[:3].lower() for month in MONTH_NAMES)
 _REL = re.compile(
     r"\b(?:(?P<night>last\s+night|overnight|during\s+the\s+night|in\s+the\s+(?:early|small)\s+"
     r"hours|tonight|(?:second|third|fourth|fifth|another)\s+(?:straight\s+|consecutive\s+)?night|"

@@ -48,6 +48,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from pipeline.models import FIGURE_KINDS
+from pipeline.timeutil import MONTH_NAMES, WEEKDAY_NAMES
 
 __all__ = ["FIGURE_KINDS", "Claim", "extract_claims", "extract_figures", "extract_places"]
 
@@ -173,20 +174,7 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“'‘(])")
 
 # -- background: another event, another time, a total --------------------------------------------
 
-_MONTH_NAMES = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+_MONTH_NAMES = MONTH_NAMES
 _MONTHS = {name: i for i, name in enumerate(_MONTH_NAMES, start=1)}
 _MONTH = "|".join(_MONTH_NAMES)
 _EVENT = r"(?:strikes?|attacks?|assaults?|raids?|bombardments?|barrages?|shelling|bombings?|onslaught|ones?)"
@@ -449,25 +437,7 @@ def _claim_for(
 
 _PLACE_STOP = frozenset(
     (
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
+        *(name.lower() for name in (*MONTH_NAMES, *WEEKDAY_NAMES)),
         "the",
         "a",
         "an",
