@@ -25,7 +25,7 @@ import logging
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -287,22 +287,6 @@ def _record_run(
         out.append(SourceHealth(name, state, tuple(flags), run, good))
     repo.save(runs)
     return out
-
-
-def crawl_progress(store: Store, sources: Sequence[Source], since: datetime) -> Callable[[], tuple[int, int]]:
-    """(pages done, URLs known) of ``sources`` since ``since``, read from the store: the
-    crawl runs in a child process, and this is how the parent sees it move."""
-    repo = HealthRepo(store.engine)
-    names = {s.name for s in sources}
-
-    def read() -> tuple[int, int]:
-        counts = repo.counts_since(since)
-        done = sum(c.get("fetched", 0) for n, c in counts.items() if n in names)
-        done += len(repo.drops_since(since, sorted(names), stages=("fetch", "crawl")))
-        found = sum(c.get("discovered", 0) for n, c in counts.items() if n in names)
-        return done, found
-
-    return read
 
 
 def drops_since(store: Store, started: datetime) -> dict[str, str]:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
 log = logging.getLogger("newsagg")
-
-POLL_SECONDS = 2.0
 
 
 class Stage(Protocol):
@@ -81,36 +78,3 @@ class Progress:
                 else:
                     bar.update(task, description=f"{name}: nothing to do", total=1, completed=0)
                     bar.columns = ("[bold]{task.description}",)
-
-    @contextmanager
-    def watch(
-        self, stage: Stage, read: Callable[[], tuple[int, int]], every: float = POLL_SECONDS
-    ) -> Iterator[None]:
-        """Move ``stage`` from ``read()`` -> (done, total) every ``every`` seconds while the
-        body runs: for work another process does (the Scrapy crawl), seen through the store."""
-        stop = threading.Event()
-        seen = [0]
-
-        def update() -> None:
-            try:
-                done, total = read()
-            except Exception as exc:  # progress is advice: a failed read must not stop the work
-                log.debug("progress read failed: %s", exc)
-                return
-            if max(total, done):  # 0 of 0 would draw a full bar before anything is known
-                stage.total(max(total, done))
-            stage.advance(done - seen[0])
-            seen[0] = max(seen[0], done)
-
-        def loop() -> None:
-            while not stop.wait(every):
-                update()
-
-        thread = threading.Thread(target=loop, daemon=True, name="progress-watch")
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()  # one update at a time: a busy machine must not interleave the last two
-            update()

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -189,30 +188,6 @@ def test_a_stage_that_had_nothing_to_do_says_so(monkeypatch: pytest.MonkeyPatch)
     assert [f for f in frames if f.startswith("clean")][-1] == "clean: nothing to do"
     last_dedup = [f for f in frames if f.startswith("dedup")][-1]
     assert "3/3" in last_dedup and "?" not in last_dedup
-
-
-def test_crawl_progress_moves_while_another_process_works() -> None:
-    seen: list[tuple[int, int]] = []
-    done = [0]
-
-    class Recorder:
-        def advance(self, n: int = 1) -> None:
-            seen.append((n, 0))
-
-        def total(self, n: int) -> None:
-            seen.append((0, n))
-
-    def read() -> tuple[int, int]:
-        done[0] += 1
-        return done[0], 10
-
-    with Progress(enabled=False).watch(Recorder(), read, every=0.01):
-        deadline = time.monotonic() + 30
-        while done[0] < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    advanced = sum(n for n, _ in seen)
-    assert advanced == done[0], "the bar ends at the last count read"
-    assert (0, 10) in seen
 
 
 def test_explain_and_stories_say_why_reports_are_or_are_not_together(
