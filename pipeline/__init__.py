@@ -12,9 +12,11 @@ Module map (a page's path through the stages: ``docs/architecture.md``)::
     parse/    feeds, urls: what discovery fetches, parsed without I/O
     extract/  a stored page's bytes -> body, title, authors, date, language
     cluster/  near-duplicate copies, event clustering into stories, figures
-    store/    tables, migrations, the Store facade: the only code that writes SQL
+    store/    tables, migrations, one repository per table group behind the Store facade:
+              the only code that builds SQL
     serve/    read API, story page, exports, API tokens
-    sampleweb/  the bundled fictional news web the demo and tests crawl
+    sampleweb/  the bundled fictional news web the demo and tests crawl, on the one loopback
+                server core the tests and benchmarks share
 """
 
 __version__ = "0.1.0"
