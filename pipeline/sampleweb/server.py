@@ -31,6 +31,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -288,7 +289,8 @@ class SampleWeb:
     def _answer(self, ex: Exchange) -> None:
         try:
             response = self._resolve(ex.path)
-        except Exception:
+        except Exception:  # a bug in the sample web answers 500 like a real server, and says so
+            logging.getLogger(__name__).exception("sample web: %s failed", ex.path)
             response = _Response(500, b"Internal Server Error\n", "text/plain; charset=utf-8")
         status = response.status
         headers: dict[str, str] = {}
