@@ -16,6 +16,8 @@ checkout of that repository (never copied into this one):
   ``scripts/comparison/data.go`` with snippets the body must contain ("with") and must not
   ("without"), plus hand titles, dates and authors on most pages. Body is scored as trafilatura's
   own evaluation does it: snippet counts over the whole set, F1 of precision and recall.
+* ``DIR/CleanPortalEval``: a checkout of github.com/ppke-nlpg/CleanPortalEval; 71 news and blog
+  pages of four portals (2013) with hand-cleaned text in CleanEval's format. Body only.
 
 A set whose directory is absent is skipped with a message; without any data the script exits 0,
 so CI without the data does not fail.
@@ -307,10 +309,47 @@ def load_go_trafilatura(root: Path) -> list[Case]:
     return cases
 
 
+_CLEANEVAL_TAG = re.compile(r"^\s*<(?:h|p|l)>\s*", re.IGNORECASE | re.MULTILINE)
+
+
+def load_cleanportaleval(root: Path) -> list[Case]:
+    """CleanPortalEval's news and blog pages (BBC, MSNBC, WSJ and Washington Post blogs, 2013).
+
+    Gold files are CleanEval text: a ``URL:`` line, then blocks opened by ``<h>``, ``<p>`` or
+    ``<l>`` (headings, paragraphs, list items) with HTML entities left escaped. Body only: the
+    first heading is usually the headline, but the set does not say so.
+    """
+    import html as html_lib
+
+    cases = []
+    for gold in sorted((root / "GoldStandard").glob("*.txt")):
+        source = root / "input" / f"{gold.stem}.html"
+        if not source.is_file():
+            continue
+        text = gold.read_text(encoding="utf-8", errors="replace")
+        first, _, rest = text.lstrip("\ufeff \t\r\n").partition("\n")
+        url = first[4:].strip() if first.startswith("URL:") else f"http://fakehost/{gold.stem}.html"
+        body = html_lib.unescape(_CLEANEVAL_TAG.sub("\n", rest if first.startswith("URL:") else text))
+        cases.append(
+            Case(
+                publisher=gold.stem.rsplit("_", 1)[0],
+                url=url,
+                html_path=source,
+                title=None,
+                body="\n".join(line.strip() for line in body.splitlines() if line.strip()),
+                authors=None,
+                published=None,
+                labels=frozenset({"body"}),
+            )
+        )
+    return cases
+
+
 SETS: dict[str, tuple[str, Callable[[Path], list[Case]]]] = {
     "readability": ("readability", load_readability),
     "newspaper4k": ("newspaper4k", load_newspaper),
     "go-trafilatura": ("go-trafilatura", load_go_trafilatura),
+    "cleanportaleval": ("CleanPortalEval", load_cleanportaleval),
 }
 
 

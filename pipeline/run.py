@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pipeline.clean import clean_pending
+from pipeline.clean import CleanOutcome, clean_pending
 from pipeline.context import Context
 from pipeline.dedup import dedup
 from pipeline.extract import ExtractStats
@@ -72,31 +72,8 @@ def run_pipeline(
     summary = RunSummary()
     with ctx.store.run_lock():
         started = now()
-        feeds = [s for s in sources if s.kind == "rss"]
-        crawled = [s for s in sources if s.kind != "rss"]
-        preload_extractor()
-        fetched = _Producer("fetch", lambda: _fetch(ctx, feeds, since))
-        crawl = _Producer("crawl", lambda: run_crawl_result(ctx, crawled, since)) if crawled else None
-        producers: list[_Producer[Any]] = [p for p in (fetched, crawl) if p is not None]
-        for producer in producers:
-            producer.start()
-        try:
-            with progress.stage("clean") as bar:
-                cleaned = clean_pending(
-                    ctx,
-                    sources,
-                    on_progress=bar.advance,
-                    producing=lambda: any(p.running for p in producers),
-                )
-        except BaseException:
-            # Ctrl-C or a failed clean: the producers are daemon threads and the crawl child
-            # dies with this process, so nothing waits for a slow host before the exit.
-            ctx.close_http()
-            raise
-        for producer in producers:
-            producer.join()
-        ctx.close_http()
-        fetch = fetched.result()
+        gathered = gather(ctx, sources, since, progress)
+        fetch, cleaned = gathered.fetch, gathered.cleaned
         for outcome in fetch.feeds:
             if outcome.ok:
                 summary.sources_ok.append(outcome.source)
@@ -105,8 +82,8 @@ def run_pipeline(
             else:
                 summary.sources_failed[outcome.source] = outcome.error or "failed"
             summary.discovered += outcome.new + outcome.requeued
-        if crawl is not None:
-            add_crawl(summary, crawl.result())
+        if gathered.crawl is not None:
+            add_crawl(summary, gathered.crawl)
         summary.fetch.update(fetch.counts)
         summary.drops.update(fetch.failures)
         summary.articles.update(cleaned.counts)
@@ -120,6 +97,48 @@ def run_pipeline(
         summary.drops.update(drops_since(ctx.store, started))
         summary.health = record_run(ctx.store, sources, started, summary.sources_failed)
     return summary
+
+
+@dataclass
+class Gathered:
+    """What one pass of fetch, crawl and clean did (``crawl`` is None without crawled sources)."""
+
+    fetch: FetchOutcome
+    crawl: CrawlResult | None
+    cleaned: CleanOutcome
+
+
+def gather(
+    ctx: Context, sources: Sequence[Source], since: datetime | None = None, progress: Progress | None = None
+) -> Gathered:
+    """Fetch, crawl and clean ``sources`` at once: ``newsagg run`` before its dedup, and one
+    Airflow fetch shard. The caller holds the run lock where it needs one."""
+    progress = progress or Progress(enabled=False)
+    feeds = [s for s in sources if s.kind == "rss"]
+    crawled = [s for s in sources if s.kind != "rss"]
+    preload_extractor()
+    fetched = _Producer("fetch", lambda: _fetch(ctx, feeds, since))
+    crawl = _Producer("crawl", lambda: run_crawl_result(ctx, crawled, since)) if crawled else None
+    producers: list[_Producer[Any]] = [p for p in (fetched, crawl) if p is not None]
+    for producer in producers:
+        producer.start()
+    try:
+        with progress.stage("clean") as bar:
+            cleaned = clean_pending(
+                ctx,
+                sources,
+                on_progress=bar.advance,
+                producing=lambda: any(p.running for p in producers),
+            )
+    except BaseException:
+        # Ctrl-C or a failed clean: the producers are daemon threads and the crawl child
+        # dies with this process, so nothing waits for a slow host before the exit.
+        ctx.close_http()
+        raise
+    for producer in producers:
+        producer.join()
+    ctx.close_http()
+    return Gathered(fetched.result(), crawl.result() if crawl is not None else None, cleaned)
 
 
 def _fetch(ctx: Context, feeds: Sequence[Source], since: datetime | None) -> FetchOutcome:

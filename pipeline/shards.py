@@ -100,6 +100,7 @@ class SourceResult:
 class ShardResult:
     sources: dict[str, SourceResult] = field(default_factory=dict)
     fetch: Counter[str] = field(default_factory=Counter)
+    cleaned: Counter[str] = field(default_factory=Counter)  # articles new / updated / dropped ...
     crawl_requests: int = 0
 
     @property
@@ -108,11 +109,13 @@ class ShardResult:
 
 
 def fetch_shard(ctx: Context, sources: Sequence[Source], since: datetime | None = None) -> ShardResult:
-    """Discover and fetch one shard's sources, as ``newsagg run`` does for the whole registry:
-    feeds, then crawls, then the feeds' pending article pages. A source's own fault is recorded
-    in its result and never stops the others; only a store or configuration fault raises."""
-    from pipeline.ingest import fetch_pending, pull_feed
+    """Discover, fetch and clean one shard's sources at once, as ``newsagg run`` does for the
+    whole registry (see :func:`pipeline.run.gather`): pages are cleaned while the shard's hosts
+    are still being fetched, so the run's clean tasks only pick up what is left. A source's own
+    fault is recorded in its result and never stops the others; only a store or configuration
+    fault raises."""
     from pipeline.net.client import check_url
+    from pipeline.run import gather
 
     result = ShardResult()
     usable: list[Source] = []
@@ -124,20 +127,27 @@ def fetch_shard(ctx: Context, sources: Sequence[Source], since: datetime | None 
             entry.ok, entry.error = False, f"refused: {exc}"
             continue
         usable.append(source)
-    feeds = [s for s in usable if s.kind == "rss"]
-    crawled = [s for s in usable if s.kind != "rss"]
-    for source in feeds:
-        outcome = pull_feed(ctx, source, since)
-        entry = result.sources[source.name]
+    if not usable:
+        return result
+    gathered = gather(ctx, usable, since)
+    fetched = gathered.fetch
+    for outcome in fetched.feeds:
+        entry = result.sources[outcome.source]
         entry.ok, entry.discovered = outcome.ok, outcome.new + outcome.requeued
         if outcome.ok:
             entry.warning = outcome.error
         else:
             entry.error = outcome.error or "feed failed"
-    if crawled:
-        from pipeline.crawl import run_crawl
-
-        crawl = run_crawl(ctx.settings, crawled, since, run_lock_token=ctx.store.run_lock_token)
+    for name, asked in fetched.fetched_by_source.items():
+        if name in result.sources:
+            failed = fetched.failed_by_source.get(name, 0)
+            result.sources[name].fetched += asked - failed
+            result.sources[name].failed += failed
+    result.fetch.update(fetched.counts)
+    result.cleaned.update(gathered.cleaned.counts)
+    crawl = gathered.crawl
+    if crawl is not None:
+        crawled = [s for s in usable if s.kind != "rss"]
         result.crawl_requests = int((crawl.stats or {}).get("downloader/request_count", 0) or 0)
         for source in crawled:
             entry = result.sources[source.name]
@@ -145,16 +155,4 @@ def fetch_shard(ctx: Context, sources: Sequence[Source], since: datetime | None 
                 entry.ok, entry.error = False, crawl.failed.get(source.name, "crawl failed")
         if len(crawled) == 1:  # the crawl counts discoveries per run, not per source
             result.sources[crawled[0].name].discovered = crawl.discovered
-    if feeds:
-        names = [s.name for s in feeds]
-        owner = {p.url: p.source for p in ctx.store.pending(names)}
-        fetched = fetch_pending(ctx, feeds)
-        result.fetch.update(fetched.counts)
-        failed = Counter(owner.get(url, "") for url in fetched.failures)
-        for source_name in owner.values():
-            result.sources[source_name].fetched += 1
-        for source_name, n in failed.items():
-            if source_name in result.sources:
-                result.sources[source_name].failed += n
-                result.sources[source_name].fetched -= n
     return result

@@ -245,6 +245,7 @@ def fetch_shard(
         "shard": shard.get("shard"),
         "sources": {name: entry.as_dict() for name, entry in outcome.sources.items()},
         "fetched": dict(sorted(outcome.fetch.items())),
+        "cleaned": dict(sorted(outcome.cleaned.items())),
         "crawl_requests": outcome.crawl_requests,
     }
 
@@ -335,8 +336,10 @@ def summarise(results: Mapping[str, Any]) -> dict[str, int]:
         fetched = (item or {}).get("fetched") or {}
         total["pages_stored"] += int(fetched.get("stored", 0))
         total["pages_failed"] += int(fetched.get("failed", 0)) + int(fetched.get("dropped", 0))
-    for item in results.get("cleaned") or []:
-        counts = (item or {}).get("counts") or {}
+    cleaned = [(item or {}).get("cleaned") for item in results.get("shards") or []]
+    cleaned += [(item or {}).get("counts") for item in results.get("cleaned") or []]
+    for counts in cleaned:
+        counts = counts or {}
         total["articles_new"] += int(counts.get("new", 0))
         total["articles_updated"] += int(counts.get("updated", 0))
         total["articles_dropped"] += int(counts.get("dropped", 0))
