@@ -189,12 +189,15 @@ def _waiting_for_a_lock(pg_url: str) -> bool:
 
 
 def _lock_holders(pg_url: str) -> list[int]:
+    """Backends of runs that hold the run lock: a run names its lock connection before it
+    queues for the lock, so the one waiting on it (wait_event_type 'Lock') is left out."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
         return [
             r[0]
             for r in conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name LIKE 'newsagg run on %'"
+                "AND application_name LIKE 'newsagg run on %' "
+                "AND wait_event_type IS DISTINCT FROM 'Lock'"
             )
         ]
 
