@@ -407,6 +407,53 @@ def test_extract_many_survives_a_dying_worker(monkeypatch: pytest.MonkeyPatch) -
     assert sum(isinstance(r, Extracted) for _, r in results) == 12
 
 
+def _host_main(entry_module: str, spec: object = None, file: str = "/venv/bin/airflow") -> object:
+    """A stand-in for ``__main__`` as a console script leaves it: no spec, a file that is not
+    ``.py``, and the ``main`` it imported from its package."""
+    import types
+
+    module = types.ModuleType("__main__")
+    module.__spec__ = spec  # type: ignore[assignment]
+    module.__file__ = file
+
+    def main() -> None: ...
+
+    main.__module__ = entry_module
+    module.main = main  # type: ignore[attr-defined]
+    return module
+
+
+def test_a_host_programs_main_with_threads_extracts_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An Airflow task that fetches in threads must not start forkserver workers: each would
+    re-run Airflow's CLI as its main and die, dropping every page."""
+    import sys
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setitem(sys.modules, "__main__", _host_main("airflow.__main__"))
+        assert not extract_module.workers_can_start()
+
+        def no_pool(workers: int) -> object:
+            raise AssertionError("no worker pool may start here")
+
+        monkeypatch.setattr(extract_module, "_new_pool", no_pool)
+        items = _items(12)
+        results = list(extract_many(iter(items), workers=2))
+        assert [key for key, _ in results] == [key for key, _, _ in items]
+        assert sum(isinstance(r, Extracted) for _, r in results) == 8
+
+        monkeypatch.setitem(sys.modules, "__main__", _host_main("pipeline.cli"))
+        assert extract_module.workers_can_start()  # newsagg's own entry point re-runs safely
+        monkeypatch.setitem(sys.modules, "__main__", _host_main("x", file="/work/bench.py"))
+        assert extract_module.workers_can_start()
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_extract_many_small_input_and_charset_items() -> None:
     body = german_page("utf-8").replace('<meta charset="utf-8">', "").encode("latin-1")
     results = dict(extract_many([("a", body, None, "latin-1"), ("b", b"", None)]))

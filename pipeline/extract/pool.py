@@ -6,6 +6,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -81,6 +82,28 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts down
 
 
+def workers_can_start() -> bool:
+    """Whether this process can start extraction workers that survive their start.
+
+    With one thread they are forked. Once threads exist they come from a forkserver (or are
+    spawned), and each re-runs the parent's main module first. That is safe for a module run
+    with ``-m``, a ``.py`` script and newsagg's own entry point, not for a host program's: an
+    Airflow task's main is Airflow's CLI, which sets Airflow up on import and fails there, so
+    every worker would die. Such a caller extracts in its own process (as a Celery task does);
+    its parallelism comes from running several tasks at once."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return True
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None:
+        return True
+    path = getattr(main, "__file__", None)
+    if path is None or str(path).endswith(".py"):
+        return True
+    entry = getattr(main, "main", None)
+    return str(getattr(entry, "__module__", "")).startswith("pipeline.")
+
+
 def _mp_context() -> multiprocessing.context.BaseContext:
     """fork is cheapest (workers inherit the imports) but unsafe once threads exist."""
     methods = multiprocessing.get_all_start_methods()
@@ -126,6 +149,8 @@ def extract_many(
     workers = workers or os.cpu_count() or 1
     if multiprocessing.current_process().daemon:
         workers = 1  # daemonic processes (pool workers, celery) may not have children
+    elif workers > 1 and not workers_can_start():
+        workers = 1
     iterator = _tasks(items, unpack)
     head: list[tuple[Any, Task]] = []
     for pair in iterator:
