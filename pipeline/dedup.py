@@ -280,6 +280,7 @@ def build_story(
                 m.published_at,
                 m.copy_of or m.duplicate_of,
                 m.language,
+                m.live_blog,
             )
             for m in members
         ),
