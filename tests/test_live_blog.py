@@ -4,6 +4,7 @@ exports, the story page and ``newsagg stories``; and migration 0008 keeps what a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from tests.helpers import dump_store
 from tests.test_clean_stage import article, fill
 from tests.test_clean_stage import page as report_page
 from tests.test_extract_rules import HEADLINE, html, live_head
+from tests.test_views import _as_role
 
 LIVE = "https://site.example/live/tram-vote"
 REPORT = "https://site.example/news/bridge"
@@ -235,3 +237,30 @@ def test_a_store_not_yet_migrated_reads_as_no_live_blogs(sqlite_url: str, tmp_pa
         assert [a["live_blog"] for a in pq.read_table(path).to_pylist()] == [False]
     finally:
         store.close()
+
+
+@pytest.fixture
+def reader(pg_url: str) -> Iterator[str]:
+    """A role name unique to this test, dropped afterwards (roles are cluster-wide)."""
+    import uuid
+
+    import psycopg
+
+    role = f"newsagg_reader_{uuid.uuid4().hex[:8]}"
+    yield role
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_the_reader_keeps_the_views_through_the_migration(pg_url: str, reader: str) -> None:
+    from pipeline.cli import main
+
+    _store_at_0007(pg_url)
+    assert main(["db", "grant-reader", reader, "--store", pg_url]) == 0
+    seen = "SELECT article_id FROM {} WHERE story_id = 'st_old'"
+    for revision in ("head", "0007", "head"):  # PostgreSQL replaces up, drops and grants again down
+        (command.upgrade if revision == "head" else command.downgrade)(_alembic(pg_url), revision)
+        for view in ("newsagg_v1_articles", "newsagg_v1_story_articles"):
+            assert _as_role(pg_url, reader, seen.format(view)) == [("a_old",)], (revision, view)
+    assert _as_role(pg_url, reader, "SELECT live_blog FROM newsagg_v1_articles") == [(False,)]
