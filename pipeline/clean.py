@@ -193,4 +193,5 @@ def to_article(page: StoredPage, extracted: Extracted, hint: Hint, source_langua
         # no body (title and date only): hashing "" would make such pages copies of each other
         content_hash=content_hash_for(extracted.text or page.url),
         fetched_at=page.fetched_at,
+        live_blog=extracted.live_blog,
     )

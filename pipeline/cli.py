@@ -297,7 +297,7 @@ def _print_stories(
         # one story told in several languages says so: the reports were joined across languages
         languages = sorted({a.language.split("-")[0].lower() for a in story.articles if a.language} - {"und"})
         told = f" in {len(languages)} languages ({', '.join(languages)})" if len(languages) > 1 else ""
-        print(f"\n{story.title or '(untitled)'}")
+        print(f"\n{story.title or '(untitled)'}" + (" (live blog)" if story.live_blog else ""))
         print(
             f"  {story.story_id} · {plural(len(story.articles), 'report')} from {', '.join(outlets)}{told} · "
             f"first {story.first_seen:%Y-%m-%d %H:%M}Z, updated {story.last_updated:%Y-%m-%d %H:%M}Z"

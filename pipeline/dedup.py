@@ -280,6 +280,7 @@ def build_story(
                 m.published_at,
                 m.copy_of or m.duplicate_of,
                 m.language,
+                m.live_blog,
             )
             for m in members
         ),
@@ -314,6 +315,7 @@ def story_to_json(story: Story) -> dict[str, Any]:
                 "title": a.title,
                 "published_at": iso(a.published_at),
                 "copy_of": a.copy_of,
+                "live_blog": a.live_blog,
             }
             for a in story.articles
         ],
@@ -329,6 +331,7 @@ def story_to_json(story: Story) -> dict[str, Any]:
             for f in story.figures
         ],
         "evidence": story.evidence,
+        "live_blog": story.live_blog,
     }
 
 

@@ -71,6 +71,7 @@ class Article:
     content_hash: str
     fetched_at: datetime
     article_id: str = ""
+    live_blog: bool = False  # a live blog page: its text holds every entry, and grows
 
     def __post_init__(self) -> None:
         if not self.article_id:
@@ -105,6 +106,7 @@ class StoryArticle:
     published_at: datetime | None
     copy_of: str | None = None  # article_id of the report this one is a copy of
     language: str | None = None  # the report's language: a story may be told in several
+    live_blog: bool = False  # a running live blog, not one finished report
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,12 @@ class Story:
     # the report whose headline and summary the story shows, when dedup writes it; reads leave
     # it None
     best_article_id: str | None = None
+
+    @property
+    def live_blog(self) -> bool:
+        """Derived from the members, so it can never disagree with them: a story one outlet
+        covers live is still being told."""
+        return any(a.live_blog for a in self.articles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +157,4 @@ class StoredArticle:
     copy_of: str | None = None
     dedup_sig: str | None = None
     change_seq: int | None = None
+    live_blog: bool = False

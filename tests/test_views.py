@@ -49,6 +49,7 @@ V1_COLUMNS = {
         "story_id",
         "copy_of",
         "change_seq",
+        "live_blog",  # appended by migration 0008
     ],
     "newsagg_v1_story_articles": [
         "story_id",
@@ -59,6 +60,7 @@ V1_COLUMNS = {
         "published_at",
         "copy_of",
         "change_seq",
+        "live_blog",  # appended by migration 0008
     ],
     "newsagg_v1_story_figures": [
         "story_id",
@@ -238,7 +240,7 @@ def test_v1_view_types_are_pinned_on_postgresql(pg_url: str) -> None:
                 "WHERE table_name = :v ORDER BY ordinal_position",
                 v=view,
             )
-            want = _pg_types(columns, {"article_count": "integer"})
+            want = _pg_types(columns, {"article_count": "integer", "live_blog": "boolean"})
             assert [(r["column_name"], r["data_type"]) for r in got] == want, view
     finally:
         store.close()
@@ -429,7 +431,10 @@ def test_an_older_store_keeps_its_stories_and_the_next_dedup_stores_their_eviden
             {"version_num": store._versions()[0]}
         ]
         assert rows(store, f"SELECT {STORY_COLUMNS} FROM stories ORDER BY story_id") == old_stories
-        assert rows(store, "SELECT * FROM articles ORDER BY article_id") == old_articles
+        # every column an older store had keeps its value; later migrations only add columns
+        migrated = rows(store, "SELECT * FROM articles ORDER BY article_id")
+        assert [{k: r[k] for k in old_articles[0]} for r in migrated] == old_articles
+        assert {bool(r["live_blog"]) for r in migrated} == {False}  # migration 0008's default
         assert rows(store, "SELECT story_id, evidence FROM newsagg_v1_stories ORDER BY story_id") == [
             {"story_id": "st_kyiv", "evidence": None},
             {"story_id": "st_odesa", "evidence": None},
@@ -449,7 +454,7 @@ def test_an_older_store_keeps_its_stories_and_the_next_dedup_stores_their_eviden
             s["story_id"]: s["evidence"] for s in read_early
         }
         assert rows(store, f"SELECT {STORY_COLUMNS} FROM stories ORDER BY story_id") == old_stories
-        assert rows(store, "SELECT * FROM articles ORDER BY article_id") == old_articles
+        assert rows(store, "SELECT * FROM articles ORDER BY article_id") == migrated
         changes = rows(store, "SELECT kind, id, op FROM newsagg_v1_changes WHERE change_seq > :s", s=seq)
         assert sorted((c["kind"], c["id"], c["op"]) for c in changes) == [
             ("story", "st_kyiv", "update"),

@@ -49,6 +49,7 @@ ARTICLE_COLUMNS = (
     "story_id",
     "copy_of",
     "change_seq",
+    "live_blog",  # last, as in the view (migration 0008)
 )
 
 
@@ -119,9 +120,12 @@ def _story_batches(store: Store, since: int, upto: int) -> Iterator[list[dict[st
 def _article_batches(store: Store, since: int, upto: int) -> Iterator[list[dict[str, Any]]]:
     cursor = since
     while rows := store.changed_articles(cursor, upto, BATCH):
+        # asked apart: the view of a store not migrated yet has no live_blog to read with the rest
+        live = store.live_blog_ids([row["article_id"] for row in rows])
         batch = []
         for row in rows:
-            item = {c: row[c] for c in ARTICLE_COLUMNS}
+            item = {c: row[c] for c in ARTICLE_COLUMNS if c != "live_blog"}
+            item["live_blog"] = row["article_id"] in live
             item["authors"] = json.loads(item["authors"] or "[]")
             for key in ("published_at", "fetched_at", "updated_at"):
                 item[key] = _iso(utc(item[key]))
@@ -151,6 +155,7 @@ def _parquet_schema(kind: Kind) -> Any:
                 ("story_id", pa.string()),
                 ("copy_of", pa.string()),
                 ("change_seq", pa.int64()),
+                ("live_blog", pa.bool_()),
             ]
         )
     article = pa.struct(
@@ -161,6 +166,7 @@ def _parquet_schema(kind: Kind) -> Any:
             ("title", pa.string()),
             ("published_at", ts),
             ("copy_of", pa.string()),
+            ("live_blog", pa.bool_()),
         ]
     )
     figure = pa.struct(
@@ -185,6 +191,7 @@ def _parquet_schema(kind: Kind) -> Any:
             ("figures", pa.list_(figure)),
             ("change_seq", pa.int64()),
             ("evidence", pa.string()),  # JSON, as in newsagg_v1_stories
+            ("live_blog", pa.bool_()),  # any of its articles is a live blog
         ]
     )
 

@@ -49,6 +49,7 @@ class ArticleOut(BaseModel):
     title: str | None
     published_at: Stamp | None
     copy_of: str | None = Field(description="article_id of the report this one copies")
+    live_blog: bool = Field(description="a live blog: its text holds every entry so far, and may grow")
 
 
 class FigureOut(BaseModel):
@@ -110,6 +111,9 @@ class StoryOut(BaseModel):
     articles: list[ArticleOut]
     figures: list[FigureOut]
     evidence: EvidenceOut | None = Field(description="why the reports are one story")
+    live_blog: bool = Field(
+        description="whether any of its articles is a live blog: the story is still unfolding"
+    )
 
 
 class StoryPage(BaseModel):

@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import inspect as sa_inspect
 
 from pipeline.models import Article, StoredArticle, UpsertResult
 from pipeline.store.common import chunks
 from pipeline.store.limits import aware, fits, plausible
 from pipeline.store.schema import articles
-from pipeline.store.views import v1_articles
+from pipeline.store.views import v1_articles, v1_articles_live_blog
 from pipeline.timeutil import now, utc
 
 if TYPE_CHECKING:
@@ -31,6 +32,28 @@ class Articles:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._view_has_live_blog = False  # newsagg_v1_articles.live_blog seen (migration 0008)
+
+    def live_blog_readable(self, conn: Connection) -> bool:
+        """Whether the articles view has ``live_blog``: a reader may open a store its owner has
+        not migrated yet (:meth:`Store.check_readable`), whose articles then read as no live blog."""
+        if not self._view_has_live_blog:  # once it has the column it keeps it: no need to look again
+            columns = sa_inspect(conn).get_columns(v1_articles.name)
+            self._view_has_live_blog = any(c["name"] == "live_blog" for c in columns)
+        return self._view_has_live_blog
+
+    def live_blog_ids(self, article_ids: Sequence[str]) -> set[str]:
+        """Which of these articles are live blogs, through the v1 view (the reader role can)."""
+        found: set[str] = set()
+        with self._store.begin() as conn:
+            if not self.live_blog_readable(conn):
+                return found
+            for chunk in chunks(sorted(set(article_ids)), 500):
+                query = select(v1_articles.c.article_id).where(
+                    v1_articles.c.article_id.in_(chunk), v1_articles_live_blog
+                )
+                found.update(conn.execute(query).scalars())
+        return found
 
     def upsert_article(self, conn: Connection, article: Article) -> UpsertResult:
         """Insert or update by canonical URL. Returns 'new', 'updated' or 'unchanged'."""
@@ -80,6 +103,7 @@ class Articles:
                     "language": article.language,
                     "text": article.text,
                     "content_hash": article.content_hash,
+                    "live_blog": article.live_blog,
                 },
             )
             others = [v for url, v in originals.get(article.content_hash, {}).items() if url != article.url]
@@ -318,4 +342,5 @@ def _article_row(r: Any) -> StoredArticle:
         copy_of=r.copy_of,
         dedup_sig=r.dedup_sig,
         change_seq=r.change_seq,
+        live_blog=bool(r.live_blog),
     )

@@ -581,6 +581,9 @@ class Store:
     def article_text_rows(self, article_ids: Sequence[str]) -> list[StoredArticle]:
         return self.repos.articles.article_text_rows(article_ids)
 
+    def live_blog_ids(self, article_ids: Sequence[str]) -> set[str]:
+        return self.repos.articles.live_blog_ids(article_ids)
+
     def assign(self, conn: Connection, assignments: dict[str, tuple[str, str | None, str | None]]) -> int:
         return self.repos.articles.assign(conn, assignments)
 

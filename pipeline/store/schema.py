@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 
@@ -96,6 +98,8 @@ articles = Table(
     Column("story_id", String(32)),
     Column("dedup_sig", String(64)),  # signature at the last dedup; differs: dedup again
     Column("change_seq", BigInteger),  # change feed: seq of the last change (pipeline.store.changes)
+    # a live blog page, whose text holds every entry so far (migration 0008; rows before: false)
+    Column("live_blog", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_articles_content_hash", "content_hash"),
     Index("ix_articles_story_id", "story_id"),
     Index("ix_articles_published_at", "published_at"),

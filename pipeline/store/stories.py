@@ -8,14 +8,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, func, null, select
+from sqlalchemy import Connection, bindparam, false, func, null, select
 from sqlalchemy import inspect as sa_inspect
 
 from pipeline.models import Figure, SaveResult, Story, StoryArticle
 from pipeline.store.common import chunks, json_object
 from pipeline.store.limits import aware
 from pipeline.store.schema import articles, figures, stories
-from pipeline.store.views import v1_articles, v1_stories, v1_story_figures
+from pipeline.store.views import v1_articles, v1_articles_live_blog, v1_stories, v1_story_figures
 from pipeline.timeutil import now, utc
 
 if TYPE_CHECKING:
@@ -82,6 +82,9 @@ class Stories:
             ids = [r.story_id for r in rows]
             members: dict[str, list[StoryArticle]] = {i: [] for i in ids}
             figs: dict[str, list[Figure]] = {i: [] for i in ids}
+            live_blog = (
+                v1_articles_live_blog if self._store.repos.articles.live_blog_readable(conn) else false()
+            ).label("live_blog")
             for chunk in chunks(ids, 500):
                 for a in conn.execute(
                     select(
@@ -93,6 +96,7 @@ class Stories:
                         v1_articles.c.story_id,
                         v1_articles.c.copy_of,
                         v1_articles.c.language,
+                        live_blog,
                     )
                     .where(v1_articles.c.story_id.in_(chunk))
                     .order_by(
@@ -102,7 +106,14 @@ class Stories:
                 ):
                     members[a.story_id].append(
                         StoryArticle(
-                            a.article_id, a.url, a.source, a.title, utc(a.published_at), a.copy_of, a.language
+                            a.article_id,
+                            a.url,
+                            a.source,
+                            a.title,
+                            utc(a.published_at),
+                            a.copy_of,
+                            a.language,
+                            bool(a.live_blog),
                         )
                     )
                 f = v1_story_figures.c

@@ -6,7 +6,18 @@ may select these views and nothing else, can run ``stories``, ``export`` and ``s
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text, column, table
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    column,
+    literal_column,
+    table,
+)
 
 TS = DateTime(timezone=True)
 
@@ -42,6 +53,12 @@ v1_articles = table(
     column("change_seq", BigInteger),
 )
 
+# ``live_blog`` is the last column of newsagg_v1_articles and newsagg_v1_story_articles since
+# migration 0008. It stays out of ``v1_articles.c`` so that reading the whole view (the article
+# export) still works on a store its owner has not migrated yet; reads name it where they want it,
+# after looking that the view has it.
+v1_articles_live_blog: ColumnElement[bool] = literal_column(f"{v1_articles.name}.live_blog", Boolean)
+
 v1_story_figures = table(
     "newsagg_v1_story_figures",
     column("story_id", String),
@@ -65,4 +82,4 @@ v1_changes = table(
     column("changed_at", TS),
 )
 
-__all__ = ["v1_articles", "v1_changes", "v1_stories", "v1_story_figures"]
+__all__ = ["v1_articles", "v1_articles_live_blog", "v1_changes", "v1_stories", "v1_story_figures"]

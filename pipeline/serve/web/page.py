@@ -57,6 +57,7 @@ svg.chart { width: 100%; max-width: 520px; height: auto; display: block; margin:
 svg.chart text { font: 11px system-ui, sans-serif; fill: #39424c; }
 ol.reports { padding-left: 20px; margin: 6px 0; } ol.reports li { margin: 0 0 6px; }
 .badge { font-size: 12px; border-radius: 4px; padding: 0 6px; background: #eef1f4; color: var(--muted); }
+.badge.live { background: #fdecea; color: #a4262c; font-weight: 600; }
 ul.evidence { margin: 4px 0; padding-left: 18px; font-size: 14px; }
 form.filters { display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 8px 12px;
                align-items: end; }
@@ -368,6 +369,9 @@ def story_href(story_id: str) -> str:
     return f"/story/{quote(story_id, safe='')}"
 
 
+LIVE_BLOG = ' <span class="badge live" title="a running live blog: its text grows">Live blog</span>'
+
+
 def story_card(story: Story, palette: dict[str, str] | None = None) -> str:
     """A story on the list page: what it is, who reported it, the key numbers; a link to its page."""
     colours = outlet_colours(story, palette)
@@ -378,7 +382,8 @@ def story_card(story: Story, palette: dict[str, str] | None = None) -> str:
     return (
         f'<article class="story" id="story-{escape(story.story_id)}" '
         f'data-story-id="{escape(story.story_id)}">'
-        f'<h2><a href="{story_href(story.story_id)}">{escape(story.title or "(untitled story)")}</a></h2>'
+        f'<h2><a href="{story_href(story.story_id)}">{escape(story.title or "(untitled story)")}</a>'
+        f"{LIVE_BLOG if story.live_blog else ''}</h2>"
         + _meta(story)
         + f'<ul class="outlets" aria-label="Outlets that reported it">{_pills(story, colours)}</ul>'
         + (f'<p class="summary">{escape(summary)}</p>' if summary else "")
@@ -431,7 +436,7 @@ def story_page(story: Story, generated: datetime | None = None, palette: dict[st
             f'<li data-outlet="{escape(a.source)}">'
             f'<span class="dot" style="background:{colours[a.source]}"></span>'
             f'<b>{escape(a.source)}</b> · <time datetime="{_iso(a.published_at)}">'
-            f"{escape(_human(a.published_at))}</time>{copy}<br>"
+            f"{escape(_human(a.published_at))}</time>{copy}{LIVE_BLOG if a.live_blog else ''}<br>"
             f'<a href="{escape(a.url)}" rel="noreferrer noopener">{escape(a.title or a.url)}</a></li>'
         )
     copies = [a for a in story.articles if a.copy_of]
@@ -461,7 +466,8 @@ def story_page(story: Story, generated: datetime | None = None, palette: dict[st
         '<p class="meta"><a href="/">← all stories</a></p>'
         f'<article class="panel story-page" id="story-{escape(story.story_id)}" '
         f'data-story-id="{escape(story.story_id)}">'
-        f'<h1 class="title">{escape(story.title or "(untitled story)")}</h1>'
+        f'<h1 class="title">{escape(story.title or "(untitled story)")}'
+        f"{LIVE_BLOG if story.live_blog else ''}</h1>"
         + _meta(story)
         + f'<ul class="outlets" aria-label="Outlets that reported it">{_pills(story, colours)}</ul>'
         + (f'<p class="summary">{escape(story.summary)}</p>' if story.summary else "")
