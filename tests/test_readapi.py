@@ -125,6 +125,10 @@ def test_unknown_story_is_404_and_bad_input_422(client: TestClient, token: str) 
     assert client.get("/stories/st_nope", headers=bearer(token)).status_code == 404
     assert client.get("/stories/bad%00id", headers=bearer(token)).status_code == 422
     assert client.get("/stories?limit=0", headers=bearer(token)).status_code == 422
+    # a bare number is not a time (pydantic alone reads it as Unix seconds)
+    assert client.get("/stories?since=4.68e-170", headers=bearer(token)).status_code == 422
+    assert client.get("/stories?since=1700000000", headers=bearer(token)).status_code == 422
+    assert client.get("/stories?since=2026-11-19", headers=bearer(token)).status_code == 200
     assert client.get("/changes?after=-1", headers=bearer(token)).status_code == 422
     typo = client.get("/changes?afer=5", headers=bearer(token))
     assert typo.status_code == 422 and "afer" in typo.text

@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Secur
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pipeline import __version__
 from pipeline.dedup import story_to_json, with_evidence
@@ -148,6 +148,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 _bearer = HTTPBearer(auto_error=False, description="a token from `newsagg token create NAME`")
 
 
+def _iso_only(value: Any) -> Any:
+    """Query times are ISO 8601 only: pydantic alone also reads a bare number as Unix seconds
+    (``?since=4.68e-170`` was 1970), which no client means and the OpenAPI format forbids."""
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("not an ISO 8601 date-time") from None
+    return value
+
+
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
@@ -218,7 +229,9 @@ def create_app(store: Store) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         since: Annotated[
-            datetime | None, Query(description="only stories updated at or after this time")
+            datetime | None,
+            BeforeValidator(_iso_only),
+            Query(description="only stories updated at or after this time (ISO 8601)"),
         ] = None,
     ) -> dict[str, Any]:
         ids = store.story_ids(limit + 1, offset, _as_utc(since) if since is not None else None)
