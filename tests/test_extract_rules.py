@@ -96,6 +96,20 @@ def test_a_label_is_not_taken_over_a_headline_and_never_leaves_the_title_empty()
     assert only_label.title == "More News"
 
 
+@pytest.mark.parametrize(
+    "chrome",
+    [
+        '<h1 class="menu-toggle">Menu</h1>',  # a theme's menu button
+        '<h1 class="navSkip">Navigation und Service</h1>',  # a skip link's heading
+        "<h1>Sections</h1>",  # the nav drawer's heading, with no class to tell
+    ],
+)
+def test_page_chrome_in_an_h1_gives_way_to_the_headline(chrome: str) -> None:
+    body = f'{chrome}<h1 class="entry-title">{HEADLINE}</h1>{paragraphs()}'
+    result = extract(html(body, title=f"{HEADLINE} - Example Blog"), "https://blog.example/2020/2")
+    assert result.title == HEADLINE
+
+
 def test_a_one_word_headline_is_no_label() -> None:
     result = extract(
         html(f"<h1>Nebelsuppe.</h1>{paragraphs()}", title="Nebelsuppe."), "https://blog.example/2020/1"

@@ -149,6 +149,12 @@ _MAX_LABEL_WORDS = 4
 _MAX_LINK_LABEL_WORDS = 2
 _SITE_AFFIX = 4  # letters around a host label in a site's name: "Die FURCHE" at furche.at
 _MIN_LETTERS = 4
+# Page chrome that some layouts put in an <h1> (a menu button, a skip link, the nav's heading):
+# never a headline, however short.
+_CHROME_WORDS = frozenset(
+    {"menu", "menü", "navigation", "navigation und service", "sections", "page", "search", "suche"}
+)
+_CHROME_MARKS = ("menu", "nav", "toggle", "skip", "logo", "sitename", "site-name", "site-title")
 
 
 def _site_keys(sites: Sequence[str], url: str | None) -> tuple[set[str], set[str]]:
@@ -213,6 +219,8 @@ def _label_checker(
         words = text.split()
         if len(words) > _MAX_LABEL_WORDS or len(CJK.findall(text)) >= 6:
             return False
+        if " ".join(words).casefold() in _CHROME_WORDS:
+            return True
         if sum(ch.isalpha() for ch in text) < _MIN_LETTERS or _site_like(text, keys, host_labels):
             return True
         if len(words) > _MAX_LINK_LABEL_WORDS:
@@ -240,6 +248,9 @@ def _headline_element(
     or the section's name in the ``<h1>``)."""
     first: str | None = None
     for h1 in tree.iter("h1"):
+        marks = f"{h1.get('class') or ''} {h1.get('id') or ''}".casefold()
+        if any(mark in marks for mark in _CHROME_MARKS):
+            continue  # the menu button or the site's name, styled as the page's top heading
         text = clean(h1.text_content())
         if text and not is_label(text):
             return text
