@@ -110,6 +110,23 @@ def test_page_chrome_in_an_h1_gives_way_to_the_headline(chrome: str) -> None:
     assert result.title == HEADLINE
 
 
+def test_a_blog_archive_trail_and_its_site_logo_leave_the_title() -> None:
+    page_title = f"Four Years Remaining &raquo; Blog Archive &raquo; {HEADLINE}"
+    body = f'<h1><a href="/">Four Years Remaining</a></h1><div>{paragraphs()}</div>'
+    result = extract(html(body, title=page_title), "http://fouryears.eu/2009/11/21/interning/")
+    assert result.title == HEADLINE
+
+
+def test_the_site_named_in_parentheses_leaves_the_title() -> None:
+    page_title = f"{HEADLINE} (neues deutschland)"
+    result = extract(
+        html(f"<div>{paragraphs()}</div>", title=page_title), "https://www.neues-deutschland.de/a/1"
+    )
+    assert result.title == HEADLINE
+    kept = f"{HEADLINE} (video)"  # not the site: stays
+    assert extract(html(f"<div>{paragraphs()}</div>", title=kept), "https://paper.example/a").title == kept
+
+
 def test_a_one_word_headline_is_no_label() -> None:
     result = extract(
         html(f"<h1>Nebelsuppe.</h1>{paragraphs()}", title="Nebelsuppe."), "https://blog.example/2020/1"

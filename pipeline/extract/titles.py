@@ -154,6 +154,8 @@ _MIN_LETTERS = 4
 _CHROME_WORDS = frozenset(
     {"menu", "menü", "navigation", "navigation und service", "sections", "page", "search", "suche"}
 )
+_SITE_IN_PARENS = re.compile(r"\s*\(([^()]{3,60})\)\s*$")
+_ARCHIVE_SEGMENTS = frozenset({"blogarchive", "blogarchiv"})
 _CHROME_MARKS = ("menu", "nav", "toggle", "skip", "logo", "sitename", "site-name", "site-title")
 
 
@@ -186,12 +188,18 @@ def _site_like(segment: str, keys: set[str], host_labels: set[str]) -> bool:
 def strip_site_segments(title: str, keys: set[str], host_labels: set[str]) -> str:
     """Drop leading and trailing title segments that name the site ("Headline - Belfast Telegraph",
     "Headline_English_Xinhua"), compared on letters and digits against the site's names and host."""
+    named = _SITE_IN_PARENS.search(title)
+    if named and named.start() and _site_like(named.group(1), keys, host_labels):
+        title = title[: named.start()]  # "Headline (neues deutschland)"
     breaks = list(_SEGMENT_BREAK.finditer(title))
     if not breaks:
         return title
     bounds = [0, *(pos for m in breaks for pos in (m.start(), m.end())), len(title)]
     segments = [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
     first, last = 0, len(segments) - 1
+    archive = [i for i, seg in enumerate(segments) if alnum_key(title[slice(*seg)]) in _ARCHIVE_SEGMENTS]
+    if archive and archive[-1] < last:
+        first = archive[-1] + 1  # "Site » Blog Archive » Headline": blog software's own trail
     while last > first and _site_like(title[slice(*segments[last])], keys, host_labels):
         last -= 1
     while first < last and _site_like(title[slice(*segments[first])], keys, host_labels):
@@ -304,6 +312,12 @@ def title_sources(
     """
     sites = _site_names(meta, article, url)
     keys, host_labels = _site_keys(sites, url)
+    title_el = next(tree.iter("title"), None)
+    raw_title = one_line(title_el.text_content()) if title_el is not None else None
+    if raw_title:  # "Site » Blog Archive » Headline" names the site: its <h1> logo is a label
+        segments = [alnum_key(seg) for seg in _SEGMENT_BREAK.split(raw_title)]
+        archive = [i for i, key in enumerate(segments) if key in _ARCHIVE_SEGMENTS]
+        keys |= {key for key in segments[: archive[-1]] if key} if archive else set()
     is_label = _label_checker(tree, url, keys, host_labels)
 
     def clean(title: str | None) -> str | None:
@@ -312,7 +326,6 @@ def title_sources(
             return None
         return strip_site_segments(strip_site_name(cleaned, sites), keys, host_labels)
 
-    title_el = next(tree.iter("title"), None)
     page_title = clean(title_el.text_content()) if title_el is not None else None
     candidates = [
         clean(jsonld_str(article.get("headline"))) if article else None,
