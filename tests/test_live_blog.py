@@ -29,7 +29,7 @@ from tests.helpers import dump_store
 from tests.test_clean_stage import article, fill
 from tests.test_clean_stage import page as report_page
 from tests.test_extract_rules import HEADLINE, html, live_head
-from tests.test_views import _as_role
+from tests.test_views import V1_COLUMNS, _as_role
 
 LIVE = "https://site.example/live/tram-vote"
 REPORT = "https://site.example/news/bridge"
@@ -134,22 +134,7 @@ def test_a_page_that_stops_being_a_live_blog_is_an_update(store: Store) -> None:
 
 # -- migration 0008 -----------------------------------------------------------------------------
 
-ARTICLE_COLUMNS = [
-    "article_id",
-    "url",
-    "source",
-    "title",
-    "authors",
-    "published_at",
-    "language",
-    "text",
-    "content_hash",
-    "fetched_at",
-    "updated_at",
-    "story_id",
-    "copy_of",
-    "change_seq",
-]
+ARTICLE_COLUMNS = [c for c in V1_COLUMNS["newsagg_v1_articles"] if c != "live_blog"]  # before 0008
 
 
 def _alembic(url: str) -> Config:
