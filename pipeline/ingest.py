@@ -197,8 +197,8 @@ class FetchOutcome:
     failures: dict[str, str] = field(default_factory=dict)
     feeds: list[FeedOutcome] = field(default_factory=list)  # fetch_sources only
     peak_hosts: int = 0  # hosts being fetched at once, at most
-    fetched_by_source: Counter[str] = field(default_factory=Counter)  # pages asked for, per source
-    failed_by_source: Counter[str] = field(default_factory=Counter)  # of those, failed or not HTML
+    fetched_by_source: Counter[str] = field(default_factory=Counter)  # pages stored, per source
+    failed_by_source: Counter[str] = field(default_factory=Counter)  # failed or not HTML, per source
 
 
 _Result = tuple[PendingUrl, "Response | NewsaggError", PackedBody | None]
@@ -400,10 +400,11 @@ def _write_fetched(ctx: Context, batch: list[_Result], outcome: FetchOutcome) ->
                     packed=packed,
                 )
                 outcome.counts[result] += 1
-                outcome.fetched_by_source[item.source] += 1
                 if result == "dropped":
                     outcome.failures[item.url] = f"not HTML ({response.content_type})"
                     outcome.failed_by_source[item.source] += 1
+                else:
+                    outcome.fetched_by_source[item.source] += 1
             elif isinstance(response, OutOfDescriptorsError):
                 outcome.counts["deferred"] += 1  # still pending: the next run asks again
             else:
@@ -411,5 +412,4 @@ def _write_fetched(ctx: Context, batch: list[_Result], outcome: FetchOutcome) ->
                 record_fetch_failure(ctx, conn, item.url, item.source, reason, response.retryable)
                 outcome.counts["failed"] += 1
                 outcome.failures[item.url] = reason
-                outcome.fetched_by_source[item.source] += 1
                 outcome.failed_by_source[item.source] += 1

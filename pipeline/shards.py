@@ -138,11 +138,9 @@ def fetch_shard(ctx: Context, sources: Sequence[Source], since: datetime | None 
             entry.warning = outcome.error
         else:
             entry.error = outcome.error or "feed failed"
-    for name, asked in fetched.fetched_by_source.items():
-        if name in result.sources:
-            failed = fetched.failed_by_source.get(name, 0)
-            result.sources[name].fetched += asked - failed
-            result.sources[name].failed += failed
+    for name, entry in result.sources.items():
+        entry.fetched += fetched.fetched_by_source[name]
+        entry.failed += fetched.failed_by_source[name]
     result.fetch.update(fetched.counts)
     result.cleaned.update(gathered.cleaned.counts)
     crawl = gathered.crawl

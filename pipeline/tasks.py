@@ -336,10 +336,10 @@ def summarise(results: Mapping[str, Any]) -> dict[str, int]:
         fetched = (item or {}).get("fetched") or {}
         total["pages_stored"] += int(fetched.get("stored", 0))
         total["pages_failed"] += int(fetched.get("failed", 0)) + int(fetched.get("dropped", 0))
-    cleaned = [(item or {}).get("cleaned") for item in results.get("shards") or []]
-    cleaned += [(item or {}).get("counts") for item in results.get("cleaned") or []]
+    # the shards clean as they fetch; the clean tasks take what they left
+    cleaned = [(item or {}).get("cleaned") or {} for item in results.get("shards") or []]
+    cleaned += [(item or {}).get("counts") or {} for item in results.get("cleaned") or []]
     for counts in cleaned:
-        counts = counts or {}
         total["articles_new"] += int(counts.get("new", 0))
         total["articles_updated"] += int(counts.get("updated", 0))
         total["articles_dropped"] += int(counts.get("dropped", 0))

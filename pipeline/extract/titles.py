@@ -197,9 +197,6 @@ def strip_site_segments(title: str, keys: set[str], host_labels: set[str]) -> st
     bounds = [0, *(pos for m in breaks for pos in (m.start(), m.end())), len(title)]
     segments = [(bounds[i], bounds[i + 1]) for i in range(0, len(bounds), 2)]
     first, last = 0, len(segments) - 1
-    archive = [i for i, seg in enumerate(segments) if alnum_key(title[slice(*seg)]) in _ARCHIVE_SEGMENTS]
-    if archive and archive[-1] < last:
-        first = archive[-1] + 1  # "Site » Blog Archive » Headline": blog software's own trail
     while last > first and _site_like(title[slice(*segments[last])], keys, host_labels):
         last -= 1
     while first < last and _site_like(title[slice(*segments[first])], keys, host_labels):
@@ -314,10 +311,11 @@ def title_sources(
     keys, host_labels = _site_keys(sites, url)
     title_el = next(tree.iter("title"), None)
     raw_title = one_line(title_el.text_content()) if title_el is not None else None
-    if raw_title:  # "Site » Blog Archive » Headline" names the site: its <h1> logo is a label
+    if raw_title:  # "Site » Blog Archive » Headline": the trail names the site, as segments to
+        # strip from every title source and as a label for the site's logo in the <h1>
         segments = [alnum_key(seg) for seg in _SEGMENT_BREAK.split(raw_title)]
         archive = [i for i, key in enumerate(segments) if key in _ARCHIVE_SEGMENTS]
-        keys |= {key for key in segments[: archive[-1]] if key} if archive else set()
+        keys |= {key for key in segments[: archive[-1] + 1] if key} if archive else set()
     is_label = _label_checker(tree, url, keys, host_labels)
 
     def clean(title: str | None) -> str | None:
