@@ -11,7 +11,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -24,12 +23,12 @@ from pipeline.serve.export import export
 from pipeline.serve.readapi import create_app
 from pipeline.serve.tokens import create_token
 from pipeline.serve.web.page import story_card, story_page
-from pipeline.store.core import MIGRATIONS, Store, normalise_url
+from pipeline.store.core import Store, normalise_url
 from tests.helpers import dump_store
 from tests.test_clean_stage import article, fill
 from tests.test_clean_stage import page as report_page
 from tests.test_extract_rules import HEADLINE, html, live_head
-from tests.test_views import V1_COLUMNS, _as_role
+from tests.test_views import V1_COLUMNS, _alembic, _as_role
 
 LIVE = "https://site.example/live/tram-vote"
 REPORT = "https://site.example/news/bridge"
@@ -135,13 +134,6 @@ def test_a_page_that_stops_being_a_live_blog_is_an_update(store: Store) -> None:
 # -- migration 0008 -----------------------------------------------------------------------------
 
 ARTICLE_COLUMNS = [c for c in V1_COLUMNS["newsagg_v1_articles"] if c != "live_blog"]  # before 0008
-
-
-def _alembic(url: str) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
-    return cfg
 
 
 def _store_at_0007(url: str) -> None:
